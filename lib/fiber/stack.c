@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stack.c: mapping, guarding and caching fiber stacks (layout in stack.h).
+ */
+#include "stack.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#ifdef URSA_HAVE_VALGRIND
+#include <valgrind/valgrind.h>
+#endif
+
+/* Linux 6.13 added guard regions; Debian 12's headers predate them. */
+#ifndef MADV_GUARD_INSTALL
+#define MADV_GUARD_INSTALL 102
+#endif
+
+/* Four pages: one huge frame without -fstack-clash-protection is less
+ * likely to jump a bigger guard, and the guard costs no memory. */
+#define GUARD_PAGES 4
+
+/* 0 = not probed yet, 1 = MADV_GUARD_INSTALL works, 2 = use mprotect. */
+static atomic_int guard_mode;
+
+static size_t page_size(void)
+{
+	static size_t ps;
+
+	if (!ps)
+		ps = (size_t)sysconf(_SC_PAGESIZE);
+	return ps;
+}
+
+size_t ursa__stack_guard_size(void)
+{
+	return GUARD_PAGES * page_size();
+}
+
+static int install_guard(void *addr, size_t len)
+{
+	int mode = atomic_load_explicit(&guard_mode, memory_order_relaxed);
+
+	if (mode != 2) {
+		if (madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
+			atomic_store_explicit(&guard_mode, 1, memory_order_relaxed);
+			return 0;
+		}
+		/* EINVAL: the kernel predates guard regions.  Remember, fall back. */
+		if (errno != EINVAL)
+			return -errno;
+		atomic_store_explicit(&guard_mode, 2, memory_order_relaxed);
+	}
+	return mprotect(addr, len, PROT_NONE) == 0 ? 0 : -errno;
+}
+
+const char *ursa__stack_guard_kind(void)
+{
+	switch (atomic_load_explicit(&guard_mode, memory_order_relaxed)) {
+	case 1:
+		return "madvise";
+	case 2:
+		return "mprotect";
+	default:
+		return "unprobed";
+	}
+}
+
+int ursa__stack_map(struct ursa__stack *s, size_t size)
+{
+	size_t ps = page_size(), guard = ursa__stack_guard_size();
+	void *map;
+	int rc;
+
+	size = (size + ps - 1) & ~(ps - 1);
+	if (size < 4 * ps)
+		size = 4 * ps;
+	/* NORESERVE: a million 128 KiB stacks are 128 GiB of address space but
+	 * only the pages touched are memory; do not charge commit for the rest. */
+	map = mmap(NULL, guard + size, PROT_READ | PROT_WRITE,
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+	if (map == MAP_FAILED)
+		return -errno;
+	rc = install_guard(map, guard);
+	if (rc < 0) {
+		munmap(map, guard + size);
+		return rc;
+	}
+	s->map = map;
+	s->size = size;
+	s->vg_id = 0;
+#ifdef URSA_HAVE_VALGRIND
+	/* Without this, memcheck takes a switch to another stack for a huge
+	 * stack-pointer move and reports nonsense. */
+	s->vg_id = VALGRIND_STACK_REGISTER(ursa__stack_lo(s), (char *)ursa__stack_lo(s) + size);
+#endif
+	return 0;
+}
+
+void ursa__stack_unmap(struct ursa__stack *s)
+{
+	if (!s->map)
+		return;
+#ifdef URSA_HAVE_VALGRIND
+	VALGRIND_STACK_DEREGISTER(s->vg_id);
+#endif
+	munmap(s->map, ursa__stack_guard_size() + s->size);
+	s->map = NULL;
+}
+
+bool ursa__stack_in_guard(const struct ursa__stack *s, const void *addr)
+{
+	uintptr_t a = (uintptr_t)addr, lo = (uintptr_t)s->map;
+
+	return s->map && a >= lo && a < lo + ursa__stack_guard_size();
+}
+
+int ursa__stack_cache_init(struct ursa__stack_cache *c, size_t size, unsigned cap)
+{
+	size_t ps = page_size();
+
+	c->size = (size + ps - 1) & ~(ps - 1);
+	if (c->size < 4 * ps)
+		c->size = 4 * ps;
+	c->n = 0;
+	c->cap = cap;
+	c->items = cap ? calloc(cap, sizeof(*c->items)) : NULL;
+	return cap && !c->items ? -ENOMEM : 0;
+}
+
+void ursa__stack_cache_fini(struct ursa__stack_cache *c)
+{
+	while (c->n)
+		ursa__stack_unmap(&c->items[--c->n]);
+	free(c->items);
+	c->items = NULL;
+}
+
+int ursa__stack_get(struct ursa__stack_cache *c, struct ursa__stack *s, size_t size)
+{
+	if ((size == 0 || size == c->size) && c->n) {
+		*s = c->items[--c->n];
+		return 0;
+	}
+	return ursa__stack_map(s, size ? size : c->size);
+}
+
+void ursa__stack_put(struct ursa__stack_cache *c, struct ursa__stack *s)
+{
+	if (s->size == c->size && c->n < c->cap) {
+		c->items[c->n++] = *s;
+		s->map = NULL;
+		return;
+	}
+	ursa__stack_unmap(s);
+}

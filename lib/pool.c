@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.c: the blocking thread pool and ursa_blocking.  Jobs live on the
+ * waiting task's stack; a FIFO queue under one mutex feeds the threads, which
+ * start on demand (up to the maximum) and wake the task through its core's
+ * inbox when done.  This is the only place ursa runs user code off a worker.
+ */
+#include "pool.h"
+
+#include "scope.h"
+#include "task.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+
+static void *pool_thread(void *arg)
+{
+	struct ursa__pool *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		struct ursa__job *j;
+
+		while (!p->head && !p->stopping) {
+			p->idle++;
+			pthread_cond_wait(&p->cv, &p->mu);
+			p->idle--;
+		}
+		if (!p->head)
+			break; /* stopping, and the queue is empty */
+		j = p->head;
+		p->head = j->next;
+		if (!p->head)
+			p->tail = NULL;
+		atomic_store_explicit(&j->state, URSA__JOB_RUNNING, memory_order_relaxed);
+		pthread_mutex_unlock(&p->mu);
+
+		j->result = j->fn(j->arg);
+		/* FINISHING keeps the task waiting while we still touch it; DONE
+		 * (release: publishes result) is our last access to the job. */
+		atomic_store_explicit(&j->state, URSA__JOB_FINISHING, memory_order_release);
+		ursa__task_wake(j->task);
+		atomic_store_explicit(&j->state, URSA__JOB_DONE, memory_order_release);
+
+		pthread_mutex_lock(&p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+int ursa__pool_init(struct ursa__pool *p, unsigned max_threads)
+{
+	p->head = p->tail = NULL;
+	p->nthreads = p->idle = 0;
+	p->max = max_threads ? max_threads : 1;
+	p->stopping = false;
+	p->threads = calloc(p->max, sizeof(*p->threads));
+	if (!p->threads)
+		return -ENOMEM;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	return 0;
+}
+
+void ursa__pool_fini(struct ursa__pool *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	for (unsigned i = 0; i < p->nthreads; i++)
+		pthread_join(p->threads[i], NULL);
+	free(p->threads);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->mu);
+}
+
+int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
+{
+	int rc = 0;
+
+	atomic_store_explicit(&j->state, URSA__JOB_QUEUED, memory_order_relaxed);
+	j->next = NULL;
+	pthread_mutex_lock(&p->mu);
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	if (p->idle == 0 && p->nthreads < p->max) {
+		/* Pool threads take no signals: those belong to the application's
+		 * own threads (and the workers' SIGSEGV handler). */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		rc = -pthread_create(&p->threads[p->nthreads], NULL, pool_thread, p);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc == 0)
+			p->nthreads++;
+		else if (p->nthreads > 0)
+			rc = 0; /* the existing threads will get to it */
+		else
+			p->head = p->tail = NULL; /* no thread at all: give the job back */
+	}
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return rc;
+}
+
+bool ursa__pool_withdraw(struct ursa__pool *p, struct ursa__job *j)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&p->mu);
+	for (struct ursa__job **pp = &p->head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+		if (*pp != j)
+			continue;
+		*pp = j->next;
+		if (p->tail == j)
+			p->tail = prev;
+		found = true;
+		break;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return found;
+}
+
+int ursa_blocking(ursa_fn fn, void *arg, void **result)
+{
+	struct ursa_task *self = ursa__self();
+	struct ursa__job j = {.fn = fn, .arg = arg, .task = self};
+	int rc;
+
+	if (!self)
+		return -EPERM;
+	if (!fn)
+		return -EINVAL;
+	rc = ursa__cancel_check(self, NULL);
+	if (rc)
+		return rc;
+	rc = ursa__pool_submit(&self->core->rt->pool, &j);
+	if (rc < 0)
+		return rc;
+	for (;;) {
+		int state;
+
+		if (self->scope)
+			ursa__scope_arm(self);
+		ursa__sched_park();
+		state = atomic_load_explicit(&j.state, memory_order_acquire);
+		if (state == URSA__JOB_DONE)
+			break;
+		if (state == URSA__JOB_FINISHING) {
+			/* The pool thread is between its wake and its last store:
+			 * let it finish (a few hundred ns) before the job can go. */
+			ursa__sched_yield();
+			continue;
+		}
+		rc = ursa__cancel_check(self, NULL);
+		if (rc && state == URSA__JOB_QUEUED && ursa__pool_withdraw(&self->core->rt->pool, &j))
+			return rc;
+		/* Running: it cannot be stopped; its result will win. */
+	}
+	if (result)
+		*result = j.result;
+	return 0;
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ring.h: one core's io_uring.  ring.c owns set-up (with flag step-down),
+ * probing, submission and reaping.  Other files get an SQE from
+ * ursa__ring_sqe(), fill it with liburing's io_uring_prep_* helpers (plain
+ * field stores) and tag its user_data with one of the URSA__UD_* kinds below;
+ * nothing else calls into liburing.
+ */
+#ifndef URSA_RING_H
+#define URSA_RING_H
+
+#include <liburing.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/*
+ * user_data: a pointer to an 8-byte aligned record with its kind in the low
+ * three bits, or a bare kind for completions that carry no record.
+ */
+enum {
+	URSA__UD_OP = 0,     /* struct ursa__op *: a fiber waits for this CQE   */
+	URSA__UD_TIMER = 1,  /* struct ursa__timer *: a deadline scope's timer  */
+	URSA__UD_KICK = 2,   /* no record: MSG_RING "look at your inbox"        */
+	URSA__UD_IGNORE = 3, /* no record: cancel requests, timeout removals    */
+	URSA__UD_EVENTFD = 4 /* no record: the core's eventfd read completed    */
+};
+#define URSA__UD_KIND(ud) ((unsigned)((ud) & 7u))
+#define URSA__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
+#define URSA__UD_MAKE(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (kind))
+
+/* What the kernel accepted and offers, found once per ring at set-up. */
+struct ursa__ring_caps {
+	unsigned setup_flags; /* IORING_SETUP_* accepted */
+	unsigned features;    /* IORING_FEAT_* reported */
+	bool msg_ring;        /* IORING_OP_MSG_RING */
+	bool cqe_skip;        /* IOSQE_CQE_SKIP_SUCCESS (IORING_FEAT_CQE_SKIP) */
+};
+
+struct ursa__ring {
+	struct io_uring uring;
+	struct ursa__ring_caps caps;
+};
+
+/*
+ * Create the ring with SQ `entries` and CQ 4x that, asking for
+ * SINGLE_ISSUER | DEFER_TASKRUN | COOP_TASKRUN and dropping one flag at a time
+ * while the kernel answers -EINVAL.  Must run on the thread that will submit
+ * and wait (DEFER_TASKRUN runs completions only for that thread).
+ * 0, or -errno: -ENOSYS/-EPERM when io_uring is unavailable or refused.
+ */
+int ursa__ring_init(struct ursa__ring *r, unsigned entries);
+void ursa__ring_fini(struct ursa__ring *r);
+
+/*
+ * A free SQE, zeroed by the prep helper the caller uses next.  Never NULL: a
+ * full SQ is submitted and the call retried (the kernel keeps completions past
+ * a full CQ in its overflow list, flushed on our next enter; see
+ * ursa__ring_enter).
+ */
+struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r);
+
+/* True if SQEs are queued but not yet submitted. */
+static inline bool ursa__ring_has_unsubmitted(struct ursa__ring *r)
+{
+	return io_uring_sq_ready(&r->uring) != 0;
+}
+
+/*
+ * Submit what is queued and collect completions: wait for at least one when
+ * `wait`, else only pick up what is ready.  Returns 0 or -errno (never
+ * -EINTR, -EBUSY or -EAGAIN, which are retried here after reaping).
+ */
+typedef void (*ursa__ring_complete_fn)(void *ctx, uint64_t ud, int res, unsigned flags);
+int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn, void *ctx);
+
+/* Dispatch every CQE in the CQ to fn; returns how many. */
+unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *ctx);
+
+/* Describe the kernel's io_uring (ursa_features()). */
+void ursa__ring_describe(char *buf, size_t len);
+
+#endif /* URSA_RING_H */

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * runtime.c: ursa_run: options, starting and pinning the workers, each
+ * core's set-up and tear-down, and the start-up failure report.
+ *
+ * Per-core set-up, in order (tear-down is the reverse):
+ *   1. pin the thread to its CPU;
+ *   2. the ring (must be made on this thread: SINGLE_ISSUER, DEFER_TASKRUN);
+ *   3. the eventfd other threads kick us through;
+ *   4. the stack cache;
+ *   5. the alternate signal stack for the overflow report.
+ */
+#include "guard.h"
+#include "scope.h"
+#include "task.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define DEFAULT_RING_ENTRIES 256u
+#define MAX_RING_ENTRIES 32768u
+#define DEFAULT_STACK_SIZE (128u * 1024u)
+#define DEFAULT_STACK_CACHE 256u
+#define MAX_CORES 1024u
+
+/* ---------------------------------------------------------------- options */
+
+/* Parse an unsigned number with an optional K/M/G suffix (powers of 1024). */
+static int parse_size(const char *s, unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -EINVAL;
+	switch (*end) {
+	case 'k': case 'K': v <<= 10; end++; break;
+	case 'm': case 'M': v <<= 20; end++; break;
+	case 'g': case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* An option: the explicit value if non-zero, else the environment, else 0
+ * (meaning: the default).  A malformed environment value is an error, not a
+ * silent default. */
+static int pick(unsigned long long given, const char *env, unsigned long long *out)
+{
+	const char *s = getenv(env);
+
+	*out = given;
+	if (given || !s || !*s)
+		return 0;
+	if (parse_size(s, out) < 0) {
+		fprintf(stderr, "ursa: %s=%s is not a number\n", env, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
+{
+	static const struct ursa_opts none;
+	unsigned long long v;
+	cpu_set_t mask;
+	int ncpu = 0;
+
+	if (!o)
+		o = &none;
+	CPU_ZERO(&mask);
+	if (sched_getaffinity(0, sizeof(mask), &mask) == 0)
+		for (int i = 0; i < CPU_SETSIZE; i++)
+			if (CPU_ISSET(i, &mask))
+				cfg->cpus[ncpu++] = i;
+	if (ncpu == 0) /* affinity unknown: count online CPUs, unpinned order */
+		for (long n = sysconf(_SC_NPROCESSORS_ONLN); ncpu < n && ncpu < CPU_SETSIZE; ncpu++)
+			cfg->cpus[ncpu] = ncpu;
+
+	if (pick(o->cores, "URSA_CORES", &v) < 0)
+		return -EINVAL;
+	if (v > MAX_CORES)
+		return -EINVAL;
+	cfg->cores = v ? (unsigned)v : (unsigned)ncpu;
+	/* More cores than CPUs: pin round-robin (useful for testing). */
+	for (unsigned i = (unsigned)ncpu; i < cfg->cores && i < CPU_SETSIZE; i++)
+		cfg->cpus[i] = cfg->cpus[i % (unsigned)ncpu];
+
+	if (pick(o->ring_entries, "URSA_RING_ENTRIES", &v) < 0)
+		return -EINVAL;
+	if (v > MAX_RING_ENTRIES)
+		return -EINVAL;
+	cfg->ring_entries = v ? (unsigned)v : DEFAULT_RING_ENTRIES;
+	if (cfg->ring_entries < 8)
+		cfg->ring_entries = 8;
+
+	if (pick(o->stack_size, "URSA_STACK_SIZE", &v) < 0)
+		return -EINVAL;
+	if (v && v < 16 * 1024)
+		return -EINVAL;
+	cfg->stack_size = v ? (size_t)v : DEFAULT_STACK_SIZE;
+
+	if (pick(o->pool_threads, "URSA_POOL_THREADS", &v) < 0)
+		return -EINVAL;
+	/* asyncio's default executor size: min(32, CPUs + 4). */
+	cfg->pool_threads = v ? (unsigned)v : (unsigned)(ncpu + 4 < 32 ? ncpu + 4 : 32);
+
+	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0)
+		return -EINVAL;
+	cfg->stack_cache = v ? (unsigned)v : DEFAULT_STACK_CACHE;
+	return 0;
+}
+
+/* ------------------------------------------------------- start-up failure */
+
+static void explain_ring_failure(int err)
+{
+	static atomic_bool said;
+	const char *why;
+
+	if (atomic_exchange(&said, true))
+		return;
+	switch (-err) {
+	case ENOSYS:
+		why = "the kernel has no io_uring, or a seccomp filter (e.g. Docker's default "
+		      "profile) hides it; run with a profile that allows io_uring_setup/enter/register";
+		break;
+	case EPERM:
+	case EACCES:
+		why = "io_uring is disabled (sysctl kernel.io_uring_disabled) or refused by a "
+		      "seccomp/LSM policy; set kernel.io_uring_disabled=0 or allow the syscalls";
+		break;
+	case ENOMEM:
+		why = "not enough locked memory for the ring (raise `ulimit -l`, RLIMIT_MEMLOCK) "
+		      "or out of memory; a smaller URSA_RING_ENTRIES may help";
+		break;
+	default:
+		why = "unexpected error from io_uring_setup";
+		break;
+	}
+	fprintf(stderr, "ursa: io_uring is unavailable (%s): %s\n", strerror(-err), why);
+}
+
+/* --------------------------------------------------------------- per core */
+
+static int core_init(struct ursa__core *c)
+{
+	struct ursa__runtime *rt = c->rt;
+	cpu_set_t one;
+	int rc;
+
+	CPU_ZERO(&one);
+	CPU_SET(rt->cfg.cpus[c->id % CPU_SETSIZE], &one);
+	/* A CPU that vanished from the mask is not fatal: run unpinned. */
+	(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+
+	rc = ursa__ring_init(&c->ring, rt->cfg.ring_entries);
+	if (rc < 0)
+		return rc;
+	c->eventfd = eventfd(0, EFD_CLOEXEC);
+	if (c->eventfd < 0) {
+		rc = -errno;
+		ursa__ring_fini(&c->ring);
+		return rc;
+	}
+	rc = ursa__stack_cache_init(&c->stacks, rt->cfg.stack_size, rt->cfg.stack_cache);
+	if (rc == 0)
+		rc = ursa__guard_thread_init(c);
+	if (rc < 0) {
+		ursa__stack_cache_fini(&c->stacks);
+		close(c->eventfd);
+		c->eventfd = -1;
+		ursa__ring_fini(&c->ring);
+	}
+	return rc;
+}
+
+static void core_fini(struct ursa__core *c)
+{
+	/* Finished tasks nobody joined: nobody can any more. */
+	while (!ursa__list_empty(&c->tasks)) {
+		struct ursa_task *t =
+			ursa__container_of(c->tasks.next, struct ursa_task, all);
+
+		ursa__task_free(c, t);
+	}
+	ursa__guard_thread_fini(c);
+	ursa__stack_cache_fini(&c->stacks);
+	ursa__timers_fini(c);
+	ursa__ring_fini(&c->ring);
+	close(c->eventfd);
+	c->eventfd = -1;
+}
+
+/* The worker thread's own stack, which ASan must know about. */
+static void find_thread_stack(struct ursa__core *c)
+{
+	pthread_attr_t attr;
+
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &c->sched_stack_lo, &c->sched_stack_size);
+		pthread_attr_destroy(&attr);
+	}
+}
+
+/* Start-up rendezvous: workers report, the caller decides go or abort. */
+static pthread_mutex_t start_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cv = PTHREAD_COND_INITIALIZER;
+
+struct start {
+	unsigned ready;
+	int go; /* 0: wait, 1: run, -1: abort */
+};
+
+struct worker_arg {
+	struct ursa__core *core;
+	struct start *start;
+};
+
+static void *worker_main(void *arg)
+{
+	struct worker_arg *wa = arg;
+	struct ursa__core *c = wa->core;
+	struct start *st = wa->start;
+	struct ursa__runtime *rt = c->rt;
+	int go;
+
+	c->init_err = core_init(c);
+	pthread_mutex_lock(&start_mu);
+	st->ready++;
+	pthread_cond_broadcast(&start_cv);
+	while (st->go == 0)
+		pthread_cond_wait(&start_cv, &start_mu);
+	go = st->go;
+	pthread_mutex_unlock(&start_mu);
+	if (go < 0) {
+		if (c->init_err == 0)
+			core_fini(c);
+		return NULL;
+	}
+
+	ursa__tls_core = c;
+	find_thread_stack(c);
+	if (c->id == 0) {
+		struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "main"};
+		struct ursa_task *t;
+
+		/* main is created here, on core 0, before the loop first runs. */
+		rt->main_spawn_err = ursa__task_spawn(rt, c, NULL, rt->main_fn, rt->main_arg, &so);
+		if (rt->main_spawn_err == 0) {
+			t = ursa__container_of(c->runq.prev, struct ursa_task, link);
+			rt->main_task = t;
+		} else {
+			atomic_store(&rt->stopping, true);
+			for (unsigned i = 1; i < rt->cfg.cores; i++)
+				ursa__core_kick(&rt->cores[i]);
+		}
+	}
+	ursa__sched_loop(c);
+	core_fini(c);
+	ursa__tls_core = NULL;
+	return NULL;
+}
+
+/* --------------------------------------------------------------- ursa_run */
+
+int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **result)
+{
+	struct ursa__runtime *rt;
+	struct worker_arg *args = NULL;
+	struct start st = {0, 0};
+	unsigned started = 0;
+	int rc;
+
+	if (ursa__tls_core)
+		return -EBUSY;
+	if (!main)
+		return -EINVAL;
+	rt = calloc(1, sizeof(*rt));
+	if (!rt)
+		return -ENOMEM;
+	rc = resolve(&rt->cfg, opts);
+	if (rc < 0)
+		goto out_rt;
+	rt->main_fn = main;
+	rt->main_arg = arg;
+	rt->cores = aligned_alloc(64, sizeof(*rt->cores) * rt->cfg.cores);
+	args = calloc(rt->cfg.cores, sizeof(*args));
+	if (!rt->cores || !args) {
+		rc = -ENOMEM;
+		goto out_cores;
+	}
+	memset(rt->cores, 0, sizeof(*rt->cores) * rt->cfg.cores);
+	for (unsigned i = 0; i < rt->cfg.cores; i++) {
+		struct ursa__core *c = &rt->cores[i];
+
+		c->id = i;
+		c->rt = rt;
+		c->eventfd = -1;
+		ursa__list_init(&c->runq);
+		ursa__list_init(&c->tasks);
+		atomic_init(&c->inbox, NULL);
+		args[i].core = c;
+		args[i].start = &st;
+	}
+	rc = ursa__pool_init(&rt->pool, rt->cfg.pool_threads);
+	if (rc < 0)
+		goto out_cores;
+	rc = ursa__guard_install();
+	if (rc < 0)
+		goto out_pool;
+
+	for (; started < rt->cfg.cores; started++) {
+		rc = -pthread_create(&rt->cores[started].thread, NULL, worker_main, &args[started]);
+		if (rc)
+			break;
+	}
+	pthread_mutex_lock(&start_mu);
+	while (st.ready < started)
+		pthread_cond_wait(&start_cv, &start_mu);
+	for (unsigned i = 0; i < started && rc == 0; i++)
+		rc = rt->cores[i].init_err;
+	st.go = rc == 0 ? 1 : -1;
+	pthread_cond_broadcast(&start_cv);
+	pthread_mutex_unlock(&start_mu);
+	for (unsigned i = 0; i < started; i++)
+		pthread_join(rt->cores[i].thread, NULL);
+
+	if (rc == 0)
+		rc = rt->main_spawn_err;
+	else if (rc == -ENOSYS || rc == -EPERM || rc == -EACCES || rc == -ENOMEM)
+		explain_ring_failure(rc);
+	if (rc == 0 && result)
+		*result = rt->main_result;
+
+	ursa__guard_uninstall();
+out_pool:
+	ursa__pool_fini(&rt->pool);
+out_cores:
+	free(args);
+	free(rt->cores);
+out_rt:
+	free(rt);
+	return rc;
+}
+
+/* ------------------------------------------------------------ reporting */
+
+static pthread_once_t features_once = PTHREAD_ONCE_INIT;
+static char features_buf[1024];
+
+static void describe(void)
+{
+	struct ursa__stack probe;
+	size_t n;
+
+	/* Map one stack so the guard mechanism is probed, not guessed. */
+	if (ursa__stack_map(&probe, 16 * 1024) == 0)
+		ursa__stack_unmap(&probe);
+
+	ursa__ring_describe(features_buf, sizeof(features_buf));
+	n = strlen(features_buf);
+	snprintf(features_buf + n, sizeof(features_buf) - n,
+	         "fiber backend: %s\nstack guards: %s\n",
+#ifdef URSA_FIBER_UCONTEXT
+	         "ucontext",
+#else
+	         "asm",
+#endif
+	         ursa__stack_guard_kind());
+}
+
+const char *ursa_features(void)
+{
+	pthread_once(&features_once, describe);
+	return features_buf;
+}
+
+const char *ursa_strerror(int err)
+{
+	const char *s = err < 0 ? strerrordesc_np(-err) : NULL;
+
+	if (err == 0)
+		return "Success";
+	return s ? s : "Unknown error";
+}

@@ -1,0 +1,332 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sched.c: the per-core run loop, parking and waking, the inbox through which
+ * other threads hand work to a core, and the CQE dispatcher.
+ *
+ * One turn of the loop, in order:
+ *   1. drain the inbox: link new tasks, queue woken ones, free released ones;
+ *   2. at shutdown, the first time: cancel every task of this core;
+ *   3. run each task that was runnable at the start of this step, once, until
+ *      it parks, yields or ends (tasks queued meanwhile wait for the next turn,
+ *      so I/O is polled between rounds);
+ *   4. if main ended during step 3, do step 2 now (before we might sleep);
+ *      leave if the runtime is stopping and nothing is left anywhere;
+ *   5. enter the kernel once: submit every SQE queued this turn and reap
+ *      completions, waiting for one only if there is nothing to run.  The
+ *      enter is skipped when there is nothing to submit and nothing owed.
+ */
+#include "core.h"
+
+#include "fiber/switch.h"
+#include "scope.h"
+#include "task.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+__thread struct ursa__core *ursa__tls_core;
+
+/* ------------------------------------------------------------------ inbox */
+
+void ursa__core_kick(struct ursa__core *target)
+{
+	struct ursa__core *self = ursa__tls_core;
+	uint64_t one = 1;
+
+	if (self && self != target && self->ring.caps.msg_ring) {
+		/* A CQE on the target's ring wakes it from io_uring_enter; our
+		 * own completion is suppressed when the kernel allows. */
+		struct io_uring_sqe *sqe = ursa__ring_sqe(&self->ring);
+
+		io_uring_prep_msg_ring(sqe, target->ring.uring.ring_fd, 0, URSA__UD_KICK, 0);
+		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+		if (self->ring.caps.cqe_skip)
+			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		return;
+	}
+	/* No ring here (pool thread, foreign thread) or no MSG_RING: the
+	 * target keeps a read armed on its eventfd. */
+	while (write(target->eventfd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
+}
+
+/* Push m onto c's inbox; kick c only on the empty-to-non-empty edge, since c
+ * drains the whole inbox every turn. */
+static void inbox_push(struct ursa__core *c, struct ursa__msg *m)
+{
+	struct ursa__msg *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
+
+	do {
+		m->next = head;
+		/* release: pairs with the acquire exchange in drain_inbox, so the
+		 * owner sees everything written before the push. */
+	} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, m, memory_order_release,
+	                                                memory_order_relaxed));
+	if (!head)
+		ursa__core_kick(c);
+}
+
+static void runq_push(struct ursa__core *c, struct ursa_task *t)
+{
+	ursa__list_push(&c->runq, &t->link);
+	c->runq_len++;
+}
+
+static void link_task(struct ursa__core *c, struct ursa_task *t)
+{
+	ursa__list_push(&c->tasks, &t->all);
+	t->linked = true;
+	/* Spawned after shutdown began: start it cancelled, so its cleanup code
+	 * runs and its blocking calls return -ECANCELED. */
+	if (c->cancelled_all)
+		atomic_store_explicit(&t->cancel_requested, true, memory_order_relaxed);
+}
+
+static void drain_inbox(struct ursa__core *c)
+{
+	struct ursa__msg *m = atomic_exchange_explicit(&c->inbox, NULL, memory_order_acquire);
+	struct ursa__msg *fifo = NULL;
+
+	/* The inbox is LIFO; reverse it so wakes run in the order they came. */
+	while (m) {
+		struct ursa__msg *next = m->next;
+
+		m->next = fifo;
+		fifo = m;
+		m = next;
+	}
+	while (fifo) {
+		struct ursa__msg *next = fifo->next;
+		struct ursa_task *t = ursa__container_of(fifo, struct ursa_task, msg);
+
+		if (fifo->kind == URSA__MSG_FREE) {
+			ursa__task_free(c, t);
+		} else {
+			if (!t->linked)
+				link_task(c, t);
+			runq_push(c, t);
+		}
+		fifo = next;
+	}
+}
+
+/* ------------------------------------------------------------ park, wake */
+
+static void enqueue(struct ursa_task *t)
+{
+	struct ursa__core *c = ursa__tls_core;
+
+	if (c == t->core) {
+		if (!t->linked)
+			link_task(c, t);
+		runq_push(c, t);
+		return;
+	}
+	t->msg.kind = URSA__MSG_WAKE;
+	inbox_push(t->core, &t->msg);
+}
+
+void ursa__task_enqueue_new(struct ursa_task *t)
+{
+	enqueue(t);
+}
+
+void ursa__task_wake(struct ursa_task *t)
+{
+	int s = atomic_load_explicit(&t->state, memory_order_acquire);
+
+	for (;;) {
+		if (s == URSA__TASK_PARKED) {
+			if (atomic_compare_exchange_weak_explicit(&t->state, &s, URSA__TASK_QUEUED,
+			                                          memory_order_acq_rel,
+			                                          memory_order_acquire)) {
+				enqueue(t);
+				return;
+			}
+		} else if (s == URSA__TASK_RUNNING) {
+			/* Not parked yet: make its next park return at once. */
+			if (atomic_compare_exchange_weak_explicit(&t->state, &s, URSA__TASK_NOTIFIED,
+			                                          memory_order_acq_rel,
+			                                          memory_order_acquire))
+				return;
+		} else {
+			return; /* NOTIFIED, QUEUED or DONE: already going to run */
+		}
+	}
+}
+
+static void switch_to_scheduler(struct ursa__core *c, struct ursa_task *t)
+{
+	ursa__fiber_switch(&t->ctx, &t->asan_fake_stack, &c->sched_ctx, c->sched_stack_lo,
+	                   c->sched_stack_size);
+}
+
+void ursa__sched_park(void)
+{
+	struct ursa__core *c = ursa__tls_core;
+	struct ursa_task *t = c->current;
+	int expected = URSA__TASK_RUNNING;
+
+	if (!atomic_compare_exchange_strong_explicit(&t->state, &expected, URSA__TASK_PARKED,
+	                                             memory_order_acq_rel, memory_order_acquire)) {
+		/* NOTIFIED: a wake came first.  Only this task leaves NOTIFIED. */
+		atomic_store_explicit(&t->state, URSA__TASK_RUNNING, memory_order_relaxed);
+		return;
+	}
+	switch_to_scheduler(c, t);
+}
+
+void ursa__sched_yield(void)
+{
+	struct ursa__core *c = ursa__tls_core;
+	struct ursa_task *t = c->current;
+
+	atomic_store_explicit(&t->state, URSA__TASK_QUEUED, memory_order_relaxed);
+	runq_push(c, t);
+	switch_to_scheduler(c, t);
+}
+
+void ursa__sched_exit(void)
+{
+	struct ursa__core *c = ursa__tls_core;
+	struct ursa_task *t = c->current;
+
+	t->exiting = true;
+	/* NULL fake-stack slot: this context never runs again. */
+	ursa__fiber_switch(&t->ctx, NULL, &c->sched_ctx, c->sched_stack_lo, c->sched_stack_size);
+	abort(); /* unreachable: nothing switches back into an exited task */
+}
+
+/* --------------------------------------------------------- completions */
+
+void ursa__sched_complete(void *core, uint64_t ud, int res, unsigned flags)
+{
+	struct ursa__core *c = core;
+
+	switch (URSA__UD_KIND(ud)) {
+	case URSA__UD_OP: {
+		struct ursa__op *op = URSA__UD_PTR(ud);
+
+		op->res = res;
+		op->cqe_flags = flags;
+		/* A multishot op stays armed while the kernel says MORE. */
+		if (!(flags & IORING_CQE_F_MORE)) {
+			op->done = true;
+			c->pending--;
+		}
+		ursa__task_wake(op->task);
+		break;
+	}
+	case URSA__UD_TIMER:
+		ursa__timer_complete(c, URSA__UD_PTR(ud), res);
+		break;
+	case URSA__UD_EVENTFD:
+		c->eventfd_armed = false;
+		break;
+	default: /* KICK and IGNORE: the inbox is drained every turn anyway */
+		break;
+	}
+}
+
+static void arm_eventfd(struct ursa__core *c)
+{
+	struct io_uring_sqe *sqe = ursa__ring_sqe(&c->ring);
+
+	io_uring_prep_read(sqe, c->eventfd, &c->eventfd_buf, sizeof(c->eventfd_buf), 0);
+	io_uring_sqe_set_data64(sqe, URSA__UD_EVENTFD);
+	c->eventfd_armed = true;
+}
+
+/* ----------------------------------------------------------------- loop */
+
+static void run_one(struct ursa__core *c)
+{
+	/* Callers check runq_len: the queue is not empty. */
+	struct ursa__list *n = c->runq.next;
+	struct ursa_task *t = ursa__container_of(n, struct ursa_task, link);
+
+	ursa__list_unlink(n);
+	c->runq_len--;
+	atomic_store_explicit(&t->state, URSA__TASK_RUNNING, memory_order_relaxed);
+	c->current = t;
+	ursa__fiber_switch(&c->sched_ctx, &c->asan_fake_stack, &t->ctx, ursa__stack_lo(&t->stack),
+	                   t->stack.size);
+	c->current = NULL;
+	if (t->exiting)
+		ursa__task_finish(c, t);
+}
+
+static void cancel_all(struct ursa__core *c)
+{
+	c->cancelled_all = true;
+	for (struct ursa__list *n = c->tasks.next; n != &c->tasks; n = n->next) {
+		struct ursa_task *t = ursa__container_of(n, struct ursa_task, all);
+
+		if (atomic_load_explicit(&t->state, memory_order_acquire) == URSA__TASK_DONE)
+			continue;
+		atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
+		ursa__task_wake(t);
+	}
+}
+
+/* Stopping, no task left on any core, nothing owed by this core's kernel
+ * ring and nothing queued here: the loop may end. */
+static bool nothing_left(struct ursa__core *c)
+{
+	return atomic_load_explicit(&c->rt->stopping, memory_order_acquire) &&
+	       atomic_load_explicit(&c->rt->live, memory_order_acquire) == 0 && c->pending == 0 &&
+	       c->runq_len == 0 && !atomic_load_explicit(&c->inbox, memory_order_acquire);
+}
+
+static void enter(struct ursa__core *c, bool wait)
+{
+	int rc = ursa__ring_enter(&c->ring, wait, ursa__sched_complete, c);
+
+	if (rc < 0) {
+		/* Only a broken ring gets here (EBADF, EFAULT): nothing sane to do. */
+		fprintf(stderr, "ursa: core %u: io_uring_enter failed: %s\n", c->id, strerror(-rc));
+		abort();
+	}
+}
+
+void ursa__sched_loop(struct ursa__core *c)
+{
+	for (;;) {
+		drain_inbox(c);
+		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
+			cancel_all(c);
+		for (unsigned n = c->runq_len; n && c->runq_len; n--)
+			run_one(c);
+		/* main may have just ended here: cancel before deciding to sleep,
+		 * or this core would wait for a completion nobody will post. */
+		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
+			cancel_all(c);
+		if (nothing_left(c)) {
+			/* Send what is queued (the last task's kicks to the other
+			 * cores) before leaving. */
+			if (ursa__ring_has_unsubmitted(&c->ring))
+				enter(c, false);
+			break;
+		}
+		if (!c->eventfd_armed)
+			arm_eventfd(c);
+		bool idle = c->runq_len == 0 &&
+		            !atomic_load_explicit(&c->inbox, memory_order_acquire);
+		if (!idle && c->pending == 0 && !ursa__ring_has_unsubmitted(&c->ring))
+			continue; /* busy, and the kernel owes us nothing */
+		enter(c, idle);
+	}
+	/* Withdraw the eventfd read, so nothing targets eventfd_buf once the
+	 * core is freed, and wait for its CQE. */
+	if (c->eventfd_armed) {
+		struct io_uring_sqe *sqe = ursa__ring_sqe(&c->ring);
+
+		io_uring_prep_cancel64(sqe, URSA__UD_EVENTFD, 0);
+		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+		while (c->eventfd_armed)
+			enter(c, true);
+	}
+}

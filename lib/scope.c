@@ -1,0 +1,185 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scope.c: deadline scopes, shielding, and the cancellation check that every
+ * blocking call makes before it blocks and whenever it is woken.
+ */
+#include "scope.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm);
+
+int ursa__cancel_check(struct ursa_task *t, uint64_t *deadline)
+{
+	return check_and_arm(t, deadline, false);
+}
+
+void ursa__scope_arm(struct ursa_task *t)
+{
+	(void)check_and_arm(t, NULL, true);
+}
+
+static struct ursa__timer *timer_get(struct ursa__core *c)
+{
+	struct ursa__timer *tm = c->free_timers;
+
+	if (tm) {
+		c->free_timers = tm->next_free;
+		return tm;
+	}
+	return malloc(sizeof(*tm));
+}
+
+static void arm_timer(struct ursa__core *c, struct ursa_scope *s)
+{
+	struct ursa__timer *tm = timer_get(c);
+	struct io_uring_sqe *sqe;
+
+	if (!tm)
+		return; /* out of memory: the deadline is still checked at every wake */
+	tm->scope = s;
+	tm->ts.tv_sec = (long long)(s->deadline_ns / 1000000000u);
+	tm->ts.tv_nsec = (long long)(s->deadline_ns % 1000000000u);
+	sqe = ursa__ring_sqe(&c->ring);
+	io_uring_prep_timeout(sqe, &tm->ts, 0, IORING_TIMEOUT_ABS);
+	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(tm, URSA__UD_TIMER));
+	c->pending++;
+	s->timer_ = tm;
+}
+
+/*
+ * Walk the scopes from the innermost out to the first shielded one: a passed
+ * deadline wins (-ETIMEDOUT, and the scope is marked), then the task's own
+ * cancellation if no shield stopped the walk.
+ */
+static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
+{
+	uint64_t now = 0, earliest = URSA_FOREVER;
+
+	for (struct ursa_scope *s = t->scope; s; s = s->parent_) {
+		if (s->state_ & URSA__SCOPE_EXPIRED)
+			return -ETIMEDOUT;
+		if (s->deadline_ns != URSA_FOREVER) {
+			if (!now)
+				now = ursa_now();
+			if (s->deadline_ns <= now) {
+				s->state_ |= URSA__SCOPE_EXPIRED;
+				return -ETIMEDOUT;
+			}
+			if (s->deadline_ns < earliest)
+				earliest = s->deadline_ns;
+			if (arm && !s->timer_)
+				arm_timer(t->core, s);
+		}
+		if (s->flags & URSA_SCOPE_SHIELD) {
+			if (deadline)
+				*deadline = earliest;
+			return 0;
+		}
+	}
+	if (deadline)
+		*deadline = earliest;
+	if (atomic_load_explicit(&t->cancel_requested, memory_order_acquire))
+		return -ECANCELED;
+	return 0;
+}
+
+void ursa__timer_complete(struct ursa__core *c, struct ursa__timer *tm, int res)
+{
+	struct ursa_scope *s = tm->scope;
+
+	c->pending--;
+	if (s) {
+		s->timer_ = NULL;
+		/* -ETIME: the deadline passed.  Wake the task wherever it waits; the
+		 * wait sees the expired scope and cancels its op. */
+		if (res == -ETIME) {
+			s->state_ |= URSA__SCOPE_EXPIRED;
+			ursa__task_wake(s->task_);
+		}
+	}
+	tm->next_free = c->free_timers;
+	c->free_timers = tm;
+}
+
+/* Remove s's timer, if armed; its CQE (-ECANCELED) frees the record later. */
+static void disarm(struct ursa__core *c, struct ursa_scope *s)
+{
+	struct ursa__timer *tm = s->timer_;
+	struct io_uring_sqe *sqe;
+
+	if (!tm)
+		return;
+	tm->scope = NULL;
+	s->timer_ = NULL;
+	sqe = ursa__ring_sqe(&c->ring);
+	io_uring_prep_timeout_remove(sqe, URSA__UD_MAKE(tm, URSA__UD_TIMER), 0);
+	io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+}
+
+void ursa__scope_abandon(struct ursa_task *t)
+{
+	for (struct ursa_scope *s = t->scope; s; s = s->parent_)
+		disarm(t->core, s);
+	t->scope = NULL;
+}
+
+void ursa__timers_fini(struct ursa__core *c)
+{
+	while (c->free_timers) {
+		struct ursa__timer *tm = c->free_timers;
+
+		c->free_timers = tm->next_free;
+		free(tm);
+	}
+}
+
+/* ------------------------------------------------------------ public calls */
+
+static void enter(struct ursa_scope *s, uint64_t deadline, uint32_t flags)
+{
+	struct ursa_task *t = ursa__self();
+
+	s->deadline_ns = deadline;
+	s->flags = flags;
+	s->state_ = 0;
+	s->timer_ = NULL;
+	s->task_ = t;
+	s->parent_ = t ? t->scope : NULL;
+	if (t)
+		t->scope = s;
+}
+
+void ursa_scope_enter(struct ursa_scope *s, uint64_t deadline)
+{
+	enter(s, deadline, 0);
+}
+
+void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline)
+{
+	enter(s, deadline, URSA_SCOPE_SHIELD);
+}
+
+int ursa_scope_exit(struct ursa_scope *s)
+{
+	struct ursa_task *t = s->task_;
+
+	if (!t)
+		return -EPERM;
+	if (t->scope != s) {
+		/* Exiting out of order is a bug in the caller; fail loudly rather
+		 * than leave a timer pointing into a dead frame. */
+		fprintf(stderr, "ursa: ursa_scope_exit: scope %p is not the innermost\n", (void *)s);
+		abort();
+	}
+	disarm(t->core, s);
+	t->scope = s->parent_;
+	if (s->state_ & URSA__SCOPE_EXPIRED)
+		return -ETIMEDOUT;
+	if (!(s->flags & URSA_SCOPE_SHIELD) &&
+	    atomic_load_explicit(&t->cancel_requested, memory_order_acquire))
+		return -ECANCELED;
+	return 0;
+}

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * task.h: the task lifecycle inside the library (the public calls are in
+ * ursa.h): creation, the end of a task and its release.
+ */
+#ifndef URSA_TASK_H
+#define URSA_TASK_H
+
+#include "core.h"
+
+/* Create a task owned by `core` and queue it there.  0 or -errno. */
+int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
+                     ursa_fn fn, void *arg, const struct ursa_spawn_opts *opts);
+
+/* Called by the owner's scheduler once t's fn has returned and t has
+ * switched away for the last time. */
+void ursa__task_finish(struct ursa__core *c, struct ursa_task *t);
+
+/* Free t now (owner core, last reference gone). */
+void ursa__task_free(struct ursa__core *c, struct ursa_task *t);
+
+/* Queue a task that has never run (sched.c). */
+void ursa__task_enqueue_new(struct ursa_task *t);
+
+/* Scheduler entry points used by the task calls. */
+void ursa__sched_yield(void);
+_Noreturn void ursa__sched_exit(void);
+void ursa__sched_loop(struct ursa__core *c);
+
+#endif /* URSA_TASK_H */

@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * helpers.h: what every test file shares: counting open fds and memory
+ * mappings (to prove a runtime left nothing behind) and running a runtime
+ * with explicit options.  Never call cr_assert* inside a fiber: fibers
+ * record, tests assert after ursa_run returns.
+ */
+#ifndef URSA_TEST_HELPERS_H
+#define URSA_TEST_HELPERS_H
+
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ursa.h"
+
+static inline int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1; /* the DIR's own fd */
+}
+
+static inline int count_maps(void)
+{
+	FILE *f = fopen("/proc/self/maps", "r");
+	int n = 0, ch;
+
+	if (!f)
+		return -1;
+	while ((ch = fgetc(f)) != EOF)
+		if (ch == '\n')
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* Run main on a runtime of `cores` cores; assert it started and returned. */
+static inline void *run_on(unsigned cores, ursa_fn main, void *arg)
+{
+	struct ursa_opts o = {.cores = cores};
+	void *res = NULL;
+	int rc = ursa_run(main, arg, &o, &res);
+
+	cr_assert_eq(rc, 0, "ursa_run: %s", ursa_strerror(rc));
+	return res;
+}
+
+#define MS (1000000ull)
+
+#endif /* URSA_TEST_HELPERS_H */

@@ -1,0 +1,204 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ursa_run: options and environment, shutdown semantics (tasks left running
+ * are cancelled and awaited), teardown leaves nothing behind, and a clean
+ * error when io_uring is refused.
+ */
+#include "helpers.h"
+
+#include <criterion/redirect.h>
+#include <errno.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static void *report_ncores(void *arg)
+{
+	(void)arg;
+	return (void *)(uintptr_t)ursa_ncores();
+}
+
+Test(run, cores_come_from_opts_then_environment)
+{
+	struct ursa_opts o = {.cores = 3};
+	void *res = NULL;
+
+	setenv("URSA_CORES", "1", 1);
+	cr_assert_eq(ursa_run(report_ncores, NULL, NULL, &res), 0);
+	cr_assert_eq((uintptr_t)res, 1, "URSA_CORES ignored");
+	cr_assert_eq(ursa_run(report_ncores, NULL, &o, &res), 0);
+	cr_assert_eq((uintptr_t)res, 3, "explicit opts must win over the environment");
+	unsetenv("URSA_CORES");
+}
+
+Test(run, malformed_environment_is_einval)
+{
+	void *res = NULL;
+
+	setenv("URSA_STACK_SIZE", "lots", 1);
+	cr_assert_eq(ursa_run(report_ncores, NULL, NULL, &res), -EINVAL);
+	setenv("URSA_STACK_SIZE", "256K", 1);
+	cr_assert_eq(ursa_run(report_ncores, NULL, NULL, &res), 0);
+	unsetenv("URSA_STACK_SIZE");
+}
+
+static void *nested_run(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)ursa_run(report_ncores, NULL, NULL, NULL);
+}
+
+Test(run, nested_run_is_ebusy)
+{
+	cr_assert_eq((intptr_t)run_on(1, nested_run, NULL), -EBUSY);
+}
+
+/* When main returns, tasks still running are cancelled and awaited. */
+static _Atomic int left_cancelled, left_finished_cleanup;
+
+static void *lingerer(void *arg)
+{
+	(void)arg;
+	if (ursa_sleep(URSA_FOREVER) == -ECANCELED)
+		atomic_fetch_add(&left_cancelled, 1);
+	/* Cleanup that itself blocks still works under a shield. */
+	struct ursa_scope s;
+
+	ursa_scope_enter_shielded(&s, URSA_FOREVER);
+	if (ursa_sleep(1 * MS) == 0)
+		atomic_fetch_add(&left_finished_cleanup, 1);
+	ursa_scope_exit(&s);
+	return NULL;
+}
+
+static void *main_leaves_tasks(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 10; i++) {
+		struct ursa_task *t;
+
+		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL))
+			return (void *)1;
+		if (i % 2)
+			ursa_detach(t); /* the rest are never joined nor detached */
+	}
+	ursa_sleep(5 * MS);
+	return (void *)7;
+}
+
+Test(run, main_return_cancels_and_awaits_the_rest)
+{
+	cr_assert_eq((uintptr_t)run_on(2, main_leaves_tasks, NULL), 7);
+	cr_assert_eq(atomic_load(&left_cancelled), 10);
+	cr_assert_eq(atomic_load(&left_finished_cleanup), 10);
+}
+
+/* Teardown: no fd, no address space left behind after a busy run. */
+static long vm_size_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static void *busy_main(void *arg)
+{
+	struct ursa_task *ts[1000];
+
+	(void)arg;
+	for (int i = 0; i < 1000; i++)
+		if (ursa_spawn_on(&ts[i], (unsigned)i % 2, report_ncores, NULL))
+			return (void *)1;
+	for (int i = 0; i < 1000; i++)
+		if (ursa_join(ts[i], NULL))
+			return (void *)2;
+	/* Leave some work in flight for teardown to deal with. */
+	for (int i = 0; i < 100; i++) {
+		struct ursa_task *t;
+
+		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL))
+			return (void *)3;
+	}
+	ursa_sleep(1 * MS);
+	return NULL;
+}
+
+Test(run, teardown_leaves_no_fd_and_no_mapping)
+{
+	int fds;
+	long vm;
+
+	cr_assert_null(run_on(2, busy_main, NULL)); /* warm up libc's caches */
+	fds = count_fds();
+	vm = vm_size_kib();
+	for (int i = 0; i < 3; i++)
+		cr_assert_null(run_on(2, busy_main, NULL));
+	cr_assert_eq(count_fds(), fds, "fds leaked");
+	/* 1100 tasks x 128 KiB stacks: a leak of stacks would be >100 MiB. */
+	cr_assert_lt(vm_size_kib() - vm, 16 * 1024, "address space grew by %ld KiB",
+	             vm_size_kib() - vm);
+}
+
+Test(run, features_describe_the_ring)
+{
+	const char *f = ursa_features();
+
+	cr_assert_not_null(strstr(f, "io_uring: available"), "%s", f);
+	cr_assert_not_null(strstr(f, "fiber backend: " URSA_TEST_FIBER), "%s", f);
+	cr_assert_str_eq(ursa_strerror(-ENOENT), "No such file or directory");
+}
+
+/* io_uring refused: a seccomp filter makes io_uring_setup fail with `err`. */
+static void refuse_io_uring(int err)
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ((unsigned)err & SECCOMP_RET_DATA)),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+	};
+	struct sock_fprog prog = {.len = sizeof(filter) / sizeof(filter[0]), .filter = filter};
+
+	cr_assert_eq(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+	cr_assert_eq(prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog), 0);
+}
+
+static void assert_refused(int err, const char *hint)
+{
+	char buf[1024] = "";
+	void *res = (void *)1;
+	FILE *f;
+	size_t n;
+
+	refuse_io_uring(err);
+	cr_assert_eq(ursa_run(report_ncores, NULL, NULL, &res), -err);
+	cr_assert_eq(res, (void *)1, "result written on failure");
+	fflush(stderr);
+	f = cr_get_redirected_stderr();
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	buf[n] = 0;
+	cr_assert_not_null(strstr(buf, "io_uring is unavailable"), "stderr: %s", buf);
+	cr_assert_not_null(strstr(buf, hint), "stderr: %s", buf);
+}
+
+Test(run, io_uring_refused_with_eperm_is_a_clean_error, .init = cr_redirect_stderr)
+{
+	assert_refused(EPERM, "io_uring_disabled");
+}
+
+Test(run, io_uring_missing_enosys_is_a_clean_error, .init = cr_redirect_stderr)
+{
+	assert_refused(ENOSYS, "seccomp");
+}

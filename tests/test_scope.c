@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+/* Deadline scopes: expiry, nesting, shielding, and what exit reports. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+static void *main_deadline(void *arg)
+{
+	int *out = arg;
+	struct ursa_scope s;
+	uint64_t t0 = ursa_now();
+
+	ursa_scope_enter(&s, t0 + 20 * MS);
+	out[0] = ursa_sleep(10 * 1000 * MS);  /* cut short by the deadline */
+	out[1] = ursa_sleep(1 * MS);          /* expired scopes stay expired */
+	out[2] = ursa_scope_exit(&s);
+	out[3] = (ursa_now() - t0) < 5000 * MS;
+	out[4] = ursa_sleep(1 * MS);          /* outside: fine again */
+	return NULL;
+}
+
+Test(scope, deadline_cuts_a_sleep_and_exit_reports_it)
+{
+	int out[5] = {0, 0, 0, 0, 1};
+
+	run_on(1, main_deadline, out);
+	cr_assert_eq(out[0], -ETIMEDOUT);
+	cr_assert_eq(out[1], -ETIMEDOUT);
+	cr_assert_eq(out[2], -ETIMEDOUT);
+	cr_assert(out[3], "the deadline did not cut the sleep short");
+	cr_assert_eq(out[4], 0);
+}
+
+static void *main_unfired(void *arg)
+{
+	int *out = arg;
+	struct ursa_scope s;
+
+	ursa_scope_enter(&s, ursa_now() + 1000 * MS);
+	out[0] = ursa_sleep(1 * MS);
+	out[1] = ursa_scope_exit(&s);
+	return NULL;
+}
+
+Test(scope, unfired_deadline_exits_with_zero)
+{
+	int out[2] = {1, 1};
+
+	run_on(1, main_unfired, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+}
+
+/* The earlier deadline wins, whichever scope it belongs to. */
+static void *main_nested(void *arg)
+{
+	int *out = arg;
+	struct ursa_scope outer, inner;
+	uint64_t t0 = ursa_now();
+
+	/* Outer earlier than inner. */
+	ursa_scope_enter(&outer, t0 + 20 * MS);
+	ursa_scope_enter(&inner, t0 + 10000 * MS);
+	out[0] = ursa_sleep(URSA_FOREVER);
+	out[1] = ursa_scope_exit(&inner);
+	out[2] = ursa_scope_exit(&outer);
+
+	/* Inner earlier than outer: the outer block goes on afterwards. */
+	t0 = ursa_now();
+	ursa_scope_enter(&outer, t0 + 10000 * MS);
+	ursa_scope_enter(&inner, t0 + 20 * MS);
+	out[3] = ursa_sleep(URSA_FOREVER);
+	out[4] = ursa_scope_exit(&inner);
+	out[5] = ursa_sleep(1 * MS);
+	out[6] = ursa_scope_exit(&outer);
+	return NULL;
+}
+
+Test(scope, nested_scopes_the_earliest_deadline_governs)
+{
+	int out[7] = {0, 1, 0, 0, 0, 1, 1};
+
+	run_on(1, main_nested, out);
+	cr_assert_eq(out[0], -ETIMEDOUT);
+	cr_assert_eq(out[1], 0, "the inner scope did not fire");
+	cr_assert_eq(out[2], -ETIMEDOUT);
+	cr_assert_eq(out[3], -ETIMEDOUT);
+	cr_assert_eq(out[4], -ETIMEDOUT);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[6], 0);
+}
+
+/* A deadline interrupts a parked join as well as a ring op; the joined task
+ * is untouched and can be joined later. */
+static void *sleep_50ms(void *arg)
+{
+	(void)arg;
+	return ursa_sleep(50 * MS) == 0 ? (void *)5 : NULL;
+}
+
+static void *main_join_deadline(void *arg)
+{
+	int *out = arg;
+	struct ursa_task *t;
+	struct ursa_scope s;
+	void *r = NULL;
+
+	if (ursa_spawn(&t, sleep_50ms, NULL))
+		return (void *)1;
+	ursa_scope_enter(&s, ursa_now() + 5 * MS);
+	out[0] = ursa_join(t, &r);
+	out[1] = ursa_scope_exit(&s);
+	out[2] = ursa_join(t, &r);
+	out[3] = (int)(uintptr_t)r;
+	return NULL;
+}
+
+Test(scope, deadline_interrupts_join_and_the_task_survives)
+{
+	int out[4] = {0, 0, 1, 0};
+
+	cr_assert_null(run_on(1, main_join_deadline, out));
+	cr_assert_eq(out[0], -ETIMEDOUT);
+	cr_assert_eq(out[1], -ETIMEDOUT);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], 5);
+}
+
+/* A shield keeps cancellation and outer deadlines out; its own deadline
+ * still applies. */
+static void *shielded_cleanup(void *arg)
+{
+	int *out = arg;
+	struct ursa_scope s;
+
+	out[0] = ursa_sleep(URSA_FOREVER); /* cancelled */
+	ursa_scope_enter_shielded(&s, URSA_FOREVER);
+	out[1] = ursa_sleep(20 * MS);      /* cleanup runs despite the cancel */
+	out[2] = ursa_scope_exit(&s);
+	ursa_scope_enter_shielded(&s, ursa_now() + 5 * MS);
+	out[3] = ursa_sleep(URSA_FOREVER); /* the shield's own deadline */
+	out[4] = ursa_scope_exit(&s);
+	out[5] = ursa_sleep(1 * MS);       /* unshielded again: cancelled */
+	return NULL;
+}
+
+static void *main_shield(void *arg)
+{
+	struct ursa_task *t;
+
+	if (ursa_spawn(&t, shielded_cleanup, arg))
+		return (void *)1;
+	ursa_sleep(5 * MS);
+	ursa_cancel(t);
+	return ursa_join(t, NULL) == -ECANCELED ? NULL : (void *)2;
+}
+
+Test(scope, shield_keeps_cancellation_out_but_not_its_own_deadline)
+{
+	int out[6] = {0, 1, 1, 0, 0, 0};
+
+	cr_assert_null(run_on(1, main_shield, out));
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], -ETIMEDOUT);
+	cr_assert_eq(out[4], -ETIMEDOUT);
+	cr_assert_eq(out[5], -ECANCELED);
+}
+
+static void *shielded_from_outer_deadline(void *arg)
+{
+	int *out = arg;
+	struct ursa_scope outer, shield;
+
+	ursa_scope_enter(&outer, ursa_now() + 5 * MS);
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	out[0] = ursa_sleep(30 * MS);
+	out[1] = ursa_scope_exit(&shield);
+	out[2] = ursa_sleep(1 * MS);
+	out[3] = ursa_scope_exit(&outer);
+	return NULL;
+}
+
+Test(scope, shield_keeps_outer_deadline_out)
+{
+	int out[4] = {1, 1, 0, 0};
+
+	run_on(1, shielded_from_outer_deadline, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], -ETIMEDOUT);
+	cr_assert_eq(out[3], -ETIMEDOUT);
+}
+
+/* A thousand scopes each entered and left with an armed timer: the timers
+ * are removed (the runtime would otherwise wait for them at shutdown). */
+static void *main_many_scopes(void *arg)
+{
+	int *bad = arg;
+
+	for (int i = 0; i < 1000; i++) {
+		struct ursa_scope s;
+
+		ursa_scope_enter(&s, ursa_now() + 60000 * MS);
+		if (ursa_sleep(1000) != 0)
+			(*bad)++;
+		if (ursa_scope_exit(&s) != 0)
+			(*bad)++;
+	}
+	return NULL;
+}
+
+Test(scope, scope_timers_are_removed_on_exit)
+{
+	int bad = 0;
+	uint64_t t0 = ursa_now();
+
+	run_on(1, main_many_scopes, &bad);
+	cr_assert_eq(bad, 0);
+	cr_assert_lt(ursa_now() - t0, 30000 * MS, "shutdown waited for the 60 s timers");
+}
