@@ -125,6 +125,7 @@ Test(fiber, callee_saved_registers_survive_a_switch)
 {
 	struct ursa__stack st;
 	uint64_t out[6];
+	uint64_t *outp = out; /* in rdi: with a frame pointer no other register is free */
 
 	cr_assert_eq(ursa__stack_map(&st, 64 * 1024), 0);
 	ursa__ctx_init(&fib_ctx, ursa__stack_lo(&st), st.size, clobber, NULL);
@@ -143,9 +144,9 @@ Test(fiber, callee_saved_registers_survive_a_switch)
 		"mov %%r13, 24(%%rax)\n\tmov %%r14, 32(%%rax)\n\tmov %%r15, 40(%%rax)\n\t"
 		"pop %%rbp\n\t"
 		"add $128, %%rsp\n\t"
+		: [out] "+D"(outp)
 		:
-		: [out] "r"(out)
-		: "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "r12", "r13",
+		: "rax", "rbx", "rcx", "rdx", "rsi", "r8", "r9", "r10", "r11", "r12", "r13",
 		  "r14", "r15", "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6",
 		  "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15");
 	cr_assert_eq(out[0], 0x1111, "rbx");
