@@ -229,4 +229,11 @@ URSA_API int ursa_blocking(ursa_fn fn, void *arg, void **result);
 #ifdef __cplusplus
 }
 #endif
+
+/*
+ * Sub-headers, one per subsystem, each self-contained (include/ursa/).
+ * They are part of the one public API: include <ursa.h>, not these.
+ */
+/* (sub-headers are added here, one #include line each) */
+
 #endif /* URSA_H */
