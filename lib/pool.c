@@ -144,12 +144,9 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 	if (rc < 0)
 		return rc;
 	for (;;) {
-		int state;
+		/* Check before every park: the one wake may already have come. */
+		int state = atomic_load_explicit(&j.state, memory_order_acquire);
 
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
-		state = atomic_load_explicit(&j.state, memory_order_acquire);
 		if (state == URSA__JOB_DONE)
 			break;
 		if (state == URSA__JOB_FINISHING) {
@@ -161,7 +158,11 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 		rc = ursa__cancel_check(self, NULL);
 		if (rc && state == URSA__JOB_QUEUED && ursa__pool_withdraw(&self->core->rt->pool, &j))
 			return rc;
-		/* Running: it cannot be stopped; its result will win. */
+		/* Queued or running: wait.  Once running it cannot be stopped, and
+		 * its result will win over a cancellation. */
+		if (self->scope)
+			ursa__scope_arm(self);
+		ursa__sched_park();
 	}
 	if (result)
 		*result = j.result;

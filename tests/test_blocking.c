@@ -161,3 +161,18 @@ Test(blocking, cancel_withdraws_a_queued_job)
 	cr_assert_eq(out[2], 0);
 	cr_assert_eq(atomic_load(&ran), 0, "a withdrawn job ran");
 }
+
+/*
+ * Regression: a task that saw its job FINISHING yielded, then parked without
+ * looking again, after the pool thread's only wake: stranded forever.  Many
+ * tiny jobs from many tasks make that window likely; repeat the runtime.
+ */
+Test(blocking, a_job_finishing_while_its_task_yields_does_not_strand_it, .timeout = 60)
+{
+	for (int round = 0; round < 30; round++) {
+		uintptr_t total = 0;
+
+		cr_assert_null(run_on(2, main_many, &total), "round %d", round);
+		cr_assert_eq(total, 64u * (50u * 51u / 2u), "round %d", round);
+	}
+}
