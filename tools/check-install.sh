@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# tools/check-install.sh BUILD_DIR: what a user of the installed library sees.
+# Installs BUILD_DIR into a scratch prefix, then checks that
+#   - libursa.so carries a versioned SONAME and exports only ursa_* symbols;
+#   - `pkg-config --cflags --libs ursa` is all it takes to build and run the
+#     README's example against the shared library.
+set -euo pipefail
+build=${1:?usage: check-install.sh BUILD_DIR}
+root=$(cd "$(dirname "$0")/.." && pwd)
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+meson install -C "$build" --destdir "$scratch" >/dev/null
+prefix=$(meson introspect "$build" --buildoptions |
+	python3 -c 'import json,sys; print([o["value"] for o in json.load(sys.stdin) if o["name"]=="prefix"][0])')
+libdir=$(find "$scratch$prefix" -name 'libursa.so.*.*.*' -printf '%h\n' | head -1)
+so=$(find "$libdir" -name 'libursa.so.*.*.*' | head -1)
+
+soname=$(readelf -d "$so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
+[[ $soname =~ ^libursa\.so\.[0-9]+$ ]] || { echo "bad SONAME: '$soname'"; exit 1; }
+
+leaked=$(nm -D --defined-only "$so" | awk '{print $3}' | grep -v '^ursa_' | grep -v '^_' || true)
+[ -z "$leaked" ] || { echo "exported beyond the public API:"; echo "$leaked"; exit 1; }
+
+# DESTDIR install: the sysroot prefix maps the .pc's paths into the scratch tree.
+export PKG_CONFIG_PATH="$libdir/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$scratch"
+flags=$(pkg-config --cflags --libs ursa)
+awk '/^```c$/{f=1;next}/^```$/{f=0}f' "$root/README.md" >"$scratch/example.c"
+# shellcheck disable=SC2086 # flags are words
+cc -Wall -Werror -Wno-unused-parameter -o "$scratch/example" "$scratch/example.c" $flags
+out=$(LD_LIBRARY_PATH="$libdir" "$scratch/example")
+[ "$(grep -c 'returned' <<<"$out")" -eq 4 ] || { echo "example output: $out"; exit 1; }
+echo "install check: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' ursa_') public symbols, README example built with pkg-config and ran"
