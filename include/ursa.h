@@ -61,8 +61,12 @@ struct ursa_opts {
 	size_t stack_size;     /* URSA_STACK_SIZE: bytes per fiber stack [128 KiB],
 	                          rounded up to the page size; the guard region
 	                          below each stack is extra                      */
-	unsigned pool_threads; /* URSA_POOL_THREADS: blocking-pool threads [4]   */
+	unsigned pool_threads; /* URSA_POOL_THREADS: blocking-pool threads
+	                          [min(32, CPUs + 4)]                            */
 	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks kept per core [256] */
+	unsigned stall_ms;     /* URSA_STALL_MS: report a core whose task has not
+	                          returned to the scheduler for this long, with a
+	                          backtrace, on stderr [0: off; see docs/design.md] */
 };
 
 /*

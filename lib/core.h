@@ -96,6 +96,7 @@ struct ursa__config {
 	size_t stack_size;
 	unsigned pool_threads;
 	unsigned stack_cache;
+	unsigned stall_ms;     /* 0: no stall detector */
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to */
 };
 
@@ -125,6 +126,10 @@ struct ursa__core {
 	bool eventfd_armed;
 	void *altstack;                /* SIGSEGV handler stack */
 	int init_err;
+	/* Odd while a task runs, even in the scheduler (the stall detector
+	 * samples it); written only by this core. */
+	_Atomic uint64_t turn;
+	_Atomic uint64_t stall_report_ms;
 	_Alignas(64) _Atomic(struct ursa__msg *) inbox;
 	atomic_bool kick_pending;      /* a kick was sent and not yet consumed */
 	char pad_[64];
@@ -143,6 +148,12 @@ struct ursa__runtime {
 	void *main_result;
 	int main_spawn_err;
 	struct ursa__pool pool;
+	/* The stall detector's watchdog (lib/stall.c). */
+	pthread_t stall_thread;
+	pthread_mutex_t stall_mu;
+	pthread_cond_t stall_cv;
+	bool stall_stop;
+	bool stall_running;
 };
 
 /* The calling thread's core (NULL off the workers). */

@@ -12,6 +12,7 @@
  */
 #include "guard.h"
 #include "scope.h"
+#include "stall.h"
 #include "task.h"
 
 #include <ctype.h>
@@ -121,6 +122,10 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0)
 		return -EINVAL;
 	cfg->stack_cache = v ? (unsigned)v : DEFAULT_STACK_CACHE;
+
+	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0)
+		return -EINVAL;
+	cfg->stall_ms = (unsigned)v; /* 0: off */
 	return 0;
 }
 
@@ -336,8 +341,12 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	st.go = rc == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start_cv);
 	pthread_mutex_unlock(&start_mu);
+	/* A detector that cannot start is not worth failing the run for. */
+	if (rc == 0 && ursa__stall_start(rt) < 0)
+		fprintf(stderr, "ursa: the stall detector could not start; running without it\n");
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->cores[i].thread, NULL);
+	ursa__stall_stop(rt);
 
 	if (rc == 0)
 		rc = rt->main_spawn_err;

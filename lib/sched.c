@@ -252,8 +252,13 @@ static void run_one(struct ursa__core *c)
 	c->runq_len--;
 	atomic_store_explicit(&t->state, URSA__TASK_RUNNING, memory_order_relaxed);
 	c->current = t;
+	/* Odd while the task runs (lib/stall.c); single writer, so no RMW. */
+	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	ursa__fiber_switch(&c->sched_ctx, &c->asan_fake_stack, &t->ctx, ursa__stack_lo(&t->stack),
 	                   t->stack.size);
+	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
+	                      memory_order_relaxed);
 	c->current = NULL;
 	if (t->exiting)
 		ursa__task_finish(c, t);
