@@ -66,6 +66,7 @@ struct ursa_task {
 	void *result;
 	struct ursa_scope *scope;    /* innermost deadline scope, on this stack */
 	void *asan_fake_stack;       /* ASan's bookkeeping across switches */
+	void *tsan_fiber;            /* TSan's context for this fiber (TSan builds) */
 	_Atomic int state;           /* URSA__TASK_* */
 	_Atomic int refs;            /* handle + running + transient holders */
 	_Atomic(struct ursa_task *) joiner; /* URSA__JOIN_* or the joining task */
@@ -113,6 +114,7 @@ struct ursa__core {
 	void *sched_stack_lo;          /* the worker thread's stack, for ASan */
 	size_t sched_stack_size;
 	void *asan_fake_stack;
+	void *tsan_fiber;              /* the worker thread's own TSan context */
 	struct ursa_task *current;     /* the task running, or NULL */
 	struct ursa__list runq;
 	unsigned runq_len;

@@ -10,6 +10,7 @@
  *   4. the stack cache;
  *   5. the alternate signal stack for the overflow report.
  */
+#include "fiber/switch.h"
 #include "guard.h"
 #include "scope.h"
 #include "stall.h"
@@ -259,6 +260,7 @@ static void *worker_main(void *arg)
 
 	ursa__tls_core = c;
 	find_thread_stack(c);
+	c->tsan_fiber = ursa__fiber_tsan_current();
 	if (c->id == 0) {
 		struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "main"};
 		struct ursa_task *t;

@@ -161,7 +161,7 @@ void ursa__task_wake(struct ursa_task *t)
 static void switch_to_scheduler(struct ursa__core *c, struct ursa_task *t)
 {
 	ursa__fiber_switch(&t->ctx, &t->asan_fake_stack, &c->sched_ctx, c->sched_stack_lo,
-	                   c->sched_stack_size);
+	                   c->sched_stack_size, c->tsan_fiber);
 }
 
 void ursa__sched_park(void)
@@ -196,7 +196,8 @@ void ursa__sched_exit(void)
 
 	t->exiting = true;
 	/* NULL fake-stack slot: this context never runs again. */
-	ursa__fiber_switch(&t->ctx, NULL, &c->sched_ctx, c->sched_stack_lo, c->sched_stack_size);
+	ursa__fiber_switch(&t->ctx, NULL, &c->sched_ctx, c->sched_stack_lo, c->sched_stack_size,
+	                   c->tsan_fiber);
 	abort(); /* unreachable: nothing switches back into an exited task */
 }
 
@@ -256,7 +257,7 @@ static void run_one(struct ursa__core *c)
 	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	ursa__fiber_switch(&c->sched_ctx, &c->asan_fake_stack, &t->ctx, ursa__stack_lo(&t->stack),
-	                   t->stack.size);
+	                   t->stack.size, t->tsan_fiber);
 	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
 	c->current = NULL;

@@ -65,6 +65,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	if (opts && opts->name)
 		ursa_task_set_name(t, opts->name);
 	ursa__ctx_init(&t->ctx, ursa__stack_lo(&t->stack), t->stack.size, task_main, t);
+	t->tsan_fiber = ursa__fiber_tsan_create();
 	atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
 	if (out)
 		*out = detached ? NULL : t;
@@ -131,6 +132,8 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
 	ursa__stack_put(&c->stacks, &t->stack);
+	ursa__fiber_tsan_destroy(t->tsan_fiber); /* we run on the scheduler's */
+	t->tsan_fiber = NULL;
 	t->ended_cancelled = atomic_load_explicit(&t->cancel_requested, memory_order_acquire);
 	atomic_store_explicit(&t->state, URSA__TASK_DONE, memory_order_release);
 

@@ -29,11 +29,15 @@ static atomic_int guard_mode;
 
 static size_t page_size(void)
 {
-	static size_t ps;
+	/* Every worker may be first: relaxed is enough, all write the same. */
+	static _Atomic size_t ps;
+	size_t v = atomic_load_explicit(&ps, memory_order_relaxed);
 
-	if (!ps)
-		ps = (size_t)sysconf(_SC_PAGESIZE);
-	return ps;
+	if (!v) {
+		v = (size_t)sysconf(_SC_PAGESIZE);
+		atomic_store_explicit(&ps, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 size_t ursa__stack_guard_size(void)

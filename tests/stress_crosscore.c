@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stress_crosscore: the paths where threads meet — cross-core spawn, join,
+ * wake and cancel, the blocking pool, shutdown with tasks on every core —
+ * hammered in a plain program (no Criterion), so it also runs under TSan,
+ * where Criterion cannot start.  Exit status 0 means every check held.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ursa.h"
+
+#define MS 1000000ull
+
+static int failures;
+
+static void check(int ok, const char *what)
+{
+	printf("%s: %s\n", ok ? "ok" : "FAIL", what);
+	if (!ok)
+		failures++;
+}
+
+static void *leaf(void *arg)
+{
+	ursa_yield();
+	return (void *)((uintptr_t)arg + 1);
+}
+
+/* Spawn a child on the other core and join it. */
+static void *hopper(void *arg)
+{
+	struct ursa_task *t;
+	void *r = NULL;
+
+	if (ursa_spawn_on(&t, (ursa_core() + 1) % ursa_ncores(), leaf, arg))
+		return NULL;
+	if (ursa_join(t, &r))
+		return NULL;
+	return r;
+}
+
+static void *main_hops(void *arg)
+{
+	uintptr_t *sum = arg;
+	enum { N = 2000 };
+	struct ursa_task **ts = malloc(sizeof(*ts) * N);
+
+	for (uintptr_t i = 0; i < N; i++)
+		if (ursa_spawn_on(&ts[i], (unsigned)(i % 2), hopper, (void *)i))
+			return (void *)1;
+	for (int i = 0; i < N; i++) {
+		void *r;
+
+		if (ursa_join(ts[i], &r))
+			return (void *)2;
+		*sum += (uintptr_t)r;
+	}
+	free(ts);
+	return NULL;
+}
+
+static _Atomic int cancelled_seen;
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	if (ursa_sleep(URSA_FOREVER) == -ECANCELED)
+		atomic_fetch_add(&cancelled_seen, 1);
+	return NULL;
+}
+
+static void *main_cancel(void *arg)
+{
+	enum { N = 500 };
+	struct ursa_task *ts[N];
+	int *bad = arg;
+
+	for (int i = 0; i < N; i++)
+		if (ursa_spawn_on(&ts[i], 1, sleeper, NULL))
+			return (void *)1;
+	ursa_sleep(2 * MS);
+	for (int i = 0; i < N; i++) {
+		ursa_cancel(ts[i]);
+		if (ursa_join(ts[i], NULL) != -ECANCELED)
+			(*bad)++;
+	}
+	return NULL;
+}
+
+static void *square(void *arg)
+{
+	uintptr_t v = (uintptr_t)arg;
+
+	return (void *)(v * v);
+}
+
+static void *pool_user(void *arg)
+{
+	uintptr_t sum = 0;
+
+	for (uintptr_t i = 0; i < 100; i++) {
+		void *r;
+
+		if (ursa_blocking(square, (void *)i, &r))
+			return NULL;
+		sum += (uintptr_t)r;
+	}
+	(void)arg;
+	return (void *)sum;
+}
+
+static void *main_pool(void *arg)
+{
+	uintptr_t *sum = arg;
+	struct ursa_task *ts[16];
+
+	for (int i = 0; i < 16; i++)
+		if (ursa_spawn_on(&ts[i], (unsigned)i % 2, pool_user, NULL))
+			return (void *)1;
+	for (int i = 0; i < 16; i++) {
+		void *r;
+
+		if (ursa_join(ts[i], &r))
+			return (void *)2;
+		*sum += (uintptr_t)r;
+	}
+	return NULL;
+}
+
+static void *main_leave(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 200; i++) {
+		struct ursa_task *t;
+
+		if (ursa_spawn_on(&t, (unsigned)i % 2, sleeper, NULL))
+			return (void *)1;
+		if (i % 2)
+			ursa_detach(t);
+	}
+	ursa_sleep(2 * MS);
+	return NULL;
+}
+
+int main(void)
+{
+	struct ursa_opts o = {.cores = 2};
+	uintptr_t sum = 0;
+	void *res = (void *)1;
+	int bad = 0;
+
+	for (int round = 0; round < 3; round++) {
+		sum = 0;
+		check(ursa_run(main_hops, &sum, &o, &res) == 0 && !res, "cross-core spawn/join runs");
+		check(sum == 2000u * 2001u / 2u, "cross-core spawn/join results add up");
+	}
+	check(ursa_run(main_cancel, &bad, &o, &res) == 0 && !res, "cross-core cancel runs");
+	check(bad == 0 && atomic_load(&cancelled_seen) == 500, "every cancel lands as -ECANCELED");
+	sum = 0;
+	check(ursa_run(main_pool, &sum, &o, &res) == 0 && !res, "blocking pool from both cores");
+	check(sum == 16u * (99u * 100u * 199u / 6u), "pool results add up");
+	atomic_store(&cancelled_seen, 0);
+	check(ursa_run(main_leave, NULL, &o, &res) == 0 && !res, "shutdown with tasks everywhere");
+	check(atomic_load(&cancelled_seen) == 200, "shutdown cancelled every task");
+	printf("stress_crosscore: %d failed\n", failures);
+	return failures ? 1 : 0;
+}
