@@ -123,6 +123,42 @@ bool ursa__stack_in_guard(const struct ursa__stack *s, const void *addr)
 	return s->map && a >= lo && a < lo + ursa__stack_guard_size();
 }
 
+/* Stacks gathered before one batched unmap. */
+#define DOOMED_BATCH 1024
+
+static int by_address(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)((const struct ursa__stack *)a)->map;
+	uintptr_t y = (uintptr_t)((const struct ursa__stack *)b)->map;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Unmap every doomed stack, merging neighbours into one munmap each. */
+static void flush_doomed(struct ursa__stack_cache *c)
+{
+	size_t guard = ursa__stack_guard_size();
+	unsigned i = 0;
+
+	qsort(c->doomed, c->ndoomed, sizeof(*c->doomed), by_address);
+	while (i < c->ndoomed) {
+		char *lo = c->doomed[i].map;
+		char *hi = lo + guard + c->doomed[i].size;
+
+#ifdef URSA_HAVE_VALGRIND
+		VALGRIND_STACK_DEREGISTER(c->doomed[i].vg_id);
+#endif
+		for (i++; i < c->ndoomed && (char *)c->doomed[i].map == hi; i++) {
+#ifdef URSA_HAVE_VALGRIND
+			VALGRIND_STACK_DEREGISTER(c->doomed[i].vg_id);
+#endif
+			hi += guard + c->doomed[i].size;
+		}
+		munmap(lo, (size_t)(hi - lo));
+	}
+	c->ndoomed = 0;
+}
+
 int ursa__stack_cache_init(struct ursa__stack_cache *c, size_t size, unsigned cap)
 {
 	size_t ps = page_size();
@@ -133,15 +169,28 @@ int ursa__stack_cache_init(struct ursa__stack_cache *c, size_t size, unsigned ca
 	c->n = 0;
 	c->cap = cap;
 	c->items = cap ? calloc(cap, sizeof(*c->items)) : NULL;
-	return cap && !c->items ? -ENOMEM : 0;
+	c->ndoomed = 0;
+	c->doomed = calloc(DOOMED_BATCH, sizeof(*c->doomed));
+	if ((cap && !c->items) || !c->doomed) {
+		free(c->items);
+		free(c->doomed);
+		c->items = c->doomed = NULL;
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void ursa__stack_cache_fini(struct ursa__stack_cache *c)
 {
-	while (c->n)
-		ursa__stack_unmap(&c->items[--c->n]);
+	while (c->n) {
+		c->doomed[c->ndoomed++] = c->items[--c->n];
+		if (c->ndoomed == DOOMED_BATCH)
+			flush_doomed(c);
+	}
+	flush_doomed(c);
 	free(c->items);
-	c->items = NULL;
+	free(c->doomed);
+	c->items = c->doomed = NULL;
 }
 
 int ursa__stack_get(struct ursa__stack_cache *c, struct ursa__stack *s, size_t size)
@@ -155,10 +204,12 @@ int ursa__stack_get(struct ursa__stack_cache *c, struct ursa__stack *s, size_t s
 
 void ursa__stack_put(struct ursa__stack_cache *c, struct ursa__stack *s)
 {
-	if (s->size == c->size && c->n < c->cap) {
+	if (s->size == c->size && c->n < c->cap)
 		c->items[c->n++] = *s;
-		s->map = NULL;
-		return;
+	else {
+		c->doomed[c->ndoomed++] = *s;
+		if (c->ndoomed == DOOMED_BATCH)
+			flush_doomed(c);
 	}
-	ursa__stack_unmap(s);
+	s->map = NULL;
 }
