@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_core.c: what files and sockets share: the per-core io state, the
+ * take-an-SQE / wait-for-its-CQE shape of every call, ursa_close (cancel by
+ * fd, then close, as one linked pair) and the full-transfer loops.
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct ursa__io_core *ursa__io_core(struct ursa__core *c)
+{
+	struct ursa__io_core *io = c->io;
+
+	if (io)
+		return io;
+	io = calloc(1, sizeof(*io));
+	if (!io)
+		return NULL;
+	io->reserve_fd = -1;
+	ursa__list_init(&io->emfile_waiters);
+	ursa__list_init(&io->groups);
+	c->io = io;
+	return io;
+}
+
+void ursa__io_core_fini(struct ursa__core *c)
+{
+	struct ursa__io_core *io = c->io;
+
+	if (!io)
+		return;
+	/* The ring is gone: nothing can be parked on this state any more. */
+	ursa__bufgroup_fini_all(io);
+	if (io->reserve_fd >= 0)
+		close(io->reserve_fd);
+	free(io);
+	c->io = NULL;
+}
+
+struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err)
+{
+	struct ursa_task *t = ursa__self();
+
+	*self = t;
+	if (!t) {
+		*err = -EPERM;
+		return NULL;
+	}
+	return ursa__op_sqe(t, err);
+}
+
+int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
+{
+	struct ursa__op op;
+	int rc = ursa__op_wait(self, &op, sqe);
+
+	/* The kernel cancelled an op we did not ask about: ursa_close's cancel
+	 * by fd.  The fd is gone from under the call. */
+	if (rc == -ECANCELED && !op.cancel_sent)
+		return -EBADF;
+	return rc;
+}
+
+/* Wait for sqe's op with cancellation held off: for calls that must finish
+ * (closing, removing a temporary) even in a cancelled task. */
+static int wait_shielded(struct ursa_task *self, struct io_uring_sqe *sqe)
+{
+	struct ursa_scope shield;
+	struct ursa__op op;
+	int rc;
+
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	rc = ursa__op_wait(self, &op, sqe);
+	(void)ursa_scope_exit(&shield);
+	return rc;
+}
+
+int ursa__io_close_fresh(struct ursa_task *self, int fd)
+{
+	struct io_uring_sqe *sqe = ursa__ring_sqe(&self->core->ring);
+	int rc;
+
+	io_uring_prep_close(sqe, fd);
+	rc = wait_shielded(self, sqe);
+	if (rc == 0)
+		ursa__io_fd_freed(self->core);
+	return rc;
+}
+
+int ursa_close(int fd)
+{
+	struct ursa_task *self = ursa__self();
+	struct ursa__ring *r;
+	struct io_uring_sqe *sqe;
+	int rc;
+
+	if (!self)
+		return -EPERM;
+	if (fd < 0)
+		return -EBADF;
+	r = &self->core->ring;
+	/*
+	 * close(2) does not stop ops already queued on the fd: they would run
+	 * on whatever file takes the number next (liburing #932).  Cancel them
+	 * first; the hard link runs the close whatever the cancel reports.  The
+	 * two SQEs must reach the kernel in one submission, hence the reserve.
+	 */
+	ursa__ring_reserve(r, 2);
+	sqe = ursa__ring_sqe(r);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+	sqe = ursa__ring_sqe(r);
+	io_uring_prep_close(sqe, fd);
+	rc = wait_shielded(self, sqe);
+	if (rc == 0)
+		ursa__io_fd_freed(self->core);
+	return rc;
+}
+
+ssize_t ursa_read_full(int fd, void *buf, size_t n)
+{
+	size_t done = 0;
+
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	while (done < n) {
+		ssize_t r = ursa_read(fd, (char *)buf + done, n - done);
+
+		if (r <= 0)
+			return done ? (ssize_t)done : r;
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t ursa_write_all(int fd, const void *buf, size_t n)
+{
+	size_t done = 0;
+	bool sock = true;
+
+	if (n > SSIZE_MAX)
+		n = SSIZE_MAX;
+	while (done < n) {
+		const char *p = (const char *)buf + done;
+		ssize_t r = sock ? ursa_send(fd, p, n - done, 0) : ursa_write(fd, p, n - done);
+
+		if (r == -ENOTSOCK && sock) {
+			sock = false; /* a file or a pipe: write from now on */
+			continue;
+		}
+		if (r <= 0)
+			return done ? (ssize_t)done : (r ? r : -EIO);
+		done += (size_t)r;
+	}
+	return (ssize_t)done;
+}

@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_file.c: files on the ring: open, read, write (plain, positioned and
+ * vectored), sync, allocate, stat, directory entries, and the whole-file
+ * helpers.  Each call is one io_uring op; none goes through a thread pool of
+ * ours (the kernel may hand a blocking op to its own io-wq workers).
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* offset -1: the file position, which the op uses and advances
+ * (IORING_FEAT_RW_CUR_POS, 5.6), as read(2) and write(2) do. */
+#define CUR_POS ((uint64_t)-1)
+
+int ursa_openat(int dirfd, const char *path, int flags, mode_t mode)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
+	/* A cancelled open whose CQE carries an fd returns that fd: the result
+	 * wins (ursa__op_wait), so it is never leaked. */
+	return ursa__io_wait(self, sqe);
+}
+
+int ursa_open(const char *path, int flags, mode_t mode)
+{
+	return ursa_openat(AT_FDCWD, path, flags, mode);
+}
+
+static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	if (op == IORING_OP_READ)
+		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
+	else
+		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
+	return ursa__io_wait(self, sqe);
+}
+
+ssize_t ursa_read(int fd, void *buf, size_t n)
+{
+	return rw(IORING_OP_READ, fd, buf, n, CUR_POS);
+}
+
+ssize_t ursa_write(int fd, const void *buf, size_t n)
+{
+	return rw(IORING_OP_WRITE, fd, (void *)buf, n, CUR_POS);
+}
+
+/* A negative offset is -EINVAL, as for pread(2): the op would read -1 as
+ * "the file position". */
+ssize_t ursa_pread(int fd, void *buf, size_t n, off_t off)
+{
+	return off < 0 ? -EINVAL : rw(IORING_OP_READ, fd, buf, n, (uint64_t)off);
+}
+
+ssize_t ursa_pwrite(int fd, const void *buf, size_t n, off_t off)
+{
+	return off < 0 ? -EINVAL : rw(IORING_OP_WRITE, fd, (void *)buf, n, (uint64_t)off);
+}
+
+static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (iovcnt < 0)
+		return -EINVAL;
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	if (op == IORING_OP_READV)
+		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
+	else
+		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
+	return ursa__io_wait(self, sqe);
+}
+
+ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	return rwv(IORING_OP_READV, fd, iov, iovcnt, CUR_POS);
+}
+
+ssize_t ursa_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	return rwv(IORING_OP_WRITEV, fd, iov, iovcnt, CUR_POS);
+}
+
+ssize_t ursa_preadv(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+	return off < 0 ? -EINVAL : rwv(IORING_OP_READV, fd, iov, iovcnt, (uint64_t)off);
+}
+
+ssize_t ursa_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+	return off < 0 ? -EINVAL : rwv(IORING_OP_WRITEV, fd, iov, iovcnt, (uint64_t)off);
+}
+
+static int sync_op(int fd, unsigned fsync_flags)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_fsync(sqe, fd, fsync_flags);
+	return ursa__io_wait(self, sqe);
+}
+
+int ursa_fsync(int fd)
+{
+	return sync_op(fd, 0);
+}
+
+int ursa_fdatasync(int fd)
+{
+	return sync_op(fd, IORING_FSYNC_DATASYNC);
+}
+
+int ursa_fallocate(int fd, int mode, off_t off, off_t len)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_fallocate(sqe, fd, mode, off, len);
+	return ursa__io_wait(self, sqe);
+}
+
+int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_statx(sqe, dirfd, path, flags, mask, st);
+	return ursa__io_wait(self, sqe);
+}
+
+static int unlink_op(const char *path, int flags)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, flags);
+	return ursa__io_wait(self, sqe);
+}
+
+int ursa_unlink(const char *path)
+{
+	return unlink_op(path, 0);
+}
+
+int ursa_rmdir(const char *path)
+{
+	return unlink_op(path, AT_REMOVEDIR);
+}
+
+int ursa_rename(const char *from, const char *to)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0);
+	return ursa__io_wait(self, sqe);
+}
+
+int ursa_mkdir(const char *path, mode_t mode)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__io_sqe(&self, &err)))
+		return err;
+	io_uring_prep_mkdirat(sqe, AT_FDCWD, path, mode);
+	return ursa__io_wait(self, sqe);
+}
+
+/* ------------------------------------------------------ whole-file helpers */
+
+int ursa_read_file(const char *path, void **out, size_t *outlen)
+{
+	struct statx st;
+	size_t cap = 4096, len = 0;
+	char *buf;
+	int fd, rc;
+
+	if (!ursa__self())
+		return -EPERM;
+	if (!path || !out || !outlen)
+		return -EINVAL;
+	fd = ursa_open(path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	/* The size is a hint: files in /proc say 0, and any file may change
+	 * while we read; the loop reads to end of file whatever it said. */
+	rc = ursa_statx(fd, "", AT_EMPTY_PATH, STATX_SIZE, &st);
+	if (rc == 0 && st.stx_size > 0) {
+		if (st.stx_size >= SSIZE_MAX) {
+			rc = -EFBIG;
+			goto fail_fd;
+		}
+		cap = (size_t)st.stx_size + 1; /* +1: see end of file in one read */
+	} else if (rc == -ECANCELED || rc == -ETIMEDOUT) {
+		goto fail_fd;
+	}
+	buf = malloc(cap + 1);
+	if (!buf) {
+		rc = -ENOMEM;
+		goto fail_fd;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (len == cap) {
+			char *nb = cap > SSIZE_MAX / 2 ? NULL : realloc(buf, cap * 2 + 1);
+
+			if (!nb) {
+				rc = cap > SSIZE_MAX / 2 ? -EFBIG : -ENOMEM;
+				goto fail_buf;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = ursa_read(fd, buf + len, cap - len);
+		if (r < 0) {
+			rc = (int)r;
+			goto fail_buf;
+		}
+		if (r == 0)
+			break;
+		len += (size_t)r;
+	}
+	buf[len] = '\0';
+	rc = ursa_close(fd);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail_buf:
+	free(buf);
+fail_fd:
+	(void)ursa_close(fd);
+	return rc;
+}
+
+/* A name beside path that no one else picks: path.<pid>.<n>.tmp. */
+static char *temp_name(const char *path)
+{
+	static atomic_uint counter;
+	size_t n = strlen(path) + 48;
+	char *t = malloc(n);
+
+	if (t)
+		snprintf(t, n, "%s.%ld.%u.tmp", path, (long)getpid(),
+		         atomic_fetch_add_explicit(&counter, 1, memory_order_relaxed));
+	return t;
+}
+
+/* fsync the directory that holds path, so the rename itself is durable. */
+static int sync_dir(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir;
+	int fd, rc;
+
+	if (!slash) {
+		dir = strdup(".");
+	} else if (slash == path) {
+		dir = strdup("/");
+	} else {
+		dir = strndup(path, (size_t)(slash - path));
+	}
+	if (!dir)
+		return -ENOMEM;
+	fd = ursa_open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	free(dir);
+	if (fd < 0)
+		return fd;
+	rc = ursa_fsync(fd);
+	(void)ursa_close(fd);
+	return rc;
+}
+
+int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flags)
+{
+	struct ursa_task *self = ursa__self();
+	struct ursa_scope shield;
+	struct statx st;
+	mode_t mode = 0666; /* less the umask, applied by the kernel */
+	char *tmp = NULL;
+	size_t done = 0;
+	int fd = -1, rc;
+
+	if (!self)
+		return -EPERM;
+	if (!path || (!buf && len))
+		return -EINVAL;
+	if (flags & ~URSA_WRITE_FILE_NOSYNC)
+		return -EINVAL;
+	/* Keep the permissions of the file we replace. */
+	rc = ursa_statx(AT_FDCWD, path, 0, STATX_MODE, &st);
+	if (rc == 0)
+		mode = st.stx_mode & 07777;
+	else if (rc != -ENOENT)
+		return rc;
+	for (int tries = 0; fd < 0; tries++) {
+		free(tmp);
+		tmp = temp_name(path);
+		if (!tmp)
+			return -ENOMEM;
+		fd = ursa_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		if (fd < 0 && (fd != -EEXIST || tries == 16)) {
+			free(tmp);
+			return fd;
+		}
+	}
+	while (done < len) {
+		ssize_t r = ursa_pwrite(fd, (const char *)buf + done, len - done, (off_t)done);
+
+		if (r <= 0) {
+			rc = r < 0 ? (int)r : -EIO;
+			goto fail;
+		}
+		done += (size_t)r;
+	}
+	if (!(flags & URSA_WRITE_FILE_NOSYNC) && (rc = ursa_fsync(fd)) < 0)
+		goto fail;
+	rc = ursa_close(fd);
+	fd = -1;
+	if (rc < 0)
+		goto fail;
+	/* The commit point.  If the rename completes, its result wins over a
+	 * cancellation that raced it, and the new file is in place. */
+	rc = ursa_rename(tmp, path);
+	if (rc < 0)
+		goto fail;
+	free(tmp);
+	if (flags & URSA_WRITE_FILE_NOSYNC)
+		return 0;
+	/* Finish what the rename started, whatever cancellation says. */
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	rc = sync_dir(path);
+	(void)ursa_scope_exit(&shield);
+	return rc;
+fail:
+	/* Remove the temporary even in a cancelled task. */
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	if (fd >= 0)
+		(void)ursa_close(fd);
+	if (ursa_unlink(tmp) < 0) {
+		/* Nothing more to do: the error that brought us here wins. */
+	}
+	(void)ursa_scope_exit(&shield);
+	free(tmp);
+	return rc;
+}
