@@ -1,0 +1,44 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * asyncio.run and asyncio.sleep: the seeds' first programs (say_hello,
+ * delayed_print, a task that starts, sleeps and ends).  A coroutine is a
+ * plain C function run as a task; `await asyncio.sleep(s)` is ursa_sleep.
+ */
+#include <stdio.h>
+#include <ursa.h>
+
+/* The seeds' seconds, 20 times shorter (50 ms) so the test suite stays fast. */
+#define SEC(s) ((uint64_t)((s) * 50e6))
+
+static void say_hello(void)
+{
+	printf("Hello\n");
+	ursa_sleep(SEC(1)); /* parks this task; the core runs others meanwhile */
+	printf("World\n");
+}
+
+static void delayed_print(double delay, const char *message)
+{
+	ursa_sleep(SEC(delay));
+	printf("%s\n", message);
+}
+
+static void *main_task(void *arg)
+{
+	(void)arg;
+	say_hello();
+	delayed_print(2, "Hello after 2 seconds");
+	printf("Start\n");
+	ursa_sleep(SEC(2));
+	printf("End\n");
+	return NULL;
+}
+
+int main(void)
+{
+	/* asyncio.run(main()): start the runtime, run main_task, return when it
+	 * returns.  One core here, like asyncio's one thread. */
+	struct ursa_opts opts = {.cores = 1};
+
+	return ursa_run(main_task, NULL, &opts, NULL) == 0 ? 0 : 1;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync_mutex.c: ursa_mutex (asyncio.Lock).
+ *
+ * state_: FREE, LOCKED, or CONTENDED (locked, and tasks may be queued).  The
+ * fast paths are one compare-and-swap each: FREE -> LOCKED to lock, LOCKED ->
+ * FREE to unlock.  A task that must wait sets CONTENDED under the spinlock
+ * and queues; an unlock that finds CONTENDED takes the spinlock and hands the
+ * mutex to the first waiter without ever making it FREE, so a newcomer cannot
+ * overtake a waiter (FIFO).  Invariant, under the spinlock: a waiter is
+ * queued only while state_ is CONTENDED.  A cancelled waiter may leave
+ * CONTENDED behind with nobody queued; the next unlock then finds the queue
+ * empty and frees the mutex.
+ */
+#include "waitq.h"
+
+#include "scope.h"
+
+#include <errno.h>
+#include <string.h>
+
+enum { FREE = 0, LOCKED = 1, CONTENDED = 2 };
+
+void ursa_mutex_init(struct ursa_mutex *m)
+{
+	memset(m, 0, sizeof(*m));
+}
+
+int ursa_mutex_trylock(struct ursa_mutex *m)
+{
+	unsigned s = FREE;
+
+	/* acquire: pairs with the release in ursa_mutex_unlock. */
+	return __atomic_compare_exchange_n(&m->state_, &s, LOCKED, false, __ATOMIC_ACQUIRE,
+	                                   __ATOMIC_RELAXED)
+	               ? 0
+	               : -EBUSY;
+}
+
+static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)
+{
+	struct ursa__wait w;
+	int rc;
+
+	ursa__spin_lock(&m->lock_);
+	for (;;) {
+		unsigned s = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);
+
+		if (s == FREE) {
+			/* Freed by a fast-path unlock since we looked. */
+			if (__atomic_compare_exchange_n(&m->state_, &s, LOCKED, false,
+			                                __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+				ursa__spin_unlock(&m->lock_);
+				return 0;
+			}
+			continue;
+		}
+		/* CONTENDED from here on: the holder's unlock takes the slow path
+		 * (and the spinlock), so it will find our node. */
+		if (s == CONTENDED || __atomic_compare_exchange_n(&m->state_, &s, CONTENDED, false,
+		                                                  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			break;
+	}
+	rc = ursa__waitq_wait(self, &m->waiters_, &m->lock_, &w, NULL, NULL, NULL);
+	/* 0: the holder handed us the mutex (the grant wins over a racing
+	 * cancellation: we return holding it). */
+	return rc;
+}
+
+int ursa_mutex_lock(struct ursa_mutex *m)
+{
+	struct ursa_task *self;
+
+	if (ursa_mutex_trylock(m) == 0)
+		return 0;
+	self = ursa__self();
+	if (!self)
+		return -EPERM;
+	return lock_slow(m, self);
+}
+
+int ursa_mutex_unlock(struct ursa_mutex *m)
+{
+	struct ursa__wakes ws = URSA__WAKES_INIT;
+	struct ursa__wnode *n;
+	unsigned s = LOCKED;
+
+	/* release: the next holder sees our critical section. */
+	if (__atomic_compare_exchange_n(&m->state_, &s, FREE, false, __ATOMIC_RELEASE,
+	                                __ATOMIC_RELAXED))
+		return 0;
+	if (s == FREE)
+		return -EPERM;
+	ursa__spin_lock(&m->lock_);
+	n = ursa__waitq_claim(&m->waiters_);
+	if (n) {
+		/* Hand-off: the mutex stays held, now by the waiter.  The release
+		 * of DONE in ursa__wakes_run publishes our critical section. */
+		ursa__wakes_add(&ws, n, 0, NULL);
+		if (ursa__waitq_empty(&m->waiters_))
+			__atomic_store_n(&m->state_, LOCKED, __ATOMIC_RELAXED);
+	} else {
+		__atomic_store_n(&m->state_, FREE, __ATOMIC_RELEASE);
+	}
+	ursa__spin_unlock(&m->lock_);
+	ursa__wakes_run(&ws);
+	return 0;
+}
+
+bool ursa_mutex_locked(struct ursa_mutex *m)
+{
+	return __atomic_load_n(&m->state_, __ATOMIC_RELAXED) != FREE;
+}

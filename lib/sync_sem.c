@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sync_sem.c: ursa_sem (asyncio.Semaphore and BoundedSemaphore).
+ *
+ * value_ counts free units.  Invariant, under the spinlock: tasks are queued
+ * only while value_ is 0, because a release with waiters hands its unit to
+ * the first of them instead of adding it to value_.  So the lock-free fast
+ * path (take a unit while value_ > 0) can never overtake a waiter: FIFO.
+ */
+#include "waitq.h"
+
+#include <errno.h>
+#include <string.h>
+
+void ursa_sem_init(struct ursa_sem *s, unsigned value, bool bounded)
+{
+	memset(s, 0, sizeof(*s));
+	s->value_ = value;
+	s->max_ = bounded ? value : 0;
+}
+
+static bool take(struct ursa_sem *s)
+{
+	unsigned v = __atomic_load_n(&s->value_, __ATOMIC_RELAXED);
+
+	/* acquire: pairs with the release in ursa_sem_release. */
+	while (v > 0)
+		if (__atomic_compare_exchange_n(&s->value_, &v, v - 1, true, __ATOMIC_ACQUIRE,
+		                                __ATOMIC_RELAXED))
+			return true;
+	return false;
+}
+
+int ursa_sem_tryacquire(struct ursa_sem *s)
+{
+	return take(s) ? 0 : -EAGAIN;
+}
+
+int ursa_sem_acquire(struct ursa_sem *s)
+{
+	struct ursa_task *self;
+	struct ursa__wait w;
+
+	if (take(s))
+		return 0;
+	self = ursa__self();
+	if (!self)
+		return -EPERM;
+	ursa__spin_lock(&s->lock_);
+	if (take(s)) {
+		ursa__spin_unlock(&s->lock_);
+		return 0;
+	}
+	/* 0: a release handed us its unit. */
+	return ursa__waitq_wait(self, &s->waiters_, &s->lock_, &w, NULL, NULL, NULL);
+}
+
+int ursa_sem_release(struct ursa_sem *s)
+{
+	struct ursa__wakes ws = URSA__WAKES_INIT;
+	struct ursa__wnode *n;
+	int rc = 0;
+
+	ursa__spin_lock(&s->lock_);
+	n = ursa__waitq_claim(&s->waiters_);
+	if (n) {
+		ursa__wakes_add(&ws, n, 0, NULL);
+	} else if (s->max_ && __atomic_load_n(&s->value_, __ATOMIC_RELAXED) >= s->max_) {
+		rc = -EOVERFLOW;
+	} else {
+		/* release: the next taker sees what the releaser did. */
+		__atomic_fetch_add(&s->value_, 1u, __ATOMIC_RELEASE);
+	}
+	ursa__spin_unlock(&s->lock_);
+	ursa__wakes_run(&ws);
+	return rc;
+}
+
+unsigned ursa_sem_value(struct ursa_sem *s)
+{
+	return __atomic_load_n(&s->value_, __ATOMIC_RELAXED);
+}

@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * waitq.h: how a task waits for a primitive (lib/sync_*.c, queue.c,
+ * future.c): a wait record on the waiting fiber's stack, FIFO queues of its
+ * nodes under a small spinlock, and the grant / withdraw protocol
+ * (lib/waitq.c explains it).
+ *
+ *   task's stack                       primitive (anywhere)
+ *   +------------------+               +-----------------------------+
+ *   | struct ursa__wait| <-----w----+  | lock_ (spinlock)            |
+ *   |  task, state, rc |            |  | waiters_: head_ ... tail_   |
+ *   |  value, which    |            |  +------|---------------------+
+ *   +------------------+            |         v
+ *   | struct ursa__wnode (one per queue waited on: >1 only for select)
+ *   |  prev/next, q, lock, index, item                               |
+ *   +-----------------------------------------------------------------+
+ */
+#ifndef URSA_WAITQ_H
+#define URSA_WAITQ_H
+
+#include "core.h"
+
+#include <sched.h>
+
+enum {
+	URSA__WAIT_WAITING = 0,   /* in its queue(s); nobody has claimed it     */
+	URSA__WAIT_CLAIMED = 1,   /* a granter owns it and is filling it in     */
+	URSA__WAIT_DONE = 2,      /* granted; the granter now touches only the
+	                             task (holding a reference), never this     */
+	URSA__WAIT_WITHDRAWN = 3, /* the waiter gave up, or completed a select
+	                             itself; granters skip it                   */
+};
+
+/* One waiting task.  Lives on its stack for the duration of one wait. */
+struct ursa__wait {
+	struct ursa_task *task;
+	_Atomic int state;             /* URSA__WAIT_* */
+	int rc;                        /* the granter's verdict: 0, or e.g. -EPIPE */
+	unsigned which;                /* index of the node that was granted */
+	void *value;                   /* what the granter handed over */
+	struct ursa__wait *wake_next;  /* the granter's private chain (CLAIMED) */
+};
+
+/* The wait's place in one queue, guarded by *lock. */
+struct ursa__wnode {
+	struct ursa__wnode *prev, *next;
+	struct ursa__wait *w;
+	struct ursa_waitq_ *q;
+	unsigned *lock;
+	unsigned index;                /* reported as w->which when granted */
+	bool linked;
+	void *item;                    /* a putter's item */
+};
+
+/* Waits a granter has claimed under its lock, to complete after it. */
+struct ursa__wakes {
+	struct ursa__wait *head, *tail;
+	unsigned n;
+};
+#define URSA__WAKES_INIT {NULL, NULL, 0}
+
+/* A spinlock for the few instructions that edit a queue; never held while
+ * anything waits.  The holder may be a foreign thread that gets preempted,
+ * so a spinner yields the CPU after a while instead of burning it. */
+static inline void ursa__spin_lock(unsigned *l)
+{
+	for (;;) {
+		/* acquire: pairs with the release in ursa__spin_unlock. */
+		if (!__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
+			return;
+		for (unsigned i = 1; __atomic_load_n(l, __ATOMIC_RELAXED); i++)
+			if (!(i % 256))
+				sched_yield();
+	}
+}
+
+static inline void ursa__spin_unlock(unsigned *l)
+{
+	__atomic_store_n(l, 0u, __ATOMIC_RELEASE);
+}
+
+static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
+{
+	w->task = self;
+	atomic_init(&w->state, URSA__WAIT_WAITING);
+	w->rc = 0;
+	w->which = 0;
+	w->value = NULL;
+	w->wake_next = NULL;
+}
+
+static inline void ursa__wnode_init(struct ursa__wnode *n, struct ursa__wait *w,
+                                    struct ursa_waitq_ *q, unsigned *lock, unsigned index)
+{
+	n->prev = n->next = NULL;
+	n->w = w;
+	n->q = q;
+	n->lock = lock;
+	n->index = index;
+	n->linked = false;
+	n->item = NULL;
+}
+
+/* Under the lock: append n. */
+void ursa__waitq_push(struct ursa_waitq_ *q, struct ursa__wnode *n);
+/* Under the lock: remove n if it is still linked. */
+void ursa__waitq_unlink(struct ursa_waitq_ *q, struct ursa__wnode *n);
+/* Under the lock: no node linked (stale nodes of finished selects count). */
+static inline bool ursa__waitq_empty(const struct ursa_waitq_ *q)
+{
+	return !q->head_;
+}
+/* Under the lock: unlink nodes from the head until one whose wait this call
+ * claims (WAITING -> CLAIMED); return it, or NULL if none is left. */
+struct ursa__wnode *ursa__waitq_claim(struct ursa_waitq_ *q);
+
+/* Under the lock: record the verdict in n's claimed wait and queue it on ws. */
+void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
+/* After the lock: mark each wait on ws DONE and wake its task. */
+void ursa__wakes_run(struct ursa__wakes *ws);
+
+/*
+ * The waiting side: park until w is granted (returns 0; w->rc, w->value and
+ * w->which carry the grant) or until the task is cancelled or a deadline
+ * passes (returns -ECANCELED or -ETIMEDOUT, after taking every node out of
+ * its queue).  nodes[0..n) must all be queued already.  If on_withdraw is
+ * not NULL it runs under nodes[0]'s lock when the wait is withdrawn, so the
+ * primitive can undo what the waiter's arrival changed.
+ */
+int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
+                     unsigned n, void (*on_withdraw)(void *ctx), void *ctx);
+
+/*
+ * The common case, one queue: called with *lock held after the caller has
+ * decided to wait.  If the task may not wait (cancelled, deadline passed) it
+ * runs on_withdraw, drops the lock and returns why; otherwise it queues a
+ * node for w (carrying item, for a putter), drops the lock and waits as
+ * ursa__wait_block.  w is initialised here.
+ */
+int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lock,
+                     struct ursa__wait *w, void *item, void (*on_withdraw)(void *ctx), void *ctx);
+
+/* Take nodes[0..n) out of their queues (each under its lock): the end of a
+ * select that completed or gave up. */
+void ursa__wait_unlink_all(struct ursa__wnode *nodes, unsigned n);
+
+#endif /* URSA_WAITQ_H */

@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Many tasks at once: outcomes (result, error, cancelled), gather, wait,
+ * as_completed, wait_for, task groups, scope cancellation, tickers.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+TestSuite(group, .timeout = 30);
+
+#define P(x) ((void *)(uintptr_t)(x))
+#define U(p) ((uintptr_t)(p))
+
+/* What a test task does, encoded in its argument. */
+struct job {
+	uint64_t sleep_ns;  /* URSA_FOREVER: until cancelled */
+	int fail;           /* fail with this error after the sleep (0: return) */
+	uintptr_t result;
+	int sleep_rc;       /* out: what the sleep returned */
+	int ran;
+};
+
+static void *job_main(void *arg)
+{
+	struct job *j = arg;
+
+	j->ran = 1;
+	j->sleep_rc = j->sleep_ns ? ursa_sleep(j->sleep_ns) : 0;
+	if (j->fail)
+		return ursa_task_fail(j->fail, "job %lu failed", (unsigned long)j->result);
+	return P(j->result);
+}
+
+static struct ursa_task *start(struct job *j, unsigned core, int *bad)
+{
+	struct ursa_task *t = NULL;
+
+	if (ursa_spawn_on(&t, core % ursa_ncores(), job_main, j))
+		(*bad)++;
+	return t;
+}
+
+/* ------------------------------------------------------------- outcomes */
+
+static void *main_outcomes(void *arg)
+{
+	int *out = arg;
+	struct job ok = {.sleep_ns = 2 * MS, .result = 5}, bad_job = {.fail = -EIO, .result = 7};
+	struct job late = {.sleep_ns = URSA_FOREVER, .fail = -EPROTO, .result = 8};
+	struct ursa_outcome o;
+	struct ursa_task *t;
+	void *r = NULL;
+	int bad = 0;
+
+	t = start(&ok, 1, &bad);
+	out[0] = ursa_task_outcome(t, &o);   /* running: -EAGAIN */
+	out[1] = ursa_task_done(t);
+	out[2] = ursa_join(t, &r);
+	out[3] = (int)U(r);
+	t = start(&bad_job, 0, &bad);
+	out[4] = ursa_join(t, &r);           /* the error, from plain join */
+	t = start(&bad_job, 1, &bad);
+	out[5] = ursa_join_outcome(t, &o);   /* 0: released */
+	out[6] = o.err;
+	out[7] = strcmp(o.msg, "job 7 failed") == 0;
+	out[8] = o.result == NULL;
+	/* Cancelled, then fails in its clean-up: the failure is the outcome. */
+	t = start(&late, 1, &bad);
+	ursa_sleep(5 * MS);
+	ursa_cancel(t);
+	out[9] = ursa_join_outcome(t, &o);
+	out[10] = o.err;
+	out[11] = late.sleep_rc;
+	out[12] = bad;
+	return NULL;
+}
+
+Test(group, task_outcomes_result_error_with_message_and_failure_over_cancel)
+{
+	int out[13];
+
+	run_on(2, main_outcomes, out);
+	cr_assert_eq(out[12], 0);
+	cr_assert_eq(out[0], -EAGAIN);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], 5);
+	cr_assert_eq(out[4], -EIO);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[6], -EIO);
+	cr_assert(out[7], "message lost");
+	cr_assert(out[8]);
+	cr_assert_eq(out[9], 0);
+	cr_assert_eq(out[10], -EPROTO);
+	cr_assert_eq(out[11], -ECANCELED);
+}
+
+/* --------------------------------------------------------------- gather */
+
+static void *main_gather_ok(void *arg)
+{
+	int *out = arg;
+	/* They end in the order 2, 0, 1; the results come back in order. */
+	struct job j[3] = {{.sleep_ns = 10 * MS, .result = 10},
+	                   {.sleep_ns = 20 * MS, .result = 11},
+	                   {.sleep_ns = 1 * MS, .result = 12}};
+	struct ursa_task *t[3];
+	struct ursa_outcome o[3];
+	int bad = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	out[0] = ursa_gather(t, 3, o, 0);
+	for (int i = 0; i < 3; i++)
+		out[1 + i] = o[i].err == 0 ? (int)U(o[i].result) : o[i].err;
+	out[4] = ursa_gather(NULL, 0, NULL, 0);
+	out[5] = bad;
+	return NULL;
+}
+
+Test(group, gather_returns_results_in_order)
+{
+	int out[6];
+
+	run_on(2, main_gather_ok, out);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 10);
+	cr_assert_eq(out[2], 11);
+	cr_assert_eq(out[3], 12);
+	cr_assert_eq(out[4], 0);
+}
+
+/* One fails, one is cancelled from outside, one succeeds, one sleeps. */
+static void *main_gather_mixed(void *arg)
+{
+	int *out = arg;
+	int all = *out;
+	/* t[2] is cancelled at 2 ms, well before t[1] fails at 40 ms. */
+	struct job j[4] = {{.sleep_ns = 1 * MS, .result = 1},
+	                   {.sleep_ns = 40 * MS, .fail = -EIO, .result = 2},
+	                   {.sleep_ns = URSA_FOREVER, .result = 3},
+	                   {.sleep_ns = all ? 60 * MS : URSA_FOREVER, .result = 4}};
+	struct ursa_task *t[4];
+	struct ursa_outcome o[4];
+	int bad = 0;
+
+	for (int i = 0; i < 4; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	ursa_sleep(2 * MS);
+	ursa_cancel(t[2]); /* cancelled before the failure */
+	out[0] = ursa_gather(t, 4, o, all ? URSA_GATHER_ALL : 0);
+	for (int i = 0; i < 4; i++) {
+		out[1 + 2 * i] = o[i].err;
+		out[2 + 2 * i] = (int)U(o[i].result);
+	}
+	out[9] = strcmp(o[1].msg, "job 2 failed") == 0;
+	out[10] = j[3].sleep_rc;
+	out[11] = bad;
+	return NULL;
+}
+
+Test(group, gather_return_exceptions_collects_a_failure_and_a_cancellation)
+{
+	int out[12] = {1};
+
+	run_on(2, main_gather_mixed, out);
+	cr_assert_eq(out[11], 0);
+	cr_assert_eq(out[0], 2, "two tasks did not return normally");
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[3], -EIO);
+	cr_assert_eq(out[5], -ECANCELED);
+	cr_assert_eq(out[7], 0, "return_exceptions must not cancel the others");
+	cr_assert_eq(out[8], 4);
+	cr_assert(out[9], "message lost");
+	cr_assert_eq(out[10], 0);
+}
+
+Test(group, gather_fail_fast_returns_the_first_error_and_cancels_the_rest)
+{
+	int out[12] = {0};
+
+	run_on(2, main_gather_mixed, out);
+	cr_assert_eq(out[11], 0);
+	/* t[2] was cancelled first: that is the first error fail-fast sees. */
+	cr_assert_eq(out[0], -ECANCELED, "gather returned %d", out[0]);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[5], -ECANCELED);
+	cr_assert_eq(out[7], -ECANCELED, "the sleeper was not cancelled");
+	cr_assert_eq(out[10], -ECANCELED);
+}
+
+static void *main_gather_first_error(void *arg)
+{
+	int *out = arg;
+	struct job j[3] = {{.sleep_ns = URSA_FOREVER},
+	                   {.sleep_ns = 2 * MS, .fail = -ENOSPC, .result = 9},
+	                   {.sleep_ns = URSA_FOREVER}};
+	struct ursa_task *t[3];
+	int bad = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	out[0] = ursa_gather(t, 3, NULL, 0);
+	out[1] = j[0].sleep_rc;
+	out[2] = j[2].sleep_rc;
+	out[3] = bad;
+	return NULL;
+}
+
+Test(group, gather_fail_fast_cancels_sleepers_on_the_first_failure)
+{
+	int out[4];
+
+	run_on(2, main_gather_first_error, out);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[0], -ENOSPC);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], -ECANCELED);
+}
+
+/* Cancelling the gatherer cancels and releases everything it gathers. */
+static void *gatherer(void *arg)
+{
+	struct ursa_task **t = arg;
+
+	return P(ursa_gather(t, 3, NULL, URSA_GATHER_ALL));
+}
+
+static void *main_gather_cancelled(void *arg)
+{
+	int *out = arg;
+	struct job j[3] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER},
+	                   {.sleep_ns = 1 * MS, .result = 3}};
+	struct ursa_task *t[3], *g;
+	void *r = NULL;
+	int bad = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	if (ursa_spawn_on(&g, 1, gatherer, t))
+		return P(1);
+	ursa_sleep(10 * MS);
+	ursa_cancel(g);
+	out[0] = ursa_join(g, &r);
+	out[1] = j[0].sleep_rc;
+	out[2] = j[1].sleep_rc;
+	out[3] = bad;
+	return NULL;
+}
+
+Test(group, cancelling_gather_cancels_and_releases_its_tasks)
+{
+	int out[4];
+
+	cr_assert_null(run_on(2, main_gather_cancelled, out));
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], -ECANCELED);
+}
+
+static void *main_gather_einval(void *arg)
+{
+	int *out = arg;
+	struct job j[2] = {{.sleep_ns = 1 * MS, .result = 1}, {.result = 2}};
+	struct ursa_task *t[3];
+	void *r;
+	int bad = 0;
+
+	t[0] = start(&j[0], 0, &bad);
+	t[1] = start(&j[1], 1, &bad);
+	t[2] = t[0];
+	out[0] = ursa_gather(t, 3, NULL, 0); /* a task twice */
+	t[2] = NULL;
+	out[1] = ursa_gather(t, 3, NULL, 0); /* a NULL task */
+	/* Nothing was released: both joins work. */
+	out[2] = ursa_join(t[0], &r);
+	out[3] = ursa_join(t[1], &r);
+	out[4] = (int)U(r);
+	out[5] = bad;
+	return NULL;
+}
+
+Test(group, gather_refuses_bad_sets_without_releasing_anything)
+{
+	int out[6];
+
+	run_on(2, main_gather_einval, out);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], -EINVAL);
+	cr_assert_eq(out[1], -EINVAL);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[4], 2);
+}
+
+/* ----------------------------------------------------------------- wait */
+
+static void *main_wait_first(void *arg)
+{
+	int *out = arg;
+	struct job j[3] = {{.sleep_ns = 40 * MS, .result = 1},
+	                   {.sleep_ns = 2 * MS, .result = 2},
+	                   {.sleep_ns = URSA_FOREVER, .result = 3}};
+	struct ursa_task *t[3];
+	bool done[3];
+	void *r;
+	int bad = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	out[0] = ursa_wait(t, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
+	out[1] = done[0];
+	out[2] = done[1];
+	out[3] = done[2];
+	out[4] = ursa_join(t[1], &r); /* done: at once */
+	out[5] = (int)U(r);
+	/* The pending ones keep running; cancel them, as the seed does. */
+	ursa_cancel(t[0]);
+	ursa_cancel(t[2]);
+	out[6] = ursa_join(t[0], NULL);
+	out[7] = ursa_join(t[2], NULL);
+	out[8] = bad;
+	return NULL;
+}
+
+Test(group, wait_first_completed_reports_done_and_pending)
+{
+	int out[9];
+
+	run_on(2, main_wait_first, out);
+	cr_assert_eq(out[8], 0);
+	cr_assert_eq(out[0], 1);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[5], 2);
+	cr_assert_eq(out[6], -ECANCELED);
+	cr_assert_eq(out[7], -ECANCELED);
+}
+
+static void *main_wait_deadline(void *arg)
+{
+	int *out = arg;
+	struct job j[3] = {{.sleep_ns = 1 * MS, .result = 1},
+	                   {.sleep_ns = URSA_FOREVER},
+	                   {.sleep_ns = URSA_FOREVER}};
+	struct ursa_task *t[3];
+	bool done[3];
+	uint64_t t0 = ursa_now();
+	int bad = 0;
+
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	out[0] = ursa_wait(t, 3, URSA_WAIT_ALL_COMPLETED, t0 + 20 * MS, done);
+	out[1] = ursa_now() - t0 >= 20 * MS;
+	out[2] = done[0] && !done[1] && !done[2];
+	out[3] = ursa_sleep(1 * MS); /* the wait's deadline is gone with it */
+	for (int i = 1; i < 3; i++)
+		ursa_cancel(t[i]);
+	for (int i = 0; i < 3; i++)
+		bad += ursa_join(t[i], NULL) != (i ? -ECANCELED : 0);
+	out[4] = bad;
+	return NULL;
+}
+
+Test(group, wait_with_a_deadline_that_fires_returns_the_done_count)
+{
+	int out[5];
+
+	run_on(2, main_wait_deadline, out);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[0], 1);
+	cr_assert(out[1], "returned before the deadline");
+	cr_assert(out[2]);
+	cr_assert_eq(out[3], 0);
+}
+
+static void *main_wait_exception(void *arg)
+{
+	int *out = arg;
+	struct job j[4] = {{.sleep_ns = URSA_FOREVER},
+	                   {.result = 1},
+	                   {.sleep_ns = 30 * MS, .fail = -EBADMSG},
+	                   {.sleep_ns = URSA_FOREVER}};
+	struct ursa_task *t[4];
+	bool done[4];
+	int bad = 0;
+
+	for (int i = 0; i < 4; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	ursa_cancel(t[3]); /* a cancellation is not an exception */
+	out[0] = ursa_wait(t, 4, URSA_WAIT_FIRST_EXCEPTION, URSA_FOREVER, done);
+	out[1] = done[0];
+	out[2] = done[2];
+	ursa_cancel(t[0]);
+	for (int i = 0; i < 4; i++)
+		(void)!ursa_join(t[i], NULL);
+	out[3] = bad;
+	return NULL;
+}
+
+Test(group, wait_first_exception_returns_on_a_failure_not_a_cancellation)
+{
+	int out[4];
+
+	run_on(2, main_wait_exception, out);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[0], 3, "done: the returner, the cancelled, the failed");
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 1);
+}
+
+static void *waiter_task(void *arg)
+{
+	struct ursa_task **t = arg;
+
+	return P(ursa_wait(t, 2, URSA_WAIT_ALL_COMPLETED, URSA_FOREVER, NULL));
+}
+
+static void *main_wait_cancelled(void *arg)
+{
+	int *out = arg;
+	struct job j[2] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER}};
+	struct ursa_task *t[2], *w;
+	int bad = 0;
+
+	for (int i = 0; i < 2; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	if (ursa_spawn_on(&w, 1, waiter_task, t))
+		return P(1);
+	ursa_sleep(5 * MS);
+	ursa_cancel(w);
+	out[0] = ursa_join(w, NULL);
+	/* wait does not own the tasks: they still run, and we can join them. */
+	out[1] = ursa_task_done(t[0]) || ursa_task_done(t[1]);
+	for (int i = 0; i < 2; i++) {
+		ursa_cancel(t[i]);
+		bad += ursa_join(t[i], NULL) != -ECANCELED;
+	}
+	out[2] = bad;
+	return NULL;
+}
+
+Test(group, wait_cancelled_leaves_its_tasks_running_and_joinable)
+{
+	int out[3];
+
+	cr_assert_null(run_on(2, main_wait_cancelled, out));
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], 0);
+}
+
+/* --------------------------------------------------------- as_completed */
+
+static void *main_as_completed(void *arg)
+{
+	int *out = arg;
+	struct job j[5] = {{.sleep_ns = 90 * MS, .result = 0},
+	                   {.sleep_ns = 10 * MS, .result = 1},
+	                   {.sleep_ns = 50 * MS, .result = 2},
+	                   {.result = 3},
+	                   {.sleep_ns = URSA_FOREVER, .result = 4}};
+	struct ursa_task *t[5];
+	struct ursa_as_completed ac;
+	int bad = 0, k = 0;
+
+	for (int i = 0; i < 5; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	while (!ursa_task_done(t[3]))
+		ursa_sleep(100000); /* t[3] has ended before we start */
+	if (ursa_as_completed_init(&ac, t, 5))
+		return P(1);
+	for (int n = 0; n < 4; n++) {
+		int i = ursa_as_completed_next(&ac);
+		void *r = NULL;
+
+		out[k++] = i;
+		if (i < 0 || ursa_join(t[i], &r) != 0 || U(r) != (uintptr_t)i)
+			bad++;
+	}
+	/* Leave early: t[4] keeps running and stays ours. */
+	ursa_as_completed_fini(&ac);
+	out[k++] = ursa_task_done(t[4]);
+	ursa_cancel(t[4]);
+	bad += ursa_join(t[4], NULL) != -ECANCELED;
+	out[k++] = bad;
+	return NULL;
+}
+
+Test(group, as_completed_yields_tasks_in_the_order_they_end)
+{
+	int out[6];
+
+	cr_assert_null(run_on(2, main_as_completed, out));
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], 3);
+	cr_assert_eq(out[1], 1);
+	cr_assert_eq(out[2], 2);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[4], 0);
+}
+
+static void *main_as_completed_all(void *arg)
+{
+	int *out = arg;
+	enum { N = 200 };
+	struct job j[N];
+	struct ursa_task *t[N];
+	struct ursa_as_completed ac;
+	int bad = 0, n = 0, i;
+
+	for (int x = 0; x < N; x++) {
+		j[x] = (struct job){.sleep_ns = (uint64_t)(x % 7) * 100000, .result = (uintptr_t)x};
+		t[x] = start(&j[x], (unsigned)x, &bad);
+	}
+	if (ursa_as_completed_init(&ac, t, N))
+		return P(1);
+	while ((i = ursa_as_completed_next(&ac)) >= 0) {
+		void *r;
+
+		n++;
+		bad += ursa_join(t[i], &r) != 0 || U(r) != (uintptr_t)i;
+	}
+	ursa_as_completed_fini(&ac);
+	out[0] = n;
+	out[1] = i;
+	out[2] = bad;
+	return NULL;
+}
+
+Test(group, as_completed_returns_every_task_once_then_enoent)
+{
+	int out[3];
+
+	cr_assert_null(run_on(2, main_as_completed_all, out));
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[0], 200);
+	cr_assert_eq(out[1], -ENOENT);
+}
+
+/* ------------------------------------------------------------- wait_for */
+
+static void *main_wait_for(void *arg)
+{
+	int *out = arg;
+	struct job fast = {.sleep_ns = 1 * MS, .result = 6};
+	struct job slow = {.sleep_ns = 10000 * MS, .result = 7};
+	struct ursa_task *t;
+	void *r = NULL;
+	uint64_t t0;
+	int bad = 0;
+
+	t = start(&fast, 1, &bad);
+	out[0] = ursa_wait_for(t, 1000 * MS, &r);
+	out[1] = (int)U(r);
+	t = start(&slow, 1, &bad);
+	t0 = ursa_now();
+	out[2] = ursa_wait_for(t, 10 * MS, &r);
+	out[3] = ursa_now() - t0 < 5000 * MS;
+	out[4] = slow.sleep_rc; /* the task was cancelled and has ended */
+	out[5] = bad;
+	return NULL;
+}
+
+Test(group, wait_for_returns_the_result_or_cancels_the_task_on_timeout)
+{
+	int out[6];
+
+	run_on(2, main_wait_for, out);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 6);
+	cr_assert_eq(out[2], -ETIMEDOUT);
+	cr_assert(out[3]);
+	cr_assert_eq(out[4], -ECANCELED);
+}
+
+/* --------------------------------------------------------------- groups */
+
+static void *main_group_ok(void *arg)
+{
+	int *out = arg;
+	struct job j[6];
+	struct ursa_group g;
+	struct ursa_outcome first;
+
+	ursa_group_enter(&g);
+	for (int i = 0; i < 6; i++) {
+		j[i] = (struct job){.sleep_ns = (uint64_t)i * MS, .result = (uintptr_t)i};
+		out[i] = ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &j[i]);
+	}
+	out[6] = ursa_group_exit(&g, &first);
+	out[7] = first.err;
+	out[8] = 0;
+	for (int i = 0; i < 6; i++)
+		out[8] += j[i].ran && j[i].sleep_rc == 0;
+	return NULL;
+}
+
+Test(group, group_exit_waits_for_every_child)
+{
+	int out[9];
+
+	run_on(2, main_group_ok, out);
+	for (int i = 0; i < 6; i++)
+		cr_assert_eq(out[i], 0);
+	cr_assert_eq(out[6], 0);
+	cr_assert_eq(out[7], 0);
+	cr_assert_eq(out[8], 6);
+}
+
+/* A child fails while its siblings sleep and the body waits. */
+static void *main_group_fail(void *arg)
+{
+	int *out = arg;
+	struct job sleepers[4], failing = {.sleep_ns = 5 * MS, .fail = -EHOSTUNREACH, .result = 99};
+	struct ursa_group g;
+	struct ursa_outcome first;
+	int bad = 0;
+
+	ursa_group_enter(&g);
+	for (int i = 0; i < 4; i++) {
+		sleepers[i] = (struct job){.sleep_ns = URSA_FOREVER};
+		bad += ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &sleepers[i]) != 0;
+	}
+	bad += ursa_group_spawn_on(&g, 1, job_main, &failing) != 0;
+	out[0] = ursa_sleep(10000 * MS); /* the body is cancelled by the failure */
+	out[1] = ursa_group_spawn(&g, job_main, &failing); /* shutting down */
+	out[2] = ursa_group_exit(&g, &first);
+	out[3] = first.err;
+	out[4] = strcmp(first.msg, "job 99 failed") == 0;
+	for (int i = 0; i < 4; i++)
+		bad += sleepers[i].sleep_rc != -ECANCELED;
+	out[5] = ursa_sleep(1 * MS); /* after the group: the task is fine */
+	out[6] = bad;
+	return NULL;
+}
+
+Test(group, group_child_failure_cancels_the_sleeping_siblings_and_the_body)
+{
+	int out[7];
+
+	run_on(2, main_group_fail, out);
+	cr_assert_eq(out[6], 0, "a sibling was not cancelled");
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], -EHOSTUNREACH);
+	cr_assert_eq(out[3], -EHOSTUNREACH);
+	cr_assert(out[4], "message lost");
+	cr_assert_eq(out[5], 0);
+}
+
+/* Children spawn siblings (from the other core); exit waits for all. */
+struct nest {
+	struct ursa_group *g;
+	atomic_int count;
+	int depth;
+};
+
+static void *nester(void *arg)
+{
+	struct nest *n = arg;
+
+	atomic_fetch_add(&n->count, 1);
+	if (atomic_load(&n->count) < 64)
+		for (int i = 0; i < 2; i++)
+			if (ursa_group_spawn_on(n->g, (ursa_core() + 1) % ursa_ncores(), nester, n) != 0)
+				break;
+	ursa_sleep(100000);
+	return NULL;
+}
+
+static void *main_group_nested(void *arg)
+{
+	int *out = arg;
+	struct ursa_group g;
+	struct nest n = {&g, 0, 0};
+
+	ursa_group_enter(&g);
+	out[0] = ursa_group_spawn(&g, nester, &n);
+	out[1] = ursa_group_exit(&g, NULL);
+	out[2] = atomic_load(&n.count);
+	return NULL;
+}
+
+Test(group, children_spawning_siblings_are_all_awaited)
+{
+	int out[3];
+
+	run_on(2, main_group_nested, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+	cr_assert_geq(out[2], 64);
+}
+
+/* The owner's deadline passes inside the group: children are cancelled. */
+static void *main_group_deadline(void *arg)
+{
+	int *out = arg;
+	struct job j[2] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER}};
+	struct ursa_scope s;
+	struct ursa_group g;
+
+	ursa_scope_enter(&s, ursa_now() + 10 * MS);
+	ursa_group_enter(&g);
+	for (int i = 0; i < 2; i++)
+		out[i] = ursa_group_spawn_on(&g, (unsigned)i, job_main, &j[i]);
+	out[2] = ursa_group_exit(&g, NULL); /* waits here until the deadline */
+	out[3] = ursa_scope_exit(&s);
+	out[4] = j[0].sleep_rc;
+	out[5] = j[1].sleep_rc;
+	return NULL;
+}
+
+Test(group, group_under_an_expiring_deadline_cancels_its_children)
+{
+	int out[6];
+
+	run_on(2, main_group_deadline, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], -ETIMEDOUT);
+	cr_assert_eq(out[3], -ETIMEDOUT);
+	cr_assert_eq(out[4], -ECANCELED);
+	cr_assert_eq(out[5], -ECANCELED);
+}
+
+/* ursa_group_cancel from a child, and many short children reaped while the
+ * body keeps spawning. */
+static void *canceller(void *arg)
+{
+	ursa_sleep(2 * MS);
+	ursa_group_cancel(arg);
+	return NULL;
+}
+
+static void *quick(void *arg)
+{
+	atomic_fetch_add((atomic_int *)arg, 1);
+	return NULL;
+}
+
+static void *main_group_cancel(void *arg)
+{
+	int *out = arg;
+	struct ursa_group g;
+	struct job sleeper = {.sleep_ns = URSA_FOREVER};
+	atomic_int quick_runs = 0;
+	int bad = 0;
+
+	ursa_group_enter(&g);
+	bad += ursa_group_spawn_on(&g, 1, job_main, &sleeper) != 0;
+	for (int i = 0; i < 2000; i++) {
+		bad += ursa_group_spawn_on(&g, (unsigned)i % 2, quick, &quick_runs) != 0;
+		if (i % 64 == 0)
+			ursa_yield();
+	}
+	bad += ursa_group_spawn(&g, canceller, &g) != 0;
+	out[0] = ursa_sleep(10000 * MS);
+	out[1] = ursa_group_exit(&g, NULL);
+	out[2] = sleeper.sleep_rc;
+	out[3] = atomic_load(&quick_runs);
+	out[4] = bad;
+	return NULL;
+}
+
+Test(group, group_cancel_from_a_child_cancels_body_and_children)
+{
+	int out[5];
+
+	run_on(2, main_group_cancel, out);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], -ECANCELED);
+	cr_assert_eq(out[3], 2000);
+}
+
+/* ------------------------------------------------------- scope cancel */
+
+struct sc {
+	struct ursa_scope *s;
+	int inner_rc, shielded_rc, exit_rc, after_rc;
+	atomic_int entered;
+};
+
+static void *scope_owner(void *arg)
+{
+	struct sc *x = arg;
+	struct ursa_scope s, shield;
+
+	ursa_scope_enter(&s, URSA_FOREVER);
+	x->s = &s;
+	atomic_store(&x->entered, 1);
+	x->inner_rc = ursa_sleep(10000 * MS);
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	x->shielded_rc = ursa_sleep(1 * MS); /* the shield holds */
+	ursa_scope_exit(&shield);
+	x->exit_rc = ursa_scope_exit(&s);
+	x->after_rc = ursa_sleep(1 * MS);
+	return NULL;
+}
+
+static void *main_scope_cancel(void *arg)
+{
+	struct sc *x = arg;
+	struct ursa_task *t;
+
+	if (ursa_spawn_on(&t, 1, scope_owner, x))
+		return P(1);
+	while (!atomic_load(&x->entered))
+		ursa_sleep(100000);
+	ursa_sleep(2 * MS);
+	ursa_scope_cancel(x->s);
+	return P(ursa_join(t, NULL));
+}
+
+Test(group, scope_cancel_from_another_core_ends_the_scope_not_the_task)
+{
+	struct sc x = {0};
+
+	cr_assert_null(run_on(2, main_scope_cancel, &x));
+	cr_assert_eq(x.inner_rc, -ECANCELED);
+	cr_assert_eq(x.shielded_rc, 0);
+	cr_assert_eq(x.exit_rc, -ECANCELED);
+	cr_assert_eq(x.after_rc, 0);
+}
+
+/* --------------------------------------------------------------- ticker */
+
+static void *main_ticker(void *arg)
+{
+	int *out = arg;
+	struct ursa_ticker tk;
+	uint64_t t0 = ursa_now();
+
+	ursa_ticker_init(&tk, 5 * MS);
+	for (int i = 0; i < 4; i++)
+		out[i] = ursa_ticker_wait(&tk);
+	out[4] = ursa_now() - t0 >= 20 * MS;
+	ursa_sleep(17 * MS); /* fall behind by three ticks */
+	out[5] = ursa_ticker_wait(&tk);
+	return NULL;
+}
+
+Test(group, ticker_ticks_on_a_grid_and_reports_skipped_ticks)
+{
+	int out[6];
+
+	run_on(1, main_ticker, out);
+	for (int i = 0; i < 4; i++)
+		cr_assert_geq(out[i], 1);
+	cr_assert(out[4]);
+	cr_assert_geq(out[5], 3, "ticks skipped: %d", out[5]);
+}

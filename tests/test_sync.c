@@ -1,0 +1,889 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Synchronisation primitives: mutex, condition, semaphore, event, barrier,
+ * wait group — semantics, FIFO hand-off, cross-core contention, foreign
+ * threads, and the state each is left in when a waiter is cancelled.
+ */
+#include "helpers.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+TestSuite(sync, .timeout = 30);
+
+/* Spawn fn on core (mod the core count) or record the failure in *bad. */
+static struct ursa_task *spawn_or(unsigned core, ursa_fn fn, void *arg, int *bad)
+{
+	struct ursa_task *t = NULL;
+
+	if (ursa_spawn_on(&t, core % ursa_ncores(), fn, arg))
+		(*bad)++;
+	return t;
+}
+
+/* Take a mutex the test knows is free or will be handed over. */
+static void lock(struct ursa_mutex *m)
+{
+	if (ursa_mutex_lock(m) != 0)
+		abort();
+}
+
+/* Let the tasks of this core run until they park. */
+static void settle(void)
+{
+	for (int i = 0; i < 4; i++)
+		ursa_yield();
+}
+
+/* ------------------------------------------------------------------ mutex */
+
+static void *main_mutex_basics(void *arg)
+{
+	int *out = arg;
+	struct ursa_mutex m = URSA_MUTEX_INIT;
+
+	out[0] = ursa_mutex_locked(&m);
+	out[1] = ursa_mutex_lock(&m);
+	out[2] = ursa_mutex_locked(&m);
+	out[3] = ursa_mutex_trylock(&m);
+	out[4] = ursa_mutex_unlock(&m);
+	out[5] = ursa_mutex_unlock(&m);
+	out[6] = ursa_mutex_trylock(&m);
+	out[7] = ursa_mutex_unlock(&m);
+	return NULL;
+}
+
+Test(sync, mutex_lock_trylock_unlock_and_unlock_of_a_free_mutex)
+{
+	int out[8];
+
+	run_on(1, main_mutex_basics, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[3], -EBUSY);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[5], -EPERM, "unlocking a free mutex must fail");
+	cr_assert_eq(out[6], 0);
+	cr_assert_eq(out[7], 0);
+}
+
+/* Two cores hammer one mutex: every increment of a plain counter counts. */
+#define INCREMENTS 100000
+
+struct counter {
+	struct ursa_mutex m;
+	long value;             /* plain: only the mutex protects it */
+	atomic_int inside;      /* tasks in the critical section */
+	atomic_int overlaps;
+	atomic_int lock_errors;
+	atomic_int cores_seen;
+	atomic_int contended;   /* locks that found the mutex held */
+};
+
+static void *incrementer(void *arg)
+{
+	struct counter *c = arg;
+
+	atomic_fetch_or(&c->cores_seen, 1 << ursa_core());
+	for (int i = 0; i < INCREMENTS; i++) {
+		if (ursa_mutex_trylock(&c->m) != 0) {
+			atomic_fetch_add(&c->contended, 1);
+			if (ursa_mutex_lock(&c->m) != 0) {
+				atomic_fetch_add(&c->lock_errors, 1);
+				continue;
+			}
+		}
+		if (atomic_fetch_add(&c->inside, 1) != 0)
+			atomic_fetch_add(&c->overlaps, 1);
+		c->value++;
+		if (i % 128 == 0)
+			ursa_yield(); /* hold it across a switch now and then */
+		atomic_fetch_sub(&c->inside, 1);
+		ursa_mutex_unlock(&c->m);
+	}
+	return NULL;
+}
+
+static void *main_contention(void *arg)
+{
+	struct counter *c = arg;
+	struct ursa_task *t[2];
+	int bad = 0;
+
+	/* Hold the mutex until both tasks have found it taken, so that the
+	 * run starts with two queued waiters, one per core, whatever the OS
+	 * scheduler does with the worker threads. */
+	lock(&c->m);
+	for (unsigned i = 0; i < 2; i++)
+		t[i] = spawn_or(i, incrementer, c, &bad);
+	for (int i = 0; i < 5000 && atomic_load(&c->contended) < 2; i++)
+		ursa_sleep(1 * MS);
+	ursa_sleep(1 * MS); /* from trylock to queued */
+	ursa_mutex_unlock(&c->m);
+	for (int i = 0; i < 2 && !bad; i++)
+		if (ursa_join(t[i], NULL))
+			bad++;
+	return (void *)(intptr_t)bad;
+}
+
+Test(sync, mutex_across_two_cores_loses_no_increment, .timeout = 60)
+{
+	static struct counter c = {.m = URSA_MUTEX_INIT};
+
+	cr_assert_null(run_on(2, main_contention, &c));
+	cr_assert_eq(c.lock_errors, 0);
+	cr_assert_eq(c.overlaps, 0, "two tasks were inside the critical section at once");
+	cr_assert_eq(c.value, 2L * INCREMENTS, "counter %ld", c.value);
+	cr_assert_eq(c.cores_seen, 3, "both cores took part");
+	cr_assert_geq(c.contended, 2, "the cores never contended: a weak test");
+	cr_assert_not(ursa_mutex_locked(&c.m));
+}
+
+/* FIFO: waiters get the mutex in arrival order, and an unlock hands it over
+ * directly, so the unlocker cannot take it straight back. */
+struct fifo {
+	struct ursa_mutex m;
+	int order[5];
+	int n;
+};
+
+struct fifo_arg {
+	struct fifo *f;
+	int id;
+};
+
+static void *fifo_locker(void *arg)
+{
+	struct fifo_arg *a = arg;
+
+	if (ursa_mutex_lock(&a->f->m) == 0) {
+		a->f->order[a->f->n++] = a->id;
+		ursa_yield(); /* hold it a little */
+		ursa_mutex_unlock(&a->f->m);
+	}
+	return NULL;
+}
+
+static void *main_fifo(void *arg)
+{
+	int *out = arg;
+	struct fifo f = {.m = URSA_MUTEX_INIT};
+	struct fifo_arg a[5];
+	struct ursa_task *t[5];
+	int bad = 0;
+
+	lock(&f.m);
+	for (int i = 0; i < 5; i++) {
+		a[i] = (struct fifo_arg){&f, i};
+		t[i] = spawn_or(0, fifo_locker, &a[i], &bad);
+		settle(); /* let it queue before the next one arrives */
+	}
+	ursa_mutex_unlock(&f.m);
+	out[0] = ursa_mutex_trylock(&f.m); /* handed to task 0: not free */
+	for (int i = 0; i < 5; i++)
+		bad += ursa_join(t[i], NULL) != 0;
+	for (int i = 0; i < 5; i++)
+		out[1 + i] = f.order[i];
+	out[6] = bad;
+	out[7] = ursa_mutex_locked(&f.m);
+	return NULL;
+}
+
+Test(sync, mutex_serves_waiters_in_arrival_order_by_hand_off)
+{
+	int out[8];
+
+	run_on(1, main_fifo, out);
+	cr_assert_eq(out[6], 0);
+	cr_assert_eq(out[0], -EBUSY, "the unlocker overtook a waiter");
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(out[1 + i], i, "position %d got task %d", i, out[1 + i]);
+	cr_assert_eq(out[7], 0);
+}
+
+/* A cancelled or timed-out waiter leaves; the mutex still works. */
+static void *lock_and_record(void *arg)
+{
+	struct {
+		struct ursa_mutex *m;
+		int rc;
+	} *a = arg;
+
+	a->rc = ursa_mutex_lock(a->m);
+	if (a->rc == 0)
+		ursa_mutex_unlock(a->m);
+	return NULL;
+}
+
+static void *main_mutex_cancel(void *arg)
+{
+	int *out = arg;
+	struct ursa_mutex m = URSA_MUTEX_INIT;
+	struct {
+		struct ursa_mutex *m;
+		int rc;
+	} a = {&m, 1}, b = {&m, 1};
+	struct ursa_task *ta, *tb;
+	struct ursa_scope s;
+	int bad = 0;
+
+	lock(&m);
+	ta = spawn_or(ursa_ncores() - 1, lock_and_record, &a, &bad); /* other core if any */
+	tb = spawn_or(0, lock_and_record, &b, &bad);
+	ursa_sleep(10 * MS);
+	out[0] = ursa_cancel(ta);
+	out[1] = ursa_join(ta, NULL);
+	out[2] = a.rc;
+	/* A deadline, as a waiter of our own. */
+	ursa_scope_enter(&s, ursa_now() + 5 * MS);
+	out[3] = ursa_mutex_lock(&m); /* relocking a held mutex: waits, times out */
+	out[4] = ursa_scope_exit(&s);
+	/* b is still queued and gets the mutex. */
+	out[5] = ursa_mutex_unlock(&m);
+	out[6] = ursa_join(tb, NULL);
+	out[7] = b.rc;
+	out[8] = ursa_mutex_locked(&m);
+	out[9] = ursa_mutex_trylock(&m);
+	out[10] = bad;
+	ursa_mutex_unlock(&m);
+	return NULL;
+}
+
+static void check_mutex_cancel(unsigned cores)
+{
+	int out[11];
+
+	run_on(cores, main_mutex_cancel, out);
+	cr_assert_eq(out[10], 0);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], -ECANCELED, "cancelled waiter got %d", out[2]);
+	cr_assert_eq(out[3], -ETIMEDOUT);
+	cr_assert_eq(out[4], -ETIMEDOUT);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[6], 0);
+	cr_assert_eq(out[7], 0, "the waiter behind the cancelled ones got %d", out[7]);
+	cr_assert_eq(out[8], 0, "mutex left locked");
+	cr_assert_eq(out[9], 0);
+}
+
+Test(sync, mutex_cancelled_and_timed_out_waiters_leave_it_consistent)
+{
+	check_mutex_cancel(1);
+	check_mutex_cancel(2);
+}
+
+/* Grant wins: a waiter handed the mutex and cancelled before it ran returns
+ * holding it. */
+static void *main_grant_wins(void *arg)
+{
+	int *out = arg;
+	struct ursa_mutex m = URSA_MUTEX_INIT;
+	struct {
+		struct ursa_mutex *m;
+		int rc;
+	} a = {&m, 1};
+	struct ursa_task *t;
+
+	lock(&m);
+	if (ursa_spawn(&t, lock_and_record, &a))
+		return (void *)1;
+	settle();
+	ursa_mutex_unlock(&m); /* hands it to t ... */
+	ursa_cancel(t);        /* ... which is cancelled before it runs */
+	out[0] = ursa_join(t, NULL);
+	out[1] = a.rc;
+	out[2] = ursa_mutex_locked(&m);
+	return NULL;
+}
+
+Test(sync, mutex_hand_off_wins_over_a_racing_cancel)
+{
+	int out[3];
+
+	cr_assert_null(run_on(1, main_grant_wins, out));
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], 0, "the granted lock must be returned as acquired");
+	cr_assert_eq(out[2], 0, "and was unlocked by its new owner");
+}
+
+/* A plain pthread unlocks a mutex a task is waiting for. */
+static void *thread_unlock(void *arg)
+{
+	usleep(5000);
+	ursa_mutex_unlock(arg);
+	return NULL;
+}
+
+static void *join_thread(void *arg)
+{
+	pthread_join(*(pthread_t *)arg, NULL);
+	return NULL;
+}
+
+static void *main_foreign_unlock(void *arg)
+{
+	int *out = arg;
+	struct ursa_mutex m = URSA_MUTEX_INIT;
+	pthread_t th;
+
+	lock(&m);
+	pthread_create(&th, NULL, thread_unlock, &m);
+	out[0] = ursa_mutex_lock(&m); /* parks until the thread unlocks */
+	ursa_blocking(join_thread, &th, NULL);
+	out[1] = ursa_mutex_unlock(&m);
+	return NULL;
+}
+
+Test(sync, mutex_unlocked_by_a_foreign_thread_wakes_the_waiter)
+{
+	int out[2] = {1, 1};
+
+	run_on(1, main_foreign_unlock, out);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+}
+
+Test(sync, blocking_calls_outside_a_task_say_eperm)
+{
+	struct ursa_mutex m = URSA_MUTEX_INIT;
+	struct ursa_sem s = URSA_SEM_INIT(0);
+	struct ursa_event e = URSA_EVENT_INIT;
+
+	cr_assert_eq(ursa_mutex_lock(&m), 0, "the fast path needs no task");
+	cr_assert_eq(ursa_mutex_lock(&m), -EPERM);
+	cr_assert_eq(ursa_mutex_unlock(&m), 0);
+	cr_assert_eq(ursa_sem_acquire(&s), -EPERM);
+	cr_assert_eq(ursa_event_wait(&e), -EPERM);
+	ursa_event_set(&e);
+	cr_assert_eq(ursa_event_wait(&e), 0);
+}
+
+/* -------------------------------------------------------------- condition */
+
+struct box {
+	struct ursa_mutex m;
+	struct ursa_cond c;
+	int items;
+	int taken;
+	int rc;
+	int arrived; /* consumers that took the mutex: once main takes it after
+	                them, each is queued on the condition */
+};
+
+/* Wait until n consumers are queued on b's condition; main then holds the
+ * mutex. */
+static void wait_queued(struct box *b, int n)
+{
+	for (;;) {
+		if (ursa_mutex_lock(&b->m) != 0)
+			abort();
+		if (b->arrived >= n)
+			return;
+		ursa_mutex_unlock(&b->m);
+		ursa_sleep(1 * MS);
+	}
+}
+
+static bool has_items(void *arg)
+{
+	return ((struct box *)arg)->items > 0;
+}
+
+static void *cond_consumer(void *arg)
+{
+	struct box *b = arg;
+
+	lock(&b->m);
+	b->arrived++;
+	b->rc = ursa_cond_wait_for(&b->c, &b->m, has_items, b);
+	if (b->rc == 0) {
+		b->items--;
+		b->taken++;
+	}
+	if (!ursa_mutex_locked(&b->m))
+		b->rc = 99; /* must return holding the mutex */
+	ursa_mutex_unlock(&b->m);
+	return NULL;
+}
+
+static void *main_cond(void *arg)
+{
+	int *out = arg;
+	static struct box b = {.m = URSA_MUTEX_INIT, .c = URSA_COND_INIT};
+	struct ursa_task *t[4];
+	int bad = 0;
+
+	for (unsigned i = 0; i < 4; i++)
+		t[i] = spawn_or(i, cond_consumer, &b, &bad);
+	wait_queued(&b, 4); /* holding the mutex */
+	b.items = 1;
+	out[0] = (int)ursa_cond_notify(&b.c, 1);
+	ursa_mutex_unlock(&b.m);
+	for (int i = 0; i < 5000 && !b.taken; i++)
+		ursa_sleep(1 * MS);
+	out[1] = b.taken; /* the one woken took it */
+	lock(&b.m);
+	b.items = 3;
+	out[2] = (int)ursa_cond_notify_all(&b.c);
+	ursa_mutex_unlock(&b.m);
+	for (int i = 0; i < 4; i++)
+		bad += ursa_join(t[i], NULL) != 0;
+	out[3] = b.taken;
+	out[4] = b.items;
+	out[5] = bad;
+	out[6] = b.rc;
+	return NULL;
+}
+
+Test(sync, cond_notify_wakes_one_and_notify_all_wakes_the_rest)
+{
+	int out[7];
+
+	run_on(2, main_cond, out);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], 1);
+	cr_assert_eq(out[1], 1);
+	cr_assert_eq(out[2], 3);
+	cr_assert_eq(out[3], 4);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[6], 0);
+}
+
+static void *main_cond_cancel(void *arg)
+{
+	int *out = arg;
+	static struct box b = {.m = URSA_MUTEX_INIT, .c = URSA_COND_INIT};
+	struct ursa_task *t;
+
+	if (ursa_spawn_on(&t, ursa_ncores() - 1, cond_consumer, &b))
+		return (void *)1;
+	ursa_sleep(10 * MS);
+	ursa_cancel(t);
+	out[0] = ursa_join(t, NULL);
+	out[1] = b.rc;
+	out[2] = ursa_mutex_locked(&b.m);
+	out[3] = (int)ursa_cond_notify_all(&b.c); /* nobody left waiting */
+	return NULL;
+}
+
+Test(sync, cond_wait_cancelled_returns_holding_the_mutex_and_leaves_no_waiter)
+{
+	int out[4];
+
+	cr_assert_null(run_on(2, main_cond_cancel, out));
+	cr_assert_eq(out[0], -ECANCELED);
+	cr_assert_eq(out[1], -ECANCELED, "cond wait returned %d", out[1]);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], 0);
+}
+
+/* -------------------------------------------------------------- semaphore */
+
+#define SEM_N 3
+
+struct admit {
+	struct ursa_sem s;
+	atomic_int inside;
+	atomic_int max_inside;
+	atomic_int errors;
+};
+
+static void *admitted(void *arg)
+{
+	struct admit *a = arg;
+
+	for (int round = 0; round < 20; round++) {
+		if (ursa_sem_acquire(&a->s) != 0) {
+			atomic_fetch_add(&a->errors, 1);
+			continue;
+		}
+		int now = atomic_fetch_add(&a->inside, 1) + 1;
+		int max = atomic_load(&a->max_inside);
+
+		while (now > max && !atomic_compare_exchange_weak(&a->max_inside, &max, now))
+			;
+		if (round % 4 == 0)
+			ursa_sleep(100000); /* 0.1 ms, holding the unit */
+		else
+			ursa_yield();
+		atomic_fetch_sub(&a->inside, 1);
+		if (ursa_sem_release(&a->s))
+			atomic_fetch_add(&a->errors, 1);
+	}
+	return NULL;
+}
+
+static void *main_admit(void *arg)
+{
+	struct admit *a = arg;
+	struct ursa_task *t[40];
+	int bad = 0;
+
+	for (unsigned i = 0; i < 40; i++)
+		t[i] = spawn_or(i, admitted, a, &bad);
+	for (int i = 0; i < 40; i++)
+		bad += t[i] && ursa_join(t[i], NULL) != 0;
+	return (void *)(intptr_t)bad;
+}
+
+Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
+{
+	static struct admit a = {.s = URSA_BOUNDED_SEM_INIT(SEM_N)};
+
+	cr_assert_null(run_on(2, main_admit, &a));
+	cr_assert_eq(a.errors, 0);
+	cr_assert_leq(a.max_inside, SEM_N, "%d tasks held a unit at once", a.max_inside);
+	cr_assert_eq(a.max_inside, SEM_N, "the semaphore was never full: a weak test");
+	cr_assert_eq(ursa_sem_value(&a.s), SEM_N);
+}
+
+static void *main_sem_basics(void *arg)
+{
+	int *out = arg;
+	struct ursa_sem b = URSA_BOUNDED_SEM_INIT(1);
+	struct ursa_sem u;
+
+	ursa_sem_init(&u, 0, false);
+	out[0] = ursa_sem_release(&b);     /* would exceed 1 */
+	out[1] = ursa_sem_tryacquire(&b);
+	out[2] = ursa_sem_tryacquire(&b);
+	out[3] = ursa_sem_release(&b);
+	out[4] = ursa_sem_release(&u);     /* unbounded: fine */
+	out[5] = ursa_sem_release(&u);
+	out[6] = (int)ursa_sem_value(&u);
+	return NULL;
+}
+
+Test(sync, bounded_semaphore_refuses_an_extra_release)
+{
+	int out[7];
+
+	run_on(1, main_sem_basics, out);
+	cr_assert_eq(out[0], -EOVERFLOW);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], -EAGAIN);
+	cr_assert_eq(out[3], 0);
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[6], 2);
+}
+
+struct sem_waiter {
+	struct ursa_sem *s;
+	int rc;
+};
+
+static void *sem_wait_record(void *arg)
+{
+	struct sem_waiter *w = arg;
+
+	w->rc = ursa_sem_acquire(w->s);
+	return NULL;
+}
+
+static void *main_sem_cancel(void *arg)
+{
+	int *out = arg;
+	struct ursa_sem s = URSA_SEM_INIT(0);
+	struct sem_waiter a = {&s, 1}, b = {&s, 1};
+	struct ursa_task *ta, *tb;
+	int bad = 0;
+
+	ta = spawn_or(ursa_ncores() - 1, sem_wait_record, &a, &bad);
+	tb = spawn_or(0, sem_wait_record, &b, &bad);
+	ursa_sleep(10 * MS);
+	ursa_cancel(ta);
+	bad += ursa_join(ta, NULL) != -ECANCELED;
+	out[0] = a.rc;
+	out[1] = ursa_sem_release(&s); /* goes to b, not to the cancelled a */
+	bad += ursa_join(tb, NULL) != 0;
+	out[2] = b.rc;
+	out[3] = (int)ursa_sem_value(&s);
+	out[4] = ursa_sem_release(&s);
+	out[5] = (int)ursa_sem_value(&s);
+	out[6] = bad;
+	return NULL;
+}
+
+Test(sync, semaphore_cancelled_waiter_takes_no_unit)
+{
+	for (unsigned cores = 1; cores <= 2; cores++) {
+		int out[7];
+
+		run_on(cores, main_sem_cancel, out);
+		cr_assert_eq(out[6], 0);
+		cr_assert_eq(out[0], -ECANCELED);
+		cr_assert_eq(out[1], 0);
+		cr_assert_eq(out[2], 0);
+		cr_assert_eq(out[3], 0, "the unit went to the waiter");
+		cr_assert_eq(out[4], 0);
+		cr_assert_eq(out[5], 1);
+	}
+}
+
+/* ------------------------------------------------------------------ event */
+
+struct ev_waiter {
+	struct ursa_event *e;
+	int rc;
+};
+
+static void *event_wait_record(void *arg)
+{
+	struct ev_waiter *w = arg;
+
+	w->rc = ursa_event_wait(w->e);
+	return NULL;
+}
+
+static void *main_event(void *arg)
+{
+	int *out = arg;
+	struct ursa_event e = URSA_EVENT_INIT;
+	struct ev_waiter w[6];
+	struct ursa_task *t[6];
+	int bad = 0;
+
+	for (unsigned i = 0; i < 6; i++) {
+		w[i] = (struct ev_waiter){&e, 1};
+		t[i] = spawn_or(i, event_wait_record, &w[i], &bad);
+	}
+	ursa_sleep(10 * MS);
+	out[0] = ursa_event_is_set(&e);
+	ursa_cancel(t[5]); /* one leaves; the rest are still woken */
+	bad += ursa_join(t[5], NULL) != -ECANCELED;
+	ursa_event_set(&e);
+	for (int i = 0; i < 5; i++)
+		bad += ursa_join(t[i], NULL) != 0;
+	for (int i = 0; i < 6; i++)
+		out[1 + i] = w[i].rc;
+	out[7] = ursa_event_wait(&e); /* set: returns at once */
+	ursa_event_clear(&e);
+	out[8] = ursa_event_is_set(&e);
+	out[9] = bad;
+	return NULL;
+}
+
+Test(sync, event_set_wakes_every_waiter_on_every_core)
+{
+	int out[10];
+
+	run_on(2, main_event, out);
+	cr_assert_eq(out[9], 0);
+	cr_assert_eq(out[0], 0);
+	for (int i = 0; i < 5; i++)
+		cr_assert_eq(out[1 + i], 0, "waiter %d got %d", i, out[1 + i]);
+	cr_assert_eq(out[6], -ECANCELED);
+	cr_assert_eq(out[7], 0);
+	cr_assert_eq(out[8], 0);
+}
+
+/* ---------------------------------------------------------------- barrier */
+
+#define PARTIES 3
+#define CYCLES 50
+
+struct bar {
+	struct ursa_barrier b;
+	atomic_int index_seen[CYCLES][PARTIES];
+	atomic_int errors;
+	atomic_int phase[PARTIES];
+};
+
+struct bar_arg {
+	struct bar *bar;
+	int id;
+};
+
+static void *barrier_party(void *arg)
+{
+	struct bar_arg *a = arg;
+	struct bar *bar = a->bar;
+
+	for (int c = 0; c < CYCLES; c++) {
+		atomic_store(&bar->phase[a->id], c);
+		int idx = ursa_barrier_wait(&bar->b);
+
+		if (idx < 0 || idx >= PARTIES) {
+			atomic_fetch_add(&bar->errors, 1);
+			continue;
+		}
+		atomic_fetch_add(&bar->index_seen[c][idx], 1);
+		/* Nobody may have left cycle c before everyone reached it. */
+		for (int p = 0; p < PARTIES; p++)
+			if (atomic_load(&bar->phase[p]) < c)
+				atomic_fetch_add(&bar->errors, 1);
+	}
+	return NULL;
+}
+
+static void *main_barrier(void *arg)
+{
+	struct bar *bar = arg;
+	struct bar_arg a[PARTIES];
+	struct ursa_task *t[PARTIES];
+	int bad = 0;
+
+	for (int i = 0; i < PARTIES; i++) {
+		a[i] = (struct bar_arg){bar, i};
+		t[i] = spawn_or((unsigned)i, barrier_party, &a[i], &bad);
+	}
+	for (int i = 0; i < PARTIES; i++)
+		bad += ursa_join(t[i], NULL) != 0;
+	return (void *)(intptr_t)bad;
+}
+
+Test(sync, barrier_cycles_release_all_parties_with_distinct_indexes)
+{
+	static struct bar bar = {.b = URSA_BARRIER_INIT(PARTIES)};
+
+	cr_assert_null(run_on(2, main_barrier, &bar));
+	cr_assert_eq(bar.errors, 0);
+	for (int c = 0; c < CYCLES; c++)
+		for (int i = 0; i < PARTIES; i++)
+			cr_assert_eq(bar.index_seen[c][i], 1, "cycle %d index %d", c, i);
+	cr_assert_eq(ursa_barrier_n_waiting(&bar.b), 0);
+}
+
+struct bwait {
+	struct ursa_barrier *b;
+	int rc;
+};
+
+static void *barrier_wait_record(void *arg)
+{
+	struct bwait *w = arg;
+
+	w->rc = ursa_barrier_wait(w->b);
+	return NULL;
+}
+
+static void *main_barrier_cancel_abort(void *arg)
+{
+	int *out = arg;
+	struct ursa_barrier b = URSA_BARRIER_INIT(3);
+	struct bwait w[4];
+	struct ursa_task *t[4];
+	int bad = 0;
+
+	for (int i = 0; i < 4; i++)
+		w[i] = (struct bwait){&b, 99};
+	/* Two arrive; one of them is cancelled: the cycle needs one more. */
+	t[0] = spawn_or(0, barrier_wait_record, &w[0], &bad);
+	t[1] = spawn_or(1, barrier_wait_record, &w[1], &bad);
+	for (int i = 0; i < 5000 && ursa_barrier_n_waiting(&b) < 2; i++)
+		ursa_sleep(1 * MS);
+	out[0] = (int)ursa_barrier_n_waiting(&b);
+	ursa_cancel(t[0]);
+	bad += ursa_join(t[0], NULL) != -ECANCELED;
+	out[1] = w[0].rc;
+	out[2] = (int)ursa_barrier_n_waiting(&b);
+	/* Two more arrive: with t[1] that is three. */
+	t[2] = spawn_or(0, barrier_wait_record, &w[2], &bad);
+	t[3] = spawn_or(1, barrier_wait_record, &w[3], &bad);
+	for (int i = 1; i < 4; i++)
+		bad += ursa_join(t[i], NULL) != 0;
+	out[3] = w[1].rc + w[2].rc + w[3].rc; /* 0 + 1 + 2 */
+	out[4] = (int)ursa_barrier_n_waiting(&b);
+	/* Abort: a waiter and later arrivals see -EPIPE; reset mends it. */
+	w[0].rc = 99;
+	t[0] = spawn_or(1, barrier_wait_record, &w[0], &bad);
+	ursa_sleep(10 * MS);
+	ursa_barrier_abort(&b);
+	bad += ursa_join(t[0], NULL) != 0;
+	out[5] = w[0].rc;
+	out[6] = ursa_barrier_wait(&b);
+	ursa_barrier_reset(&b);
+	out[7] = (int)ursa_barrier_n_waiting(&b);
+	out[8] = bad;
+	return NULL;
+}
+
+Test(sync, barrier_cancelled_waiter_takes_its_arrival_back_and_abort_breaks_it)
+{
+	int out[9];
+
+	run_on(2, main_barrier_cancel_abort, out);
+	cr_assert_eq(out[8], 0);
+	cr_assert_eq(out[0], 2);
+	cr_assert_eq(out[1], -ECANCELED);
+	cr_assert_eq(out[2], 1);
+	cr_assert_eq(out[3], 3, "indexes were not 0, 1, 2");
+	cr_assert_eq(out[4], 0);
+	cr_assert_eq(out[5], -EPIPE);
+	cr_assert_eq(out[6], -EPIPE);
+	cr_assert_eq(out[7], 0);
+}
+
+/* -------------------------------------------------------------- waitgroup */
+
+struct wg_job {
+	struct ursa_waitgroup *wg;
+	atomic_int *done;
+};
+
+static void *wg_worker(void *arg)
+{
+	struct wg_job *j = arg;
+
+	ursa_sleep(1 * MS);
+	atomic_fetch_add(j->done, 1);
+	ursa_waitgroup_done(j->wg);
+	return NULL;
+}
+
+static void *wg_waiter(void *arg)
+{
+	struct ursa_waitgroup *wg = arg;
+
+	return (void *)(intptr_t)ursa_waitgroup_wait(wg);
+}
+
+static void *main_waitgroup(void *arg)
+{
+	int *out = arg;
+	struct ursa_waitgroup wg = URSA_WAITGROUP_INIT;
+	atomic_int done = 0;
+	struct wg_job j = {&wg, &done};
+	struct ursa_task *cancelled;
+	void *r = (void *)1;
+	int bad = 0;
+
+	out[0] = ursa_waitgroup_wait(&wg); /* zero: at once */
+	out[1] = ursa_waitgroup_add(&wg, 10);
+	/* A waiter that gives up changes nothing. */
+	cancelled = spawn_or(1, wg_waiter, &wg, &bad);
+	ursa_sleep(5 * MS);
+	ursa_cancel(cancelled);
+	bad += ursa_join(cancelled, &r) != -ECANCELED;
+	for (int i = 0; i < 10; i++) {
+		struct ursa_task *t;
+
+		if (ursa_spawn_ex(&t, (unsigned)i % ursa_ncores(), wg_worker, &j,
+		                  &(struct ursa_spawn_opts){.flags = URSA_SPAWN_DETACHED}))
+			bad++;
+	}
+	out[2] = ursa_waitgroup_wait(&wg);
+	out[3] = atomic_load(&done);
+	out[4] = ursa_waitgroup_add(&wg, -1); /* below zero */
+	out[5] = bad;
+	return NULL;
+}
+
+Test(sync, waitgroup_waits_for_every_done_and_refuses_a_negative_count)
+{
+	int out[6];
+
+	run_on(2, main_waitgroup, out);
+	cr_assert_eq(out[5], 0);
+	cr_assert_eq(out[0], 0);
+	cr_assert_eq(out[1], 0);
+	cr_assert_eq(out[2], 0);
+	cr_assert_eq(out[3], 10);
+	cr_assert_eq(out[4], -EINVAL);
+}
