@@ -1,0 +1,823 @@
+// SPDX-License-Identifier: MIT
+/*
+ * kv: a Redis-protocol (RESP2) key-value server on ursa.  Enough of Redis
+ * for redis-cli and redis-benchmark: PING ECHO GET SET(EX/PX/NX/XX/KEEPTTL)
+ * DEL EXISTS INCR DECR MGET MSET EXPIRE TTL PTTL DBSIZE FLUSHDB SELECT QUIT
+ * COMMAND CONFIG-GET, with pipelining.
+ *
+ *   kv [--port N] [--cores N] [--host ADDR] [--idle-ms MS] [--grace-ms MS]
+ *
+ * Sharding: each core owns the keys whose hash picks it, in a hash table only
+ * that core touches, so the table needs no lock.  A connection lives on the
+ * core that accepted it; an operation on a key of another core travels as a
+ * message (a struct on the connection task's stack, queued on the owner's
+ * inbox) that the owner's shard task executes, writing the reply straight
+ * into the connection's output buffer, and then signals done.  Multi-key
+ * commands (MGET, MSET, DEL, EXISTS) go key by key, so they are not atomic
+ * across cores; FLUSHDB and DBSIZE visit every core.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "resp.h"
+#include "server.h"
+
+#define NS_PER_MS 1000000ll
+#define IN_START (16u << 10)                 /* first input buffer */
+#define IN_MAX ((size_t)RESP_MAX_BULK + 65536) /* a command larger than this is refused */
+#define OUT_FLUSH (256u << 10)               /* flush mid-pipeline past this */
+
+/* ------------------------------------------------------------- the shards */
+
+struct entry {
+	struct entry *next;
+	uint64_t hash;
+	int64_t expire_ns; /* CLOCK_MONOTONIC; 0: no expiry */
+	char *val;
+	size_t vlen, klen;
+	char key[];
+};
+
+struct shard {
+	struct entry **buckets;
+	size_t mask;  /* buckets - 1 */
+	size_t count;
+	struct ursa_queue *inbox; /* messages from other cores */
+} __attribute__((aligned(64)));
+
+static struct shard *shards;
+static unsigned nshards;
+
+static uint64_t hash_key(const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+	return h ^ (h >> 29);
+}
+
+/* The core that owns a key: high bits, so the bucket index (low bits)
+ * stays spread within each shard. */
+static unsigned owner_of(const struct resp_arg *key)
+{
+	return (unsigned)((hash_key(key->p, key->len) >> 40) % nshards);
+}
+
+static struct shard *my_shard(void)
+{
+	return &shards[ursa_core()];
+}
+
+static void free_entry(struct entry *e)
+{
+	free(e->val);
+	free(e);
+}
+
+/* Find key in s, dropping it if it has expired; *link gets the slot that
+ * points at it (for unlinking). */
+static struct entry *lookup(struct shard *s, const struct resp_arg *key, struct entry ***link)
+{
+	uint64_t h = hash_key(key->p, key->len);
+	struct entry **pp = &s->buckets[h & s->mask];
+
+	for (struct entry *e = *pp; e; pp = &e->next, e = e->next) {
+		if (e->hash != h || e->klen != key->len || memcmp(e->key, key->p, key->len) != 0)
+			continue;
+		if (e->expire_ns && e->expire_ns <= (int64_t)ursa_now()) {
+			*pp = e->next;
+			free_entry(e);
+			s->count--;
+			return NULL;
+		}
+		if (link)
+			*link = pp;
+		return e;
+	}
+	return NULL;
+}
+
+static void grow(struct shard *s)
+{
+	size_t n = (s->mask + 1) * 2;
+	struct entry **nb = calloc(n, sizeof(*nb));
+
+	if (!nb)
+		return; /* stay at the old size; chains get longer */
+	for (size_t i = 0; i <= s->mask; i++) {
+		struct entry *e = s->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			e->next = nb[e->hash & (n - 1)];
+			nb[e->hash & (n - 1)] = e;
+		}
+	}
+	free(s->buckets);
+	s->buckets = nb;
+	s->mask = n - 1;
+}
+
+/* Insert or replace key's value; returns the entry or NULL (out of memory). */
+static struct entry *store(struct shard *s, const struct resp_arg *key, const struct resp_arg *val)
+{
+	struct entry *e = lookup(s, key, NULL);
+	char *v = malloc(val->len ? val->len : 1);
+
+	if (!v)
+		return NULL;
+	memcpy(v, val->p, val->len);
+	if (!e) {
+		e = malloc(sizeof(*e) + key->len);
+		if (!e) {
+			free(v);
+			return NULL;
+		}
+		e->hash = hash_key(key->p, key->len);
+		e->klen = key->len;
+		memcpy(e->key, key->p, key->len);
+		e->val = NULL;
+		e->expire_ns = 0;
+		e->next = s->buckets[e->hash & s->mask];
+		s->buckets[e->hash & s->mask] = e;
+		if (++s->count > s->mask + 1)
+			grow(s);
+	}
+	free(e->val);
+	e->val = v;
+	e->vlen = val->len;
+	return e;
+}
+
+static bool delete_key(struct shard *s, const struct resp_arg *key)
+{
+	struct entry **link, *e = lookup(s, key, &link);
+
+	if (!e)
+		return false;
+	*link = e->next;
+	free_entry(e);
+	s->count--;
+	return true;
+}
+
+static void flush_shard(struct shard *s)
+{
+	for (size_t i = 0; i <= s->mask; i++) {
+		struct entry *e = s->buckets[i], *next;
+
+		for (; e; e = next) {
+			next = e->next;
+			free_entry(e);
+		}
+		s->buckets[i] = NULL;
+	}
+	s->count = 0;
+}
+
+/* ------------------------------------------------- messages between cores */
+
+/*
+ * One operation on one shard.  fn runs on the owning core with argv[0] the
+ * key (if any); it writes its reply to out or its count to result.
+ */
+struct kv_msg {
+	void (*fn)(struct kv_msg *m);
+	const struct resp_arg *argv;
+	unsigned argc;
+	struct resp_out *out;
+	long long result;
+	struct ursa_event done;
+};
+
+/* Run m on `core`: directly when that is this core, else through its inbox. */
+static void run_on(unsigned core, struct kv_msg *m)
+{
+	struct ursa_scope shield;
+
+	if (core == ursa_core()) {
+		m->fn(m);
+		return;
+	}
+	ursa_event_init(&m->done);
+	/*
+	 * The owner writes into m (on this stack) until it sets done, so the
+	 * wait must not end early: shield it from cancellation.  The shard task
+	 * always answers, even while it stops (see shard_task).
+	 */
+	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
+	if (ursa_queue_put(shards[core].inbox, m) == 0) {
+		int rc = ursa_event_wait(&m->done); /* shielded: only 0 */
+
+		(void)rc;
+	} else
+		resp_out_error(m->out, "ERR server is shutting down");
+	(void)ursa_scope_exit(&shield);
+}
+
+/* Each core's server of messages from the other cores. */
+static void *shard_task(void *arg)
+{
+	struct ursa_queue *q = my_shard()->inbox;
+	void *item;
+
+	(void)arg;
+	while (ursa_queue_get(q, &item) == 0) {
+		struct kv_msg *m = item;
+
+		m->fn(m);
+		ursa_event_set(&m->done);
+	}
+	/* Cancelled (the runtime is stopping): refuse new messages and answer
+	 * the ones already queued, so no sender waits forever. */
+	ursa_queue_close(q);
+	while (ursa_queue_get_nowait(q, &item) == 0) {
+		struct kv_msg *m = item;
+
+		m->fn(m);
+		ursa_event_set(&m->done);
+	}
+	return NULL;
+}
+
+static void kv_core_init(unsigned core)
+{
+	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "shard"};
+	struct shard *s;
+
+	/* server_main runs core_init on core 0 first, then the others in turn. */
+	if (core == 0) {
+		nshards = ursa_ncores();
+		shards = aligned_alloc(64, nshards * sizeof(*shards));
+		if (!shards) {
+			fprintf(stderr, "kv: out of memory\n");
+			exit(1);
+		}
+		memset(shards, 0, nshards * sizeof(*shards));
+	}
+	s = &shards[core];
+	s->mask = 1023;
+	s->buckets = calloc(s->mask + 1, sizeof(*s->buckets));
+	if (!s->buckets || ursa_queue_create(&s->inbox, 0, 0) < 0 ||
+	    ursa_spawn_ex(NULL, core, shard_task, NULL, &so) < 0) {
+		fprintf(stderr, "kv: out of memory\n");
+		exit(1);
+	}
+}
+
+/* ------------------------------------------------------- shard operations */
+
+static bool arg_eq(const struct resp_arg *a, const char *s)
+{
+	return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
+}
+
+/* Strict signed decimal, as Redis's string2ll. */
+static bool parse_ll(const char *p, size_t n, long long *out)
+{
+	char tmp[24], *end;
+
+	if (n == 0 || n > 20 || p[0] == ' ' || p[0] == '+')
+		return false;
+	memcpy(tmp, p, n);
+	tmp[n] = 0;
+	errno = 0;
+	*out = strtoll(tmp, &end, 10);
+	return errno == 0 && *end == 0 && !(n > 1 && tmp[0] == '0') &&
+	       !(n > 1 && tmp[0] == '-' && tmp[1] == '0');
+}
+
+static void op_get(struct kv_msg *m)
+{
+	struct entry *e = lookup(my_shard(), &m->argv[0], NULL);
+
+	if (e)
+		resp_out_bulk(m->out, e->val, e->vlen);
+	else
+		resp_out_null(m->out);
+}
+
+/* SET key value [NX|XX] [EX s|PX ms|KEEPTTL]; argv[0] is the key. */
+static void op_set(struct kv_msg *m)
+{
+	bool nx = false, xx = false, keepttl = false;
+	long long ttl_ms = 0;
+	struct shard *s = my_shard();
+	struct entry *e;
+
+	for (unsigned i = 2; i < m->argc; i++) {
+		const struct resp_arg *a = &m->argv[i];
+
+		if (arg_eq(a, "NX") && !xx) {
+			nx = true;
+		} else if (arg_eq(a, "XX") && !nx) {
+			xx = true;
+		} else if (arg_eq(a, "KEEPTTL") && !ttl_ms) {
+			keepttl = true;
+		} else if ((arg_eq(a, "EX") || arg_eq(a, "PX")) && !keepttl && !ttl_ms &&
+		           i + 1 < m->argc) {
+			long long v;
+
+			if (!parse_ll(m->argv[i + 1].p, m->argv[i + 1].len, &v)) {
+				resp_out_error(m->out, "ERR value is not an integer or out of range");
+				return;
+			}
+			if (v <= 0 || (arg_eq(a, "EX") && v > INT64_MAX / 1000 / NS_PER_MS) ||
+			    v > INT64_MAX / NS_PER_MS) {
+				resp_out_error(m->out, "ERR invalid expire time in 'set' command");
+				return;
+			}
+			ttl_ms = arg_eq(a, "EX") ? v * 1000 : v;
+			i++;
+		} else {
+			resp_out_error(m->out, "ERR syntax error");
+			return;
+		}
+	}
+	e = lookup(s, &m->argv[0], NULL);
+	if ((nx && e) || (xx && !e)) {
+		resp_out_null(m->out);
+		return;
+	}
+	{
+		int64_t old_expire = e ? e->expire_ns : 0;
+
+		e = store(s, &m->argv[0], &m->argv[1]);
+		if (!e) {
+			resp_out_error(m->out, "OOM command not allowed when used memory > 'maxmemory'.");
+			return;
+		}
+		e->expire_ns = ttl_ms ? (int64_t)ursa_now() + ttl_ms * NS_PER_MS
+		                      : (keepttl ? old_expire : 0);
+	}
+	resp_out_simple(m->out, "OK");
+}
+
+/* MSET's half: store argv[1] under argv[0], no reply. */
+static void op_store(struct kv_msg *m)
+{
+	struct entry *e = store(my_shard(), &m->argv[0], &m->argv[1]);
+
+	if (e)
+		e->expire_ns = 0;
+	m->result = e != NULL;
+}
+
+/* INCR / DECR: argc carries the delta's sign (1: +1, 2: -1). */
+static void op_incr(struct kv_msg *m)
+{
+	struct shard *s = my_shard();
+	struct entry *e = lookup(s, &m->argv[0], NULL);
+	long long v = 0, d = m->result;
+	char buf[24];
+	struct resp_arg val;
+
+	if (e && !parse_ll(e->val, e->vlen, &v)) {
+		resp_out_error(m->out, "ERR value is not an integer or out of range");
+		return;
+	}
+	if ((d > 0 && v > INT64_MAX - d) || (d < 0 && v < INT64_MIN - d)) {
+		resp_out_error(m->out, "ERR increment or decrement would overflow");
+		return;
+	}
+	v += d;
+	val.p = buf;
+	val.len = (size_t)snprintf(buf, sizeof(buf), "%lld", v);
+	{
+		int64_t keep = e ? e->expire_ns : 0;
+
+		e = store(s, &m->argv[0], &val);
+		if (!e) {
+			resp_out_error(m->out, "OOM command not allowed when used memory > 'maxmemory'.");
+			return;
+		}
+		e->expire_ns = keep;
+	}
+	resp_out_int(m->out, v);
+}
+
+static void op_del(struct kv_msg *m)
+{
+	m->result = delete_key(my_shard(), &m->argv[0]);
+}
+
+static void op_exists(struct kv_msg *m)
+{
+	m->result = lookup(my_shard(), &m->argv[0], NULL) != NULL;
+}
+
+/* EXPIRE key seconds (validated by the caller, in m->result). */
+static void op_expire(struct kv_msg *m)
+{
+	struct shard *s = my_shard();
+	struct entry *e = lookup(s, &m->argv[0], NULL);
+
+	if (!e) {
+		resp_out_int(m->out, 0);
+	} else if (m->result <= 0) {
+		delete_key(s, &m->argv[0]);
+		resp_out_int(m->out, 1);
+	} else {
+		e->expire_ns = (int64_t)ursa_now() + m->result * 1000 * NS_PER_MS;
+		resp_out_int(m->out, 1);
+	}
+}
+
+/* TTL (m->result 1000: seconds) or PTTL (1: milliseconds). */
+static void op_ttl(struct kv_msg *m)
+{
+	struct entry *e = lookup(my_shard(), &m->argv[0], NULL);
+	long long ms;
+
+	if (!e) {
+		resp_out_int(m->out, -2);
+		return;
+	}
+	if (!e->expire_ns) {
+		resp_out_int(m->out, -1);
+		return;
+	}
+	ms = (e->expire_ns - (int64_t)ursa_now() + NS_PER_MS / 2) / NS_PER_MS;
+	if (ms < 0)
+		ms = 0;
+	resp_out_int(m->out, m->result == 1 ? ms : (ms + 500) / 1000);
+}
+
+static void op_dbsize(struct kv_msg *m)
+{
+	m->result = (long long)my_shard()->count;
+}
+
+static void op_flush(struct kv_msg *m)
+{
+	flush_shard(my_shard());
+	m->result = 0;
+}
+
+/* ------------------------------------------------------------ commands */
+
+struct kv_conn {
+	struct server_conn sc;
+	struct resp_out out;
+	char *in;
+	size_t in_len, in_cap;
+	bool quit;
+	struct resp_cmd cmd;
+};
+
+typedef void (*cmd_fn)(struct kv_conn *k, const struct resp_cmd *cmd);
+
+/* Run fn on the key argv[i]'s shard with the arguments from argv[i] on. */
+static long long key_op(struct kv_conn *k, const struct resp_cmd *cmd, unsigned i,
+                        void (*fn)(struct kv_msg *), long long result)
+{
+	struct kv_msg m = {.fn = fn,
+	                   .argv = &cmd->argv[i],
+	                   .argc = cmd->argc - i,
+	                   .out = &k->out,
+	                   .result = result};
+
+	run_on(owner_of(&cmd->argv[i]), &m);
+	return m.result;
+}
+
+/* Run fn on every core; the sum of their results. */
+static long long all_op(struct kv_conn *k, void (*fn)(struct kv_msg *))
+{
+	long long sum = 0;
+
+	for (unsigned c = 0; c < nshards; c++) {
+		struct kv_msg m = {.fn = fn, .out = &k->out};
+
+		run_on(c, &m);
+		sum += m.result;
+	}
+	return sum;
+}
+
+static void cmd_ping(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (cmd->argc == 2)
+		resp_out_bulk(&k->out, cmd->argv[1].p, cmd->argv[1].len);
+	else
+		resp_out_simple(&k->out, "PONG");
+}
+
+static void cmd_echo(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	resp_out_bulk(&k->out, cmd->argv[1].p, cmd->argv[1].len);
+}
+
+static void cmd_get(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_get, 0);
+}
+
+static void cmd_set(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_set, 0);
+}
+
+static void cmd_incr(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_incr, 1);
+}
+
+static void cmd_decr(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_incr, -1);
+}
+
+static void cmd_del(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	long long n = 0;
+
+	for (unsigned i = 1; i < cmd->argc; i++)
+		n += key_op(k, cmd, i, op_del, 0);
+	resp_out_int(&k->out, n);
+}
+
+static void cmd_exists(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	long long n = 0;
+
+	for (unsigned i = 1; i < cmd->argc; i++)
+		n += key_op(k, cmd, i, op_exists, 0);
+	resp_out_int(&k->out, n);
+}
+
+static void cmd_mget(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	resp_out_array(&k->out, cmd->argc - 1);
+	for (unsigned i = 1; i < cmd->argc; i++)
+		key_op(k, cmd, i, op_get, 0);
+}
+
+static void cmd_mset(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (cmd->argc % 2 == 0) {
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'mset' command");
+		return;
+	}
+	for (unsigned i = 1; i < cmd->argc; i += 2)
+		key_op(k, cmd, i, op_store, 0);
+	resp_out_simple(&k->out, "OK");
+}
+
+static void cmd_expire(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	long long s;
+
+	if (!parse_ll(cmd->argv[2].p, cmd->argv[2].len, &s) || s > INT64_MAX / 1000 / NS_PER_MS) {
+		resp_out_error(&k->out, "ERR value is not an integer or out of range");
+		return;
+	}
+	key_op(k, cmd, 1, op_expire, s);
+}
+
+static void cmd_ttl(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_ttl, 1000);
+}
+
+static void cmd_pttl(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	key_op(k, cmd, 1, op_ttl, 1);
+}
+
+static void cmd_dbsize(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	(void)cmd;
+	resp_out_int(&k->out, all_op(k, op_dbsize));
+}
+
+static void cmd_flushdb(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (cmd->argc == 2 && !arg_eq(&cmd->argv[1], "ASYNC") && !arg_eq(&cmd->argv[1], "SYNC")) {
+		resp_out_error(&k->out, "ERR syntax error");
+		return;
+	}
+	all_op(k, op_flush);
+	resp_out_simple(&k->out, "OK");
+}
+
+static void cmd_select(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (arg_eq(&cmd->argv[1], "0"))
+		resp_out_simple(&k->out, "OK");
+	else
+		resp_out_error(&k->out, "ERR DB index is out of range");
+}
+
+static void cmd_quit(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	(void)cmd;
+	resp_out_simple(&k->out, "OK");
+	k->quit = true;
+}
+
+static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd);
+
+/* CONFIG GET name: what redis-benchmark asks at start ("save", "appendonly"). */
+static void cmd_config(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (!arg_eq(&cmd->argv[1], "GET") || cmd->argc != 3) {
+		resp_out_error(&k->out, "ERR CONFIG subcommand not supported by this server");
+		return;
+	}
+	if (arg_eq(&cmd->argv[2], "save") || arg_eq(&cmd->argv[2], "appendonly")) {
+		resp_out_array(&k->out, 2);
+		resp_out_bulk(&k->out, cmd->argv[2].p, cmd->argv[2].len);
+		if (arg_eq(&cmd->argv[2], "save"))
+			resp_out_bulk(&k->out, "", 0);
+		else
+			resp_out_bulk(&k->out, "no", 2);
+	} else {
+		resp_out_array(&k->out, 0);
+	}
+}
+
+/* The command table; arity as Redis counts it: n exactly, -n at least n. */
+static const struct kv_command {
+	const char *name;
+	int arity;
+	cmd_fn fn;
+} commands[] = {
+	{"get", 2, cmd_get},       {"set", -3, cmd_set},       {"ping", -1, cmd_ping},
+	{"echo", 2, cmd_echo},     {"del", -2, cmd_del},       {"exists", -2, cmd_exists},
+	{"incr", 2, cmd_incr},     {"decr", 2, cmd_decr},      {"mget", -2, cmd_mget},
+	{"mset", -3, cmd_mset},    {"expire", 3, cmd_expire},  {"ttl", 2, cmd_ttl},
+	{"pttl", 2, cmd_pttl},     {"dbsize", 1, cmd_dbsize},  {"flushdb", -1, cmd_flushdb},
+	{"select", 2, cmd_select}, {"quit", -1, cmd_quit},     {"command", -1, cmd_command},
+	{"config", -2, cmd_config},
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+/* COMMAND COUNT, COMMAND DOCS (empty: redis-cli then has no hints), and
+ * COMMAND: one entry of name and arity per command. */
+static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "COUNT")) {
+		resp_out_int(&k->out, (long long)NCOMMANDS);
+	} else if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "DOCS")) {
+		resp_out_array(&k->out, 0);
+	} else if (cmd->argc == 1) {
+		resp_out_array(&k->out, (long long)NCOMMANDS);
+		for (size_t i = 0; i < NCOMMANDS; i++) {
+			resp_out_array(&k->out, 2);
+			resp_out_bulk(&k->out, commands[i].name, strlen(commands[i].name));
+			resp_out_int(&k->out, commands[i].arity);
+		}
+	} else {
+		resp_out_error(&k->out, "ERR unknown subcommand for 'command'");
+	}
+}
+
+static void unknown_command(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg), "ERR unknown command '%.*s', with args beginning with: ",
+	                 (int)(cmd->argv[0].len > 128 ? 128 : cmd->argv[0].len), cmd->argv[0].p);
+
+	for (unsigned i = 1; i < cmd->argc && n < (int)sizeof(msg) - 140; i++)
+		n += snprintf(msg + n, sizeof(msg) - (size_t)n, "'%.*s' ",
+		              (int)(cmd->argv[i].len > 128 ? 128 : cmd->argv[i].len), cmd->argv[i].p);
+	/* Bytes a reply line cannot hold become spaces. */
+	for (int i = 0; i < n && i < (int)sizeof(msg); i++)
+		if (msg[i] == '\r' || msg[i] == '\n')
+			msg[i] = ' ';
+	resp_out_error(&k->out, msg);
+}
+
+static void execute(struct kv_conn *k, const struct resp_cmd *cmd)
+{
+	const struct resp_arg *name = &cmd->argv[0];
+
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		const struct kv_command *c = &commands[i];
+
+		if (!arg_eq(name, c->name))
+			continue;
+		if ((c->arity > 0 && (int)cmd->argc != c->arity) ||
+		    (c->arity < 0 && (int)cmd->argc < -c->arity)) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "ERR wrong number of arguments for '%s' command",
+			         c->name);
+			resp_out_error(&k->out, msg);
+			return;
+		}
+		c->fn(k, cmd);
+		return;
+	}
+	unknown_command(k, cmd);
+}
+
+/* --------------------------------------------------------- connections */
+
+static bool flush_out(struct kv_conn *k)
+{
+	bool ok;
+
+	if (k->out.oom)
+		return false;
+	if (k->out.len == 0)
+		return true;
+	ok = ursa_write_all(k->sc.fd, k->out.p, k->out.len) == (ssize_t)k->out.len;
+	k->out.len = 0;
+	server_conn_progress(&k->sc);
+	return ok;
+}
+
+/*
+ * One connection: parse every complete command in the input, execute each
+ * (appending replies), send the replies of the whole batch in one write, and
+ * receive more.  Pipelining falls out of this: a batch of N commands costs
+ * one recv and one send.
+ */
+static void *kv_conn(void *arg)
+{
+	struct kv_conn *k = calloc(1, sizeof(*k));
+	int fd = (int)(intptr_t)arg;
+
+	if (!k || !(k->in = malloc(IN_START))) {
+		struct server_conn sc;
+
+		free(k);
+		server_conn_enter(&sc, fd); /* only to close it and count it gone */
+		server_conn_leave(&sc);
+		return NULL;
+	}
+	k->in_cap = IN_START;
+	server_conn_enter(&k->sc, fd);
+	for (;;) {
+		size_t off = 0;
+		long n = 0;
+		ssize_t r;
+
+		while (!k->quit && off < k->in_len &&
+		       (n = resp_parse(k->in + off, k->in_len - off, &k->cmd)) > 0) {
+			if (k->cmd.argc)
+				execute(k, &k->cmd);
+			off += (size_t)n;
+			if (k->out.len >= OUT_FLUSH && !flush_out(k))
+				goto done;
+		}
+		if (n < 0) {
+			/* As Redis: report the protocol error, then close. */
+			resp_out_error(&k->out, resp_strerror(n));
+			flush_out(k);
+			break;
+		}
+		if (!flush_out(k) || k->quit)
+			break;
+		memmove(k->in, k->in + off, k->in_len - off);
+		k->in_len -= off;
+		if (k->in_len == k->in_cap) {
+			char *p = k->in_cap * 2 <= IN_MAX ? realloc(k->in, k->in_cap * 2) : NULL;
+
+			if (!p)
+				break; /* a command larger than IN_MAX: drop the client */
+			k->in = p;
+			k->in_cap *= 2;
+		}
+		if (k->in_len == 0) {
+			/* Between commands: the idle timeout and shutdown apply. */
+			if (!server_conn_wait_begin(&k->sc))
+				break;
+			r = ursa_recv(fd, k->in, k->in_cap, 0);
+			server_conn_wait_end(&k->sc);
+		} else {
+			r = ursa_recv(fd, k->in + k->in_len, k->in_cap - k->in_len, 0);
+			server_conn_progress(&k->sc);
+		}
+		if (r <= 0)
+			break;
+		k->in_len += (size_t)r;
+	}
+done:
+	server_conn_leave(&k->sc);
+	resp_out_free(&k->out);
+	free(k->in);
+	free(k);
+	return NULL;
+}
+
+static const struct server kv_server = {
+	.name = "kv",
+	.conn_fn = kv_conn,
+	.core_init = kv_core_init,
+};
+
+int main(int argc, char **argv)
+{
+	struct server_opts o;
+
+	server_parse_args(&kv_server, argc, argv, &o);
+	return server_main(&kv_server, &o);
+}

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: MIT
+/*
+ * server.c: the scaffolding the example servers share (server.h says what
+ * and in which order).  Everything here is per core except three globals
+ * written once: the options, the draining flag and the live-connection
+ * count that shutdown waits on.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define SWEEP_NS (50ull * 1000 * 1000) /* how often each core checks deadlines */
+
+struct server_opts server_opts;
+
+/* One core's connections, touched only by tasks of that core. */
+struct core_state {
+	struct server_conn *head;
+} __attribute__((aligned(64)));
+
+static const struct server *the_srv;
+static struct core_state *cores;
+static _Atomic bool draining;
+static _Atomic long live; /* connections open, all cores */
+static int sig_fd = -1;
+
+bool server_draining(void)
+{
+	return atomic_load_explicit(&draining, memory_order_relaxed);
+}
+
+void server_conn_enter(struct server_conn *c, int fd)
+{
+	struct core_state *cs = &cores[ursa_core()];
+
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->task = ursa_self();
+	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	c->next = cs->head;
+	if (cs->head)
+		cs->head->prev = c;
+	cs->head = c;
+}
+
+void server_conn_leave(struct server_conn *c)
+{
+	struct core_state *cs = &cores[ursa_core()];
+
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		cs->head = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	ursa_close(c->fd);
+	atomic_fetch_sub(&live, 1);
+}
+
+bool server_conn_wait_begin(struct server_conn *c)
+{
+	if (server_draining())
+		return false;
+	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	c->waiting = true;
+	ursa_scope_enter(&c->wait, URSA_FOREVER);
+	return true;
+}
+
+void server_conn_wait_end(struct server_conn *c)
+{
+	/* -ECANCELED here only says the sweeper fired; the caller has already
+	 * seen it from its recv (or got its bytes first, which win). */
+	(void)ursa_scope_exit(&c->wait);
+	c->waiting = false;
+	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+}
+
+void server_conn_progress(struct server_conn *c)
+{
+	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+}
+
+/*
+ * Per core, every SWEEP_NS: a waiting connection past its deadline (or any
+ * waiting connection once draining) has its wait scope cancelled, so only
+ * its recv fails; a busy one past its deadline (a client that stopped
+ * reading, or sends a request slowly) has its task cancelled.  Neither call
+ * switches tasks, so the list cannot change under the walk.
+ */
+static void *sweeper(void *arg)
+{
+	struct core_state *cs = &cores[ursa_core()];
+
+	(void)arg;
+	while (ursa_sleep(SWEEP_NS) == 0) {
+		uint64_t now = ursa_now();
+		bool drain = server_draining();
+
+		if (the_srv->tick)
+			the_srv->tick(now);
+		for (struct server_conn *c = cs->head; c; c = c->next) {
+			if (c->waiting && (drain || now > c->deadline_ns))
+				ursa_scope_cancel(&c->wait);
+			else if (!c->waiting && now > c->deadline_ns)
+				ursa_cancel(c->task);
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Accept on a listener and start a task per connection: on this core (a
+ * listener per core, the default), or on the cores in turn
+ * (--one-acceptor).
+ */
+static void *acceptor(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "conn"};
+	unsigned next = 0, n = ursa_ncores();
+	int one = 1;
+
+	for (;;) {
+		int fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+
+		if (fd == -ECANCELED || fd == -ETIMEDOUT)
+			break;
+		if (fd < 0)
+			continue; /* -EMFILE and friends: ursa_accept has already backed off */
+		/* Replies go out whole in one send; Nagle would only delay them. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		atomic_fetch_add(&live, 1);
+		next = server_opts.one_acceptor ? (next + 1) % n : ursa_core();
+		if (ursa_spawn_ex(NULL, next, the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
+			atomic_fetch_sub(&live, 1);
+			ursa_close(fd);
+		}
+	}
+	ursa_close(lfd);
+	return NULL;
+}
+
+/* Wait for a task we cancelled or that cannot fail; its result is moot. */
+static void join_task(struct ursa_task *t)
+{
+	int rc = ursa_join(t, NULL);
+
+	(void)rc;
+}
+
+static void *run_core_init(void *arg)
+{
+	(void)arg;
+	the_srv->core_init(ursa_core());
+	return NULL;
+}
+
+static void *main_task(void *arg)
+{
+	unsigned n = ursa_ncores(), port = server_opts.port;
+	struct ursa_task **acc, **sweep;
+	struct signalfd_siginfo si;
+	uint64_t grace_end;
+	int *rc = arg;
+
+	cores = aligned_alloc(64, n * sizeof(*cores));
+	if (cores)
+		memset(cores, 0, n * sizeof(*cores));
+	acc = calloc(n, sizeof(*acc));
+	sweep = calloc(n, sizeof(*sweep));
+	if (!cores || !acc || !sweep) {
+		*rc = 1;
+		return NULL;
+	}
+	if (the_srv->core_init)
+		for (unsigned i = 0; i < n; i++) {
+			struct ursa_task *t;
+
+			if (ursa_spawn_on(&t, i, run_core_init, NULL) == 0)
+				join_task(t);
+		}
+	/*
+	 * By default one listener per core on one port (SO_REUSEPORT): the
+	 * kernel spreads connections over the cores, accepting scales with the
+	 * cores, and a connection is served where it was accepted, with no
+	 * cross-core hop.  --one-acceptor instead has core 0 accept and deal
+	 * connections to the cores in turn: an exactly even spread of few
+	 * long-lived connections, where the 4-tuple hash can be lopsided
+	 * (docs/servers.md has the measurements).  Either way a connection
+	 * never changes core.  The first listener picks the port for --port 0.
+	 */
+	for (unsigned i = 0; i < n; i++) {
+		int lfd;
+
+		if (server_opts.one_acceptor && i > 0) {
+			if (ursa_spawn_on(&sweep[i], i, sweeper, NULL) < 0) {
+				*rc = 1;
+				return NULL;
+			}
+			continue;
+		}
+		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT);
+
+		if (lfd < 0) {
+			fprintf(stderr, "%s: listen on port %u: %s\n", the_srv->name, port,
+			        ursa_strerror(lfd));
+			*rc = 1;
+			return NULL;
+		}
+		if (port == 0) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+
+			getsockname(lfd, (struct sockaddr *)&ss, &sl);
+			port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+			                                      : ((struct sockaddr_in *)&ss)->sin_port);
+		}
+		if (ursa_spawn_on(&acc[i], i, acceptor, (void *)(intptr_t)lfd) < 0 ||
+		    ursa_spawn_on(&sweep[i], i, sweeper, NULL) < 0) {
+			*rc = 1;
+			return NULL;
+		}
+	}
+	printf("%s: listening on port %u with %u cores\n", the_srv->name, port, n);
+	fflush(stdout);
+
+	/* Wait for SIGINT or SIGTERM, delivered through the ring. */
+	for (;;) {
+		ssize_t r = ursa_read(sig_fd, &si, sizeof(si));
+
+		if (r == (ssize_t)sizeof(si) || (r < 0 && r != -EINTR && r != -EAGAIN))
+			break;
+	}
+	fprintf(stderr, "%s: signal %u, shutting down\n", the_srv->name, si.ssi_signo);
+	atomic_store(&draining, true);
+	for (unsigned i = 0; i < n; i++) {
+		if (acc[i]) {
+			ursa_cancel(acc[i]);
+			join_task(acc[i]);
+		}
+	}
+	grace_end = ursa_now() + server_opts.grace_ns;
+	while (atomic_load(&live) > 0 && ursa_now() < grace_end)
+		(void)ursa_sleep(SWEEP_NS / 5);
+	if (atomic_load(&live) > 0)
+		fprintf(stderr, "%s: grace period over, dropping %ld connections\n", the_srv->name,
+		        atomic_load(&live));
+	for (unsigned i = 0; i < n; i++) {
+		ursa_cancel(sweep[i]);
+		join_task(sweep[i]);
+	}
+	free(acc);
+	free(sweep);
+	/* Tasks still running are cancelled and awaited by ursa_run. */
+	return NULL;
+}
+
+static void usage(const struct server *srv, FILE *f)
+{
+	fprintf(f,
+	        "usage: %s [--host ADDR] [--port N] [--cores N] [--idle-ms MS] [--grace-ms MS]%s\n"
+	        "       [--one-acceptor]\n"
+	        "  --port 0 (the default) picks a free port and prints it\n",
+	        srv->name, srv->want_root ? " [--root DIR]" : "");
+}
+
+void server_parse_args(const struct server *srv, int argc, char **argv, struct server_opts *o)
+{
+	static const struct option longs[] = {
+		{"host", required_argument, NULL, 'h'},  {"port", required_argument, NULL, 'p'},
+		{"cores", required_argument, NULL, 'c'}, {"idle-ms", required_argument, NULL, 'i'},
+		{"grace-ms", required_argument, NULL, 'g'}, {"root", required_argument, NULL, 'r'},
+		{"one-acceptor", no_argument, NULL, '1'}, {"help", no_argument, NULL, '?'},
+		{NULL, 0, NULL, 0},
+	};
+	int ch;
+
+	*o = (struct server_opts){
+		.idle_ns = 60000ull * 1000000, .grace_ns = 5000ull * 1000000};
+	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		char *end = NULL;
+		unsigned long v = 0;
+
+		if (ch != 'h' && ch != 'r' && ch != '?' && ch != '1') {
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (errno || !*optarg || *end) {
+				fprintf(stderr, "%s: bad number '%s'\n", srv->name, optarg);
+				exit(2);
+			}
+		}
+		switch (ch) {
+		case 'h':
+			o->host = optarg;
+			break;
+		case 'p':
+			if (v > 65535) {
+				fprintf(stderr, "%s: bad port %lu\n", srv->name, v);
+				exit(2);
+			}
+			o->port = (unsigned)v;
+			break;
+		case 'c':
+			o->cores = (unsigned)v;
+			break;
+		case 'i':
+			o->idle_ns = (uint64_t)v * 1000000;
+			break;
+		case 'g':
+			o->grace_ns = (uint64_t)v * 1000000;
+			break;
+		case '1':
+			o->one_acceptor = true;
+			break;
+		case 'r':
+			if (srv->want_root) {
+				o->root = optarg;
+				break;
+			}
+			/* fall through */
+		default:
+			usage(srv, stderr);
+			exit(2);
+		}
+	}
+	if (optind != argc) {
+		usage(srv, stderr);
+		exit(2);
+	}
+}
+
+int server_main(const struct server *srv, const struct server_opts *o)
+{
+	struct ursa_opts ro = {.cores = o->cores};
+	sigset_t set;
+	int rc = 0, err;
+
+	the_srv = srv;
+	server_opts = *o;
+	/*
+	 * Block the stop signals before ursa_run so that every worker thread
+	 * inherits the mask: they stay pending until the signalfd is read.
+	 * SIGPIPE cannot happen (sockets use send with MSG_NOSIGNAL) but a
+	 * stray write must not kill a server either.
+	 */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	/* Non-blocking, so the ring polls it instead of parking a kernel worker. */
+	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sig_fd < 0) {
+		perror("signalfd");
+		return 1;
+	}
+	err = ursa_run(main_task, &rc, &ro, NULL);
+	if (err < 0) {
+		fprintf(stderr, "%s: %s\n", srv->name, ursa_strerror(err));
+		return 1;
+	}
+	close(sig_fd);
+	free(cores);
+	return rc;
+}

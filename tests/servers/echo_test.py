@@ -1,0 +1,100 @@
+# SPDX-License-Identifier: MIT
+"""examples/echo against real clients: nc, raw sockets (byte-exact echo of
+small and 8 MiB streams, 200 concurrent connections), a client that resets
+mid-stream, one that never reads, the idle timeout and graceful shutdown."""
+import hashlib
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (Server, check, closed_by_peer, recv_exact, reset, run,  # noqa: E402
+                    tool)
+
+srv = Server(sys.argv[1], "--cores", "2", "--idle-ms", "1500", "--grace-ms", "3000")
+
+# nc: one line in, the same line out.
+nc = tool("nc")
+if nc:
+    r = run([nc, "-N", "127.0.0.1", str(srv.port)], input=b"hello ursa\n", timeout=20)
+    check(r.stdout == b"hello ursa\n", "nc echo: %r" % r.stdout)
+
+# Small messages, byte for byte.
+s = srv.connect()
+for msg in [b"a", b"hello\r\n", bytes(range(256)), b"x" * 10000]:
+    s.sendall(msg)
+    check(recv_exact(s, len(msg)) == msg, "echo of %d bytes" % len(msg))
+
+# 8 MiB streamed both ways at once (a sender thread), compared by checksum.
+data = os.urandom(8 << 20)
+sender = threading.Thread(target=lambda: s.sendall(data))
+sender.start()
+got = recv_exact(s, len(data))
+sender.join()
+check(hashlib.sha256(got).digest() == hashlib.sha256(data).digest(), "8 MiB echo differs")
+s.close()
+
+# 200 concurrent connections, each echoing 20 round trips.
+conns = [srv.connect() for _ in range(200)]
+for rnd in range(20):
+    for i, c in enumerate(conns):
+        c.sendall(b"%d:%d;" % (i, rnd))
+    for i, c in enumerate(conns):
+        want = b"%d:%d;" % (i, rnd)
+        check(recv_exact(c, len(want)) == want, "conn %d round %d" % (i, rnd))
+for c in conns:
+    c.close()
+
+# A client that resets mid-stream costs only its own connection.
+for _ in range(20):
+    c = srv.connect()
+    c.sendall(os.urandom(1 << 20))
+    reset(c)
+
+# A client that never reads: the server's send stalls, the idle timeout
+# (1.5 s) drops it, and everyone else is served meanwhile.
+slow = srv.connect()
+slow.setblocking(False)
+sent = 0
+try:
+    for _ in range(4096):
+        sent += slow.send(b"z" * 65536)
+except BlockingIOError:
+    pass
+check(sent > 0, "nothing sent to the never-reading connection")
+c = srv.connect()
+c.sendall(b"still here")
+check(recv_exact(c, 10) == b"still here", "echo while a client does not read")
+c.close()
+check(closed_by_peer(slow, 6), "never-reading client was not dropped")
+
+# Idle connections are closed after the idle timeout.
+idle = srv.connect()
+check(closed_by_peer(idle, 5), "idle connection not closed")
+check(srv.alive(), "server died")
+
+# Graceful shutdown: an idle connection is closed, the process exits 0.
+idle = srv.connect()
+idle.sendall(b"ping")
+check(recv_exact(idle, 4) == b"ping", "echo before shutdown")
+t0 = time.time()
+rc = srv.stop(signal.SIGTERM)
+check(rc == 0, "exit code after SIGTERM: %r" % rc)
+check(time.time() - t0 < 3, "shutdown took %.1f s" % (time.time() - t0))
+check(closed_by_peer(idle, 2), "connection left open after shutdown")
+
+# SIGINT too, on a fresh server with one acceptor handing connections to
+# both cores.
+srv2 = Server(sys.argv[1], "--cores", "2", "--one-acceptor")
+conns = [srv2.connect() for _ in range(20)]
+for i, c in enumerate(conns):
+    c.sendall(b"%d" % i)
+for i, c in enumerate(conns):
+    check(recv_exact(c, len(b"%d" % i)) == b"%d" % i, "echo with one acceptor")
+check(srv2.stop(signal.SIGINT) == 0, "exit code after SIGINT")
+for c in conns:
+    check(closed_by_peer(c, 2), "connection left open after SIGINT")
+print("echo: all checks passed")

@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: MIT
+"""examples/httpd against real clients: curl (status, headers, bodies, HEAD,
+a 6 MiB file by checksum, 404s and traversal attempts), raw sockets (exact
+bytes, keep-alive, pipelining, Connection: close, HTTP/1.0, request bodies,
+every refusal: garbage, truncated, a 100 KB header line, negative and huge
+Content-Length, bad chunk sizes), 300 concurrent connections, clients that
+reset mid-response or never read, the idle timeout, wrk for a bounded
+time, and graceful shutdown with a response in flight."""
+import hashlib
+import os
+import re
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (Server, check, closed_by_peer, recv_exact,  # noqa: E402
+                    recv_until_closed, reset, run, tool)
+
+root = tempfile.mkdtemp(prefix="httpd-test-")
+with open(os.path.join(root, "small.txt"), "wb") as f:
+    f.write(b"small file\n")
+big = os.urandom(6 << 20)
+with open(os.path.join(root, "big.bin"), "wb") as f:
+    f.write(big)
+os.mkdir(os.path.join(root, "sub"))
+with open(os.path.join(root, "sub", "x y.html"), "wb") as f:
+    f.write(b"<p>x</p>")
+big_sha = hashlib.sha256(big).hexdigest()
+
+srv = Server(sys.argv[1], "--cores", "2", "--root", root, "--idle-ms", "1500",
+             "--grace-ms", "5000")
+base = "http://127.0.0.1:%d" % srv.port
+DATE = re.compile(rb"Date: [^\r]*\r\n")
+
+
+def read_response(s, head_only=False):
+    """One response from s: (status, headers dict, body, raw head)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(1)
+        if not chunk:
+            return None, {}, b"", head
+        head += chunk
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        if line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    body = b"" if head_only else recv_exact(s, int(hdrs.get("content-length", "0")))
+    return status, hdrs, body, head
+
+
+def exact(s, request, want):
+    """Send request; the response must equal want, Date header aside."""
+    s.sendall(request)
+    status, hdrs, body, head = read_response(s, request.startswith(b"HEAD"))
+    got = DATE.sub(b"", head) + body
+    check(got == want, "%r ->\n%r\nwant\n%r" % (request[:100], got, want))
+
+
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+HELLO = (b"HTTP/1.1 200 OK\r\nServer: ursa\r\nContent-Type: text/plain\r\n"
+         b"Content-Length: 11\r\n\r\nhello world")
+
+# --- curl
+curl = tool("curl")
+if curl:
+    r = run([curl, "-s", "-D", "-", base + "/"])
+    out = DATE.sub(b"", r.stdout)
+    check(out == HELLO, "curl GET /: %r" % r.stdout)
+    r = run([curl, "-s", "-o", "-", "-w", "%{http_code}", base + "/small.txt"])
+    check(r.stdout == b"small file\n200", "curl small file: %r" % r.stdout)
+    r = run([curl, "-s", base + "/big.bin"])
+    check(hashlib.sha256(r.stdout).hexdigest() == big_sha, "curl big file checksum")
+    r = run([curl, "-sI", base + "/big.bin"])
+    check(b"Content-Length: %d\r\n" % len(big) in r.stdout and r.stdout.endswith(b"\r\n\r\n"),
+          "curl HEAD: %r" % r.stdout)
+    r = run([curl, "-s", base + "/sub/x%20y.html", "-w", " %{content_type}"])
+    check(r.stdout == b"<p>x</p> text/html", "percent-decoded path: %r" % r.stdout)
+    for path in ["/nope", "/sub", "/../etc/passwd", "/%2e%2e/etc/passwd", "/sub/../../x"]:
+        r = run([curl, "-s", "--path-as-is", "-o", "/dev/null", "-w", "%{http_code}",
+                 base + path])
+        check(r.stdout == b"404", "curl %s: %r" % (path, r.stdout))
+    r = run([curl, "-s", "-o", "/dev/null", "-w", "%{http_code}", "-d", "x=1", base + "/"])
+    check(r.stdout == b"405", "curl POST: %r" % r.stdout)
+    # Several requests on one connection (keep-alive), one of them the big file.
+    r = run([curl, "-s", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+             "-w", "%{http_code} %{num_connects}\n", base + "/", base + "/big.bin",
+             base + "/small.txt"])
+    check(r.stdout == b"200 1\n200 0\n200 0\n", "curl keep-alive reuse: %r" % r.stdout)
+
+# --- raw sockets: exact bytes, keep-alive, pipelining
+s = srv.connect()
+exact(s, GET, HELLO)
+exact(s, b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n",
+      b"HTTP/1.1 200 OK\r\nServer: ursa\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\n")
+exact(s, b"GET /nope HTTP/1.1\r\nHost: t\r\n\r\n",
+      b"HTTP/1.1 404 Not Found\r\nServer: ursa\r\nContent-Type: text/plain\r\n"
+      b"Content-Length: 14\r\n\r\n404 Not Found\n")
+exact(s, b"DELETE / HTTP/1.1\r\nHost: t\r\n\r\n",
+      b"HTTP/1.1 405 Method Not Allowed\r\nServer: ursa\r\nContent-Type: text/plain\r\n"
+      b"Content-Length: 23\r\nAllow: GET, HEAD\r\n\r\n405 Method Not Allowed\n")
+# A body (Content-Length, then chunked) is read and dropped; the connection goes on.
+s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello")
+check(read_response(s)[0] == 405, "POST with body")
+s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+          b"3\r\nabc\r\n0\r\n\r\n")
+check(read_response(s)[0] == 405, "POST chunked")
+exact(s, GET, HELLO)
+# Pipelining: 200 requests in one write, 200 responses in order.
+s.sendall((GET + b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n") * 100)
+for i in range(100):
+    st, h, body, _ = read_response(s)
+    check(st == 200 and body == b"hello world", "pipelined / #%d" % i)
+    st, h, body, _ = read_response(s)
+    check(st == 200 and body == b"small file\n", "pipelined small.txt #%d" % i)
+# A request split into single bytes.
+for b in GET:
+    s.send(bytes([b]))
+check(read_response(s)[2] == b"hello world", "request sent a byte at a time")
+# Connection: close is honoured and announced.
+s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+st, h, body, _ = read_response(s)
+check(st == 200 and h.get("connection") == "close", "Connection: close: %r" % h)
+check(recv_until_closed(s) == b"", "open after Connection: close")
+# HTTP/1.0: closes by default, stays open with keep-alive.
+s = srv.connect()
+s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+st, h, body, _ = read_response(s)
+check(st == 200 and h.get("connection") == "close" and body == b"hello world", "1.0")
+check(recv_until_closed(s) == b"", "1.0 left open")
+s = srv.connect()
+s.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" * 2)
+for _ in range(2):
+    st, h, body, _ = read_response(s)
+    check(st == 200 and h.get("connection") == "keep-alive", "1.0 keep-alive: %r" % h)
+s.close()
+
+# --- refusals: an error status with Connection: close, then the close
+hundred_k = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n"
+for request, want in [
+        (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(200), 400),
+        (os.urandom(3000), 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 18446744073709551616\r\n\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n", 413),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
+        (b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"ffffffffffffffffffff\r\n", (400, 413)),
+        (b"GET / HTTP/1.1\r\nHost: t\r\n folded\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: t\r\n\r\n", 414),
+        (hundred_k, 431),
+        (b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505)]:
+    c = srv.connect()
+    try:
+        c.sendall(request)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    st, h, body, head = read_response(c)
+    wants = want if isinstance(want, tuple) else (want,)
+    check(st in wants and h.get("connection") == "close",
+          "%r -> %r %r, want %r" % (request[:60], st, head, want))
+    check(recv_until_closed(c) == b"", "left open after %r" % (want,))
+    c.close()
+# Truncated requests, then the client leaves.
+for part in [b"GET / HTT", b"GET / HTTP/1.1\r\nHost: t\r\n",
+             b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc"]:
+    c = srv.connect()
+    c.sendall(part)
+    c.close()
+# A truncated request that stays: dropped after the idle timeout.
+c = srv.connect()
+c.sendall(b"GET / HTTP/1.1\r\nHost")
+check(closed_by_peer(c, 5), "half a request kept the connection open")
+# Resets in the middle of the big file.
+for _ in range(10):
+    c = srv.connect()
+    c.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+    c.recv(10000)
+    reset(c)
+# A client that never reads: dropped after the idle timeout; others served.
+slow = srv.connect()
+slow.setblocking(False)
+try:
+    for _ in range(20):
+        slow.send(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+except BlockingIOError:
+    pass
+c = srv.connect()
+exact(c, GET, HELLO)
+c.close()
+check(closed_by_peer(slow, 8), "never-reading client was not dropped")
+# Idle keep-alive connections are closed after the idle timeout.
+c = srv.connect()
+exact(c, GET, HELLO)
+check(closed_by_peer(c, 5), "idle connection not closed")
+
+# --- 300 concurrent connections, two requests each
+conns = [srv.connect() for _ in range(300)]
+for c in conns:
+    c.sendall(GET)
+for c in conns:
+    check(read_response(c)[2] == b"hello world", "concurrent #1")
+    c.sendall(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n")
+for c in conns:
+    check(read_response(c)[2] == b"small file\n", "concurrent #2")
+    c.close()
+
+# --- wrk for two seconds: every answer a 200, no socket errors
+wrk = tool("wrk")
+if wrk:
+    r = run([wrk, "-t2", "-c100", "-d2s", base + "/"], timeout=30)
+    out = r.stdout.decode()
+    check(r.returncode == 0 and "Requests/sec" in out, "wrk: %r" % out)
+    check("Non-2xx" not in out and "Socket errors" not in out, "wrk errors: %s" % out)
+
+check(srv.alive(), "server died")
+
+# --- graceful shutdown with a response in flight: it completes, exit 0
+c = srv.connect()
+c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+idle = srv.connect()
+exact(idle, GET, HELLO)
+c.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+got = bytearray(c.recv(65536))
+rc_box = []
+stopper = threading.Thread(target=lambda: rc_box.append(srv.stop(signal.SIGTERM)))
+stopper.start()
+time.sleep(0.3)
+check(closed_by_peer(idle, 2), "idle connection kept open during shutdown")
+got += recv_until_closed(c)
+stopper.join()
+body = bytes(got[got.index(b"\r\n\r\n") + 4:])
+check(hashlib.sha256(body).hexdigest() == big_sha, "in-flight response cut (%d bytes)" % len(body))
+check(rc_box == [0], "exit code after SIGTERM: %r" % rc_box)
+# After shutdown nothing listens.
+try:
+    socket.create_connection(("127.0.0.1", srv.port), timeout=2).close()
+    check(False, "still accepting after shutdown")
+except OSError:
+    pass
+print("httpd: all checks passed")

@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: MIT
+"""examples/kv against real clients: RESP replies byte for byte over a raw
+socket (every command, errors, arity, inline commands, pipelining, keys on
+both cores), redis-cli, redis-benchmark (plain and -P 16) with a bounded
+count, large values, many connections, bad input (garbage, protocol errors,
+truncated commands), clients that reset or never read, graceful shutdown."""
+import os
+import signal
+import socket
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (Server, check, closed_by_peer, fail, recv_exact,  # noqa: E402
+                    recv_until_closed, reset, run, tool)
+
+
+def cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
+def ask(s, request, want):
+    """Send request, expect exactly the bytes want back."""
+    s.sendall(request)
+    got = recv_exact(s, len(want))
+    check(got == want, "%r -> %r, want %r" % (request[:80], got[:200], want[:200]))
+    s.settimeout(0.05)
+    try:
+        extra = s.recv(1)
+        check(not extra, "extra bytes after %r: %r" % (request[:80], extra))
+    except socket.timeout:
+        pass
+    s.settimeout(10)
+
+
+srv = Server(sys.argv[1], "--cores", "2", "--idle-ms", "2000", "--grace-ms", "3000")
+s = srv.connect()
+
+# Every command, byte for byte.
+ask(s, cmd("PING"), b"+PONG\r\n")
+ask(s, cmd("ping", "hi"), b"$2\r\nhi\r\n")
+ask(s, cmd("ECHO", b"a\r\nb\x00"), b"$5\r\na\r\nb\x00\r\n")
+ask(s, cmd("FLUSHDB"), b"+OK\r\n")
+ask(s, cmd("GET", "nokey"), b"$-1\r\n")
+ask(s, cmd("SET", "k", "v"), b"+OK\r\n")
+ask(s, cmd("GET", "k"), b"$1\r\nv\r\n")
+ask(s, cmd("SET", "k", ""), b"+OK\r\n")
+ask(s, cmd("GET", "k"), b"$0\r\n\r\n")
+ask(s, cmd("SET", "k", "v2", "NX"), b"$-1\r\n")
+ask(s, cmd("SET", "k2", "v", "XX"), b"$-1\r\n")
+ask(s, cmd("SET", "k", "v", "EX", "0"), b"-ERR invalid expire time in 'set' command\r\n")
+ask(s, cmd("SET", "k", "v", "EX", "x"), b"-ERR value is not an integer or out of range\r\n")
+ask(s, cmd("SET", "k", "v", "BOGUS"), b"-ERR syntax error\r\n")
+ask(s, cmd("SET", "e", "v", "EX", "100"), b"+OK\r\n")
+ask(s, cmd("TTL", "e"), b":100\r\n")
+ask(s, cmd("TTL", "k"), b":-1\r\n")
+ask(s, cmd("TTL", "nokey"), b":-2\r\n")
+ask(s, cmd("SET", "p", "v", "PX", "150"), b"+OK\r\n")
+ask(s, cmd("EXISTS", "p"), b":1\r\n")
+time.sleep(0.3)
+ask(s, cmd("GET", "p"), b"$-1\r\n")
+ask(s, cmd("EXISTS", "p"), b":0\r\n")
+ask(s, cmd("EXPIRE", "k", "50"), b":1\r\n")
+ask(s, cmd("TTL", "k"), b":50\r\n")
+ask(s, cmd("EXPIRE", "nokey", "50"), b":0\r\n")
+ask(s, cmd("EXPIRE", "k", "x"), b"-ERR value is not an integer or out of range\r\n")
+ask(s, cmd("SET", "k", "v"), b"+OK\r\n")
+ask(s, cmd("TTL", "k"), b":-1\r\n")  # SET clears the TTL
+ask(s, cmd("INCR", "n"), b":1\r\n")
+ask(s, cmd("INCR", "n"), b":2\r\n")
+ask(s, cmd("SET", "n", "9223372036854775807"), b"+OK\r\n")
+ask(s, cmd("INCR", "n"), b"-ERR increment or decrement would overflow\r\n")
+ask(s, cmd("INCR", "k"), b"-ERR value is not an integer or out of range\r\n")
+ask(s, cmd("SET", "n", "-5"), b"+OK\r\n")
+ask(s, cmd("INCR", "n"), b":-4\r\n")
+# Many keys, so both cores' shards are used (cross-core messages).
+keys = ["key:%d" % i for i in range(64)]
+mset = []
+for k in keys:
+    mset += [k, "val-" + k]
+ask(s, cmd("MSET", *mset), b"+OK\r\n")
+want = b"*66\r\n" + b"".join(b"$%d\r\nval-%s\r\n" % (4 + len(k), k.encode()) for k in keys)
+want += b"$-1\r\n$1\r\nv\r\n"
+ask(s, cmd("MGET", *(keys + ["nokey", "k"])), want)
+ask(s, cmd("EXISTS", *(keys + ["nokey", keys[0]])), b":65\r\n")
+ask(s, cmd("DBSIZE"), b":%d\r\n" % (64 + 3))
+ask(s, cmd("DEL", *(keys[:10] + ["nokey"])), b":10\r\n")
+ask(s, cmd("DBSIZE"), b":%d\r\n" % (54 + 3))
+ask(s, cmd("MSET", "a"), b"-ERR wrong number of arguments for 'mset' command\r\n")
+ask(s, cmd("MSET", "a", "1", "b"), b"-ERR wrong number of arguments for 'mset' command\r\n")
+ask(s, cmd("FLUSHDB"), b"+OK\r\n")
+ask(s, cmd("DBSIZE"), b":0\r\n")
+# Errors: unknown command, arity.
+ask(s, cmd("NOPE", "a", "b"), b"-ERR unknown command 'NOPE', with args beginning with: 'a' 'b' \r\n")
+ask(s, cmd("GET"), b"-ERR wrong number of arguments for 'get' command\r\n")
+ask(s, cmd("GET", "a", "b"), b"-ERR wrong number of arguments for 'get' command\r\n")
+ask(s, cmd("TTL"), b"-ERR wrong number of arguments for 'ttl' command\r\n")
+ask(s, cmd("SELECT", "0"), b"+OK\r\n")
+ask(s, cmd("COMMAND", "COUNT"), b":19\r\n")
+ask(s, cmd("COMMAND", "DOCS"), b"*0\r\n")
+ask(s, cmd("CONFIG", "GET", "save"), b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n")
+# Inline commands, as typed into nc.
+ask(s, b"SET inl \"a b\"\r\nGET inl\r\n\r\nPING\n", b"+OK\r\n$3\r\na b\r\n+PONG\r\n")
+# Pipelining: 1000 commands in one write, replies in order.
+req = b"".join(cmd("SET", "p%d" % i, "v%d" % i) + cmd("GET", "p%d" % i) for i in range(1000))
+want = b"".join(b"+OK\r\n$%d\r\nv%d\r\n" % (len(b"v%d" % i), i) for i in range(1000))
+ask(s, req, want)
+# A command split byte by byte.
+for b in cmd("ECHO", "split"):
+    s.send(bytes([b]))
+check(recv_exact(s, 11) == b"$5\r\nsplit\r\n", "command sent a byte at a time")
+# A 4 MiB value.
+big = os.urandom(4 << 20)
+ask(s, cmd("SET", "big", big), b"+OK\r\n")
+ask(s, cmd("GET", "big"), b"$%d\r\n" % len(big) + big + b"\r\n")
+# QUIT answers and closes.
+s.sendall(cmd("QUIT"))
+check(recv_until_closed(s) == b"+OK\r\n", "QUIT")
+
+# Protocol errors: an error reply, then the connection is closed.
+for bad, msg in [(b"*1\r\n:1\r\n", b"-ERR Protocol error: expected '$'\r\n"),
+                 (b"*x\r\n", b"-ERR Protocol error: invalid multibulk length\r\n"),
+                 (b"*1\r\n$-5\r\n", b"-ERR Protocol error: invalid bulk length\r\n"),
+                 (b"*1\r\n$1\r\nabc\r\n", b"-ERR Protocol error: bulk not followed by CRLF\r\n")]:
+    c = srv.connect()
+    c.sendall(bad)
+    got = recv_until_closed(c)
+    check(got == msg, "%r -> %r" % (bad, got))
+    c.close()
+# Garbage bytes: inline "commands" of junk get errors; no crash.
+c = srv.connect()
+c.sendall(os.urandom(5000) + b"\r\n")
+c.close()
+# Truncated commands, then the client goes away.
+for part in [b"*3\r\n$3\r\nSET", b"*2\r\n$4\r\nECHO\r\n$100\r\nabc"]:
+    c = srv.connect()
+    c.sendall(part)
+    c.close()
+# A client that resets in the middle of a large reply.
+for _ in range(10):
+    c = srv.connect()
+    c.sendall(cmd("GET", "big") * 4)
+    c.recv(1000)
+    reset(c)
+# A client that never reads: pipelined GETs of the big value fill the
+# socket; the idle timeout (2 s) drops it while others are served.
+slow = srv.connect()
+slow.setblocking(False)
+try:
+    for _ in range(64):
+        slow.send(cmd("GET", "big"))
+except BlockingIOError:
+    pass
+c = srv.connect()
+ask(c, cmd("PING"), b"+PONG\r\n")
+c.close()
+check(closed_by_peer(slow, 8), "never-reading client was not dropped")
+
+# 300 concurrent connections, pipelined INCRs on one counter.
+conns = [srv.connect() for _ in range(300)]
+for c in conns:
+    c.sendall(cmd("INCR", "ctr") * 5)
+for c in conns:
+    got = b""
+    while got.count(b"\r\n") < 5:
+        chunk = c.recv(100)
+        check(chunk, "connection closed during INCRs")
+        got += chunk
+    check(got.count(b":") == 5, "incr replies %r" % got)
+    c.close()
+c = srv.connect()
+ask(c, cmd("GET", "ctr"), b"$4\r\n1500\r\n")
+
+# redis-cli.
+cli = tool("redis-cli")
+if cli:
+    base = [cli, "-h", "127.0.0.1", "-p", str(srv.port)]
+    r = run(base + ["SET", "cli", "hello world"])
+    check(r.stdout == b"OK\n", "redis-cli SET: %r %r" % (r.stdout, r.stderr))
+    r = run(base + ["GET", "cli"])
+    check(r.stdout == b"hello world\n", "redis-cli GET: %r" % r.stdout)
+    r = run(base + ["--no-raw", "MGET", "cli", "none"])
+    check(r.stdout == b'1) "hello world"\n2) (nil)\n', "redis-cli MGET: %r" % r.stdout)
+    r = run(base + ["INCR", "cli"])
+    check(b"ERR value is not an integer" in r.stdout, "redis-cli error: %r" % r.stdout)
+    r = run(base, input=b"PING\nDBSIZE\n")
+    check(r.stdout.startswith(b"PONG\n"), "redis-cli from stdin: %r" % r.stdout)
+    r = run(base + ["--pipe"], input=b"".join(cmd("SET", "pipe%d" % i, i) for i in range(500)))
+    check(b"errors: 0, replies: 500" in r.stdout, "redis-cli --pipe: %r" % r.stdout)
+
+# redis-benchmark: a bounded count, plain and pipelined; every request must
+# be answered (it reports errors and stops on a bad reply).
+bench = tool("redis-benchmark")
+if bench:
+    for extra in [[], ["-P", "16"]]:
+        r = run([bench, "-h", "127.0.0.1", "-p", str(srv.port), "-t", "set,get,incr,mset,ping",
+                 "-n", "20000", "-c", "50", "-q", "--csv"] + extra, timeout=60)
+        out = r.stdout.decode(errors="replace")
+        check(r.returncode == 0 and '"SET"' in out and '"GET"' in out and "MSET" in out,
+              "redis-benchmark %s: %r %r" % (extra, out, r.stderr))
+
+check(srv.alive(), "server died")
+# Graceful shutdown with a request in flight on another core's key.
+c = srv.connect()
+ask(c, cmd("PING"), b"+PONG\r\n")
+rc = srv.stop(signal.SIGTERM)
+check(rc == 0, "exit code after SIGTERM: %r" % rc)
+check(closed_by_peer(c, 2), "connection left open after shutdown")
+print("kv: all checks passed")

@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The HTTP/1.1 request parser of examples/httpd: good heads, heads arriving
+ * a byte at a time, every refusal (400, 413, 414, 431, 505) and the chunked
+ * body decoder.  Pure functions: no runtime, no fibers.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The parser is example code, compiled into this test directly. */
+#include "../examples/http_parser.c"
+
+static const struct http_limits lim = {
+	.max_head = 8192, .max_request_line = 1024, .max_body = 1 << 20};
+
+static int parse(const char *s, struct http_request *req)
+{
+	size_t scanned = 0;
+
+	return http_parse_request(s, strlen(s), &lim, req, &scanned);
+}
+
+TestSuite(http_parser, .timeout = 30);
+
+Test(http_parser, simple_get)
+{
+	struct http_request r;
+	const char *s = "GET /index.html HTTP/1.1\r\nHost: a\r\nUser-Agent: x y \r\n\r\n";
+
+	cr_assert_eq(parse(s, &r), (int)strlen(s));
+	cr_assert_eq(r.method_len, 3);
+	cr_assert(memcmp(r.method, "GET", 3) == 0);
+	cr_assert_eq(r.target_len, 11);
+	cr_assert(memcmp(r.target, "/index.html", 11) == 0);
+	cr_assert_eq(r.version_minor, 1);
+	cr_assert_eq(r.nheaders, 2);
+	cr_assert_eq(r.headers[1].value_len, 3, "value blanks are stripped");
+	cr_assert(r.keep_alive);
+	cr_assert_eq(r.content_length, -1);
+	cr_assert_not(r.chunked);
+}
+
+Test(http_parser, head_length_excludes_pipelined_bytes)
+{
+	struct http_request r;
+	const char *one = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+	char two[128];
+
+	snprintf(two, sizeof(two), "%s%s", one, one);
+	cr_assert_eq(parse(two, &r), (int)strlen(one));
+}
+
+Test(http_parser, byte_at_a_time_needs_more_until_complete)
+{
+	const char *s = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n";
+	size_t n = strlen(s), scanned = 0;
+	struct http_request r;
+
+	for (size_t i = 1; i < n; i++)
+		cr_assert_eq(http_parse_request(s, i, &lim, &r, &scanned), 0, "at %zu", i);
+	cr_assert_eq(http_parse_request(s, n, &lim, &r, &scanned), (int)n);
+	cr_assert_eq(r.content_length, 5);
+}
+
+Test(http_parser, connection_and_versions)
+{
+	struct http_request r;
+
+	cr_assert_gt(parse("GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, close\r\n\r\n", &r), 0);
+	cr_assert_not(r.keep_alive);
+	cr_assert_gt(parse("GET / HTTP/1.0\r\n\r\n", &r), 0, "1.0 needs no Host");
+	cr_assert_not(r.keep_alive);
+	cr_assert_gt(parse("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", &r), 0);
+	cr_assert(r.keep_alive);
+	cr_assert_eq(parse("GET / HTTP/2.0\r\nHost: a\r\n\r\n", &r), -505);
+	cr_assert_gt(parse("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n", &r), 0);
+	cr_assert(r.expect_continue);
+	cr_assert_not_null(http_find_header(&r, "EXPECT"));
+	cr_assert_null(http_find_header(&r, "nope"));
+}
+
+Test(http_parser, malformed_is_400)
+{
+	static const char *bad[] = {
+		"\x16\x03\x01\x02\x00garbage",           /* a TLS hello */
+		"GET  / HTTP/1.1\r\nHost: a\r\n\r\n",    /* two spaces */
+		"GET / HTTP/1.1\nHost: a\n\n",            /* bare LF */
+		"GET / HTTP/1.1\r\nHost: a\r\r\n\r\n",    /* bare CR */
+		"GET / HTTP/1.1\r\nHost : a\r\n\r\n",     /* blank before colon */
+		"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", /* obs-fold */
+		"GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n",  /* control byte */
+		"GET / HTTP/1.1\r\n\r\n",                 /* 1.1 without Host */
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: +1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 2\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: \r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+		"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"GET / HTTQ/1.1\r\nHost: a\r\n\r\n",
+		"GET\r\n\r\n",
+		": / HTTP/1.1\r\n\r\n",
+	};
+	struct http_request r;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		cr_assert_eq(parse(bad[i], &r), -400, "case %zu: %s", i, bad[i]);
+}
+
+Test(http_parser, garbage_is_refused_before_the_head_ends)
+{
+	struct http_request r;
+	size_t scanned = 0;
+
+	cr_assert_eq(http_parse_request("\x00\x01\x02", 3, &lim, &r, &scanned), -400);
+	scanned = 0;
+	cr_assert_eq(http_parse_request("GET /\x7f", 6, &lim, &r, &scanned), -400);
+}
+
+Test(http_parser, oversized)
+{
+	struct http_request r;
+	size_t scanned = 0;
+	char *big = malloc(100 * 1024 + 64);
+	int n;
+
+	/* A 100 KB header line: refused once past max_head, end or not. */
+	n = sprintf(big, "GET / HTTP/1.1\r\nHost: a\r\nX: ");
+	memset(big + n, 'a', 100 * 1024);
+	cr_assert_eq(http_parse_request(big, (size_t)n + 100 * 1024, &lim, &r, &scanned), -431);
+	strcpy(big + n + 100 * 1024, "\r\n\r\n");
+	scanned = 0;
+	cr_assert_eq(parse(big, &r), -431);
+	/* A long request line. */
+	memcpy(big, "GET /", 5);
+	memset(big + 5, 'a', 2000);
+	scanned = 0;
+	cr_assert_eq(http_parse_request(big, 2005, &lim, &r, &scanned), -414);
+	free(big);
+	/* Too many headers. */
+	{
+		char heads[8192];
+		int m = sprintf(heads, "GET / HTTP/1.1\r\nHost: a\r\n");
+
+		for (int i = 0; i < HTTP_MAX_HEADERS; i++)
+			m += sprintf(heads + m, "X%d: y\r\n", i);
+		strcpy(heads + m, "\r\n");
+		cr_assert_eq(parse(heads, &r), -431);
+	}
+	cr_assert_eq(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048577\r\n\r\n", &r), -413);
+	cr_assert_gt(parse("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1048576\r\n\r\n", &r), 0);
+}
+
+static long feed_all(struct http_chunked *c, const char *s, uint64_t max)
+{
+	return http_chunked_feed(c, s, strlen(s), max);
+}
+
+Test(http_parser, chunked_body)
+{
+	const char *body = "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\nGET";
+	struct http_chunked c = {0};
+	long n = feed_all(&c, body, 1 << 20);
+
+	cr_assert_eq(n, (long)strlen(body) - 3, "stops at the end of the body");
+	cr_assert(c.done);
+	cr_assert_eq(c.total, 11);
+
+	/* Byte at a time gives the same. */
+	struct http_chunked d = {0};
+	long sum = 0;
+
+	for (size_t i = 0; i < strlen(body) && !d.done; i++) {
+		long r = http_chunked_feed(&d, body + i, 1, 1 << 20);
+
+		cr_assert_geq(r, 0);
+		sum += r;
+	}
+	cr_assert_eq(sum, n);
+	cr_assert_eq(d.total, 11);
+}
+
+Test(http_parser, chunked_refusals)
+{
+	struct http_chunked c;
+
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "x\r\n", 100), -400, "not hex");
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "-5\r\n", 100), -400, "negative");
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "fffffffffffffffffff\r\n", UINT64_MAX), -400, "overflow");
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "65\r\n", 100), -413, "above max_body");
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "2\r\nabX", 100), -400, "data without CRLF");
+	c = (struct http_chunked){0};
+	cr_assert_eq(feed_all(&c, "2\nab", 100), -400, "bare LF");
+}
