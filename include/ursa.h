@@ -218,6 +218,16 @@ URSA_API void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline)
  */
 URSA_API int ursa_scope_exit(struct ursa_scope *s);
 
+/*
+ * Cancel the scope s (Trio's cancel_scope.cancel()): every blocking call
+ * inside it, in the task that entered it, returns -ECANCELED from now on,
+ * and ursa_scope_exit(s) returns -ECANCELED; the task itself is not
+ * cancelled, so calls after the scope work again.  A shielded scope inside s
+ * still protects the calls within it.  Idempotent.  Any thread, but only
+ * while s is entered (the caller must know its owner has not left it).
+ */
+URSA_API void ursa_scope_cancel(struct ursa_scope *s);
+
 /* ---------------------------------------------------------- blocking pool */
 
 /*
@@ -239,5 +249,10 @@ URSA_API int ursa_blocking(ursa_fn fn, void *arg, void **result);
  * They are part of the one public API: include <ursa.h>, not these.
  */
 /* (sub-headers are added here, one #include line each) */
+#include "ursa/sync.h"
+#include "ursa/future.h"
+#include "ursa/queue.h"
+#include "ursa/group.h"
+#include "ursa/io.h"
 
 #endif /* URSA_H */

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 struct ursa__core;
+struct ursa__io_core;
 
 /* A message on a core's inbox (a lock-free LIFO, drained whole). */
 struct ursa__msg {
@@ -74,6 +75,10 @@ struct ursa_task {
 	bool exiting;                /* fn returned; the scheduler finishes it */
 	bool linked;                 /* on core->tasks */
 	bool ended_cancelled;        /* cancel was requested before it ended */
+	int error;                   /* ursa_task_fail: its -errno, else 0 */
+	char *error_msg;             /* ursa_task_fail: its message (malloc'd) */
+	struct ursa_task *ended_next; /* on a watch's list of ended tasks */
+	size_t watch_slot;           /* the watcher's index for it (lib/watch.c) */
 	struct ursa__msg msg;        /* WAKE while alive, FREE after DONE */
 	char name[32];
 };
@@ -88,6 +93,16 @@ struct ursa__op {
 	uint32_t cqe_flags;
 	bool done;
 	bool cancel_sent;
+};
+
+/*
+ * A record whose CQEs its own function handles (user_data kind
+ * URSA__UD_CALL): multishot ops that queue their results, ops with two CQEs
+ * (SEND_ZC).  The function runs on the owner core inside the reaper; it keeps
+ * `pending` right itself and wakes whom it must.
+ */
+struct ursa__call {
+	void (*fn)(struct ursa__call *call, int res, unsigned flags);
 };
 
 /* Options after applying defaults and the environment. */
@@ -128,6 +143,7 @@ struct ursa__core {
 	bool eventfd_armed;
 	void *altstack;                /* SIGSEGV handler stack */
 	int init_err;
+	struct ursa__io_core *io;      /* io_core.c: created on first use */
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
@@ -183,6 +199,10 @@ void ursa__task_unref(struct ursa_task *t);
 
 /* Tell core c to look at its inbox (any thread). */
 void ursa__core_kick(struct ursa__core *c);
+
+/* Release the io subsystem's per-core state (io_core.c); after the ring
+ * has closed, so the kernel no longer uses its buffers. */
+void ursa__io_core_fini(struct ursa__core *c);
 
 /* The CQE dispatcher the ring calls for this core. */
 void ursa__sched_complete(void *core, uint64_t ud, int res, unsigned flags);

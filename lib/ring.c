@@ -25,15 +25,58 @@ static const unsigned wanted_flags[] = {
 	0,
 };
 
+/*
+ * URSA_DISABLE=msg_ring,defer_taskrun,… makes ursa behave as on a kernel
+ * without those features, so the fallback paths can be tested on a kernel
+ * that has them all (tests/meson.build runs a suite that way).  Names:
+ * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
+ * socket, send_zc.
+ */
+static bool disabled(const char *what)
+{
+	const char *list = getenv("URSA_DISABLE");
+	size_t n = strlen(what);
+
+	for (const char *p = list; p && *p; p += strcspn(p, ",") + (p[strcspn(p, ",")] != 0))
+		if (strncmp(p, what, n) == 0 && (p[n] == ',' || p[n] == 0))
+			return true;
+	return false;
+}
+
+static unsigned allowed_flags(void)
+{
+	unsigned f = ~0u;
+
+	if (disabled("defer_taskrun"))
+		f &= ~IORING_SETUP_DEFER_TASKRUN;
+	if (disabled("single_issuer"))
+		f &= ~(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (disabled("coop_taskrun"))
+		f &= ~IORING_SETUP_COOP_TASKRUN;
+	if (disabled("submit_all"))
+		f &= ~IORING_SETUP_SUBMIT_ALL;
+	return f;
+}
+
 static void probe_ops(struct ursa__ring *r)
 {
 	struct io_uring_probe *p = io_uring_get_probe_ring(&r->uring);
 
 	if (p) {
 		r->caps.msg_ring = io_uring_opcode_supported(p, IORING_OP_MSG_RING);
+		r->caps.socket = io_uring_opcode_supported(p, IORING_OP_SOCKET);
+		r->caps.send_zc = io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
 		io_uring_free_probe(p);
 	}
 	r->caps.cqe_skip = (r->caps.features & IORING_FEAT_CQE_SKIP) != 0;
+	if (disabled("msg_ring"))
+		r->caps.msg_ring = false;
+	if (disabled("cqe_skip"))
+		r->caps.cqe_skip = false;
+	if (disabled("socket"))
+		r->caps.socket = false;
+	if (disabled("send_zc"))
+		r->caps.send_zc = false;
 }
 
 int ursa__ring_init(struct ursa__ring *r, unsigned entries)
@@ -45,7 +88,7 @@ int ursa__ring_init(struct ursa__ring *r, unsigned entries)
 		struct io_uring_params p;
 
 		memset(&p, 0, sizeof(p));
-		p.flags = wanted_flags[i];
+		p.flags = wanted_flags[i] & allowed_flags();
 		p.cq_entries = entries * 4;
 		rc = io_uring_queue_init_params(entries, &r->uring, &p);
 		if (rc == 0) {
@@ -85,6 +128,35 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 		}
 	}
 	return sqe;
+}
+
+void ursa__ring_reserve(struct ursa__ring *r, unsigned n)
+{
+	while (io_uring_sq_space_left(&r->uring) < n) {
+		int rc = io_uring_submit(&r->uring);
+
+		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
+			fprintf(stderr, "ursa: io_uring_submit failed: %s\n", strerror(-rc));
+			abort();
+		}
+	}
+}
+
+int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *br,
+                                unsigned entries, unsigned bgid)
+{
+	struct io_uring_buf_reg reg;
+
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)br;
+	reg.ring_entries = entries;
+	reg.bgid = (uint16_t)bgid;
+	return io_uring_register_buf_ring(&r->uring, &reg, 0);
+}
+
+int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid)
+{
+	return io_uring_unregister_buf_ring(&r->uring, (int)bgid);
 }
 
 unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *ctx)
@@ -139,12 +211,13 @@ void ursa__ring_describe(char *buf, size_t len)
 	         "io_uring: available\n"
 	         "setup flags: SINGLE_ISSUER=%s DEFER_TASKRUN=%s COOP_TASKRUN=%s SUBMIT_ALL=%s\n"
 	         "features: NODROP=%s CQE_SKIP=%s\n"
-	         "ops: MSG_RING=%s\n",
+	         "ops: MSG_RING=%s SOCKET=%s SEND_ZC=%s\n",
 	         r.caps.setup_flags & IORING_SETUP_SINGLE_ISSUER ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_DEFER_TASKRUN ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_COOP_TASKRUN ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_SUBMIT_ALL ? "yes" : "no",
 	         r.caps.features & IORING_FEAT_NODROP ? "yes" : "no",
-	         r.caps.cqe_skip ? "yes" : "no", r.caps.msg_ring ? "yes" : "no");
+	         r.caps.cqe_skip ? "yes" : "no", r.caps.msg_ring ? "yes" : "no",
+	         r.caps.socket ? "yes" : "no", r.caps.send_zc ? "yes" : "no");
 	ursa__ring_fini(&r);
 }

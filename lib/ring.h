@@ -22,7 +22,9 @@ enum {
 	URSA__UD_TIMER = 1,  /* struct ursa__timer *: a deadline scope's timer  */
 	URSA__UD_KICK = 2,   /* no record: MSG_RING "look at your inbox"        */
 	URSA__UD_IGNORE = 3, /* no record: cancel requests, timeout removals    */
-	URSA__UD_EVENTFD = 4 /* no record: the core's eventfd read completed    */
+	URSA__UD_EVENTFD = 4, /* no record: the core's eventfd read completed   */
+	URSA__UD_CALL = 5    /* struct ursa__call *: its own function takes the
+	                        CQE (multishot ops, two-CQE ops such as SEND_ZC) */
 };
 #define URSA__UD_KIND(ud) ((unsigned)((ud) & 7u))
 #define URSA__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
@@ -34,6 +36,8 @@ struct ursa__ring_caps {
 	unsigned features;    /* IORING_FEAT_* reported */
 	bool msg_ring;        /* IORING_OP_MSG_RING */
 	bool cqe_skip;        /* IOSQE_CQE_SKIP_SUCCESS (IORING_FEAT_CQE_SKIP) */
+	bool socket;          /* IORING_OP_SOCKET (5.19) */
+	bool send_zc;         /* IORING_OP_SEND_ZC (6.0) */
 };
 
 struct ursa__ring {
@@ -58,6 +62,19 @@ void ursa__ring_fini(struct ursa__ring *r);
  * ursa__ring_enter).
  */
 struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r);
+
+/*
+ * Make sure the next n ursa__ring_sqe() calls do not submit in between (they
+ * would split a linked chain), submitting what is queued now if the SQ has
+ * fewer than n free slots.  n must not exceed the SQ size.
+ */
+void ursa__ring_reserve(struct ursa__ring *r, unsigned n);
+
+/* Register / unregister a provided-buffer ring (IORING_REGISTER_PBUF_RING,
+ * 5.19) of `entries` (a power of two) under group id bgid.  0 or -errno. */
+int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *br,
+                                unsigned entries, unsigned bgid);
+int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid);
 
 /* True if SQEs are queued but not yet submitted. */
 static inline bool ursa__ring_has_unsubmitted(struct ursa__ring *r)

@@ -207,6 +207,7 @@ static void core_fini(struct ursa__core *c)
 	ursa__stack_cache_fini(&c->stacks);
 	ursa__timers_fini(c);
 	ursa__ring_fini(&c->ring);
+	ursa__io_core_fini(c);
 	close(c->eventfd);
 	c->eventfd = -1;
 }

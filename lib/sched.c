@@ -224,6 +224,12 @@ void ursa__sched_complete(void *core, uint64_t ud, int res, unsigned flags)
 	case URSA__UD_TIMER:
 		ursa__timer_complete(c, URSA__UD_PTR(ud), res);
 		break;
+	case URSA__UD_CALL: {
+		struct ursa__call *k = URSA__UD_PTR(ud);
+
+		k->fn(k, res, flags);
+		break;
+	}
 	case URSA__UD_EVENTFD:
 		c->eventfd_armed = false;
 		break;

@@ -59,13 +59,18 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
 	uint64_t now = 0, earliest = URSA_FOREVER;
 
 	for (struct ursa_scope *s = t->scope; s; s = s->parent_) {
-		if (s->state_ & URSA__SCOPE_EXPIRED)
+		/* acquire: pairs with the release in ursa_scope_cancel. */
+		uint32_t st = __atomic_load_n(&s->state_, __ATOMIC_ACQUIRE);
+
+		if (st & URSA__SCOPE_EXPIRED)
 			return -ETIMEDOUT;
+		if (st & URSA__SCOPE_CANCELLED)
+			return -ECANCELED;
 		if (s->deadline_ns != URSA_FOREVER) {
 			if (!now)
 				now = ursa_now();
 			if (s->deadline_ns <= now) {
-				s->state_ |= URSA__SCOPE_EXPIRED;
+				__atomic_fetch_or(&s->state_, URSA__SCOPE_EXPIRED, __ATOMIC_RELAXED);
 				return -ETIMEDOUT;
 			}
 			if (s->deadline_ns < earliest)
@@ -96,7 +101,7 @@ void ursa__timer_complete(struct ursa__core *c, struct ursa__timer *tm, int res)
 		/* -ETIME: the deadline passed.  Wake the task wherever it waits; the
 		 * wait sees the expired scope and cancels its op. */
 		if (res == -ETIME) {
-			s->state_ |= URSA__SCOPE_EXPIRED;
+			__atomic_fetch_or(&s->state_, URSA__SCOPE_EXPIRED, __ATOMIC_RELAXED);
 			ursa__task_wake(s->task_);
 		}
 	}
@@ -165,6 +170,7 @@ void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline)
 int ursa_scope_exit(struct ursa_scope *s)
 {
 	struct ursa_task *t = s->task_;
+	uint32_t st;
 
 	if (!t)
 		return -EPERM;
@@ -176,10 +182,23 @@ int ursa_scope_exit(struct ursa_scope *s)
 	}
 	disarm(t->core, s);
 	t->scope = s->parent_;
-	if (s->state_ & URSA__SCOPE_EXPIRED)
+	st = __atomic_load_n(&s->state_, __ATOMIC_ACQUIRE);
+	if (st & URSA__SCOPE_EXPIRED)
 		return -ETIMEDOUT;
+	if (st & URSA__SCOPE_CANCELLED)
+		return -ECANCELED;
 	if (!(s->flags & URSA_SCOPE_SHIELD) &&
 	    atomic_load_explicit(&t->cancel_requested, memory_order_acquire))
 		return -ECANCELED;
 	return 0;
+}
+
+void ursa_scope_cancel(struct ursa_scope *s)
+{
+	if (!s || !s->task_)
+		return;
+	/* release: the owner's acquire load in check_and_arm or exit. */
+	__atomic_fetch_or(&s->state_, URSA__SCOPE_CANCELLED, __ATOMIC_RELEASE);
+	/* Wake it wherever it is parked; its wait sees the cancelled scope. */
+	ursa__task_wake(s->task_);
 }

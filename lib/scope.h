@@ -16,8 +16,11 @@ struct ursa__timer {
 	struct __kernel_timespec ts;     /* absolute, CLOCK_MONOTONIC */
 };
 
-/* ursa_scope.state_ bits */
+/* ursa_scope.state_ bits.  EXPIRED is set on the owner core only;
+ * CANCELLED (ursa_scope_cancel) by any thread: the word is accessed with
+ * atomic builtins. */
 #define URSA__SCOPE_EXPIRED 0x1u
+#define URSA__SCOPE_CANCELLED 0x2u
 
 /*
  * 0 if t may block now, else why not: -ETIMEDOUT (a deadline of an enclosing

@@ -12,13 +12,18 @@
  *   NONE --end--> DONE --join: collect at once
  *   NONE --detach--> DETACHED --end: drop the handle
  * A joiner leaves only on DONE, so it is alive while the ending task wakes it.
+ * A watch (lib/watch.h: gather, wait, groups) takes the joiner's place with
+ * the same handshake; between WAKING and DONE the ending task also pushes
+ * itself onto the watch's list of ended tasks.
  */
 #include "task.h"
 
 #include "fiber/switch.h"
 #include "scope.h"
+#include "watch.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +117,7 @@ void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
 		ursa__list_unlink(&t->all);
 	if (t->stack.map)
 		ursa__stack_unmap(&t->stack);
+	free(t->error_msg);
 	free(t);
 }
 
@@ -156,12 +162,17 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 			break;
 		} else {
 			struct ursa_task *joiner = j;
+			struct ursa_watch_ *w = ursa__watch_of(j);
 
 			if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_WAKING,
 			                                           memory_order_acq_rel,
 			                                           memory_order_acquire))
 				continue; /* the joiner withdrew; j was reloaded */
-			ursa__task_ref(joiner);
+			if (w)
+				joiner = w->waiter_;
+			ursa__task_ref(joiner); /* before the push: then the watcher may leave */
+			if (w)
+				ursa__watch_push(w, t);
 			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
 			ursa__task_wake(joiner);
 			ursa__task_unref(joiner);
@@ -211,17 +222,38 @@ int ursa_spawn_on(struct ursa_task **t, unsigned core, ursa_fn fn, void *arg)
 	return ursa_spawn_ex(t, core, fn, arg, NULL);
 }
 
-static int collect(struct ursa_task *t, void **result)
+/* How an ended task ended: 0, -ECANCELED, or the error it failed with.  A
+ * failure wins over a cancellation; a return after a cancellation does not. */
+static int outcome_err(const struct ursa_task *t)
 {
-	int rc = t->ended_cancelled ? -ECANCELED : 0;
+	if (t->error)
+		return t->error;
+	return t->ended_cancelled ? -ECANCELED : 0;
+}
 
-	if (rc == 0 && result)
+static void fill_outcome(const struct ursa_task *t, struct ursa_outcome *out)
+{
+	out->err = outcome_err(t);
+	out->result = out->err ? NULL : t->result;
+	snprintf(out->msg, sizeof(out->msg), "%s", t->error_msg ? t->error_msg : "");
+}
+
+static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
+{
+	int rc = outcome_err(t);
+
+	if (out) {
+		fill_outcome(t, out);
+		rc = 0;
+	} else if (rc == 0 && result) {
 		*result = t->result;
+	}
 	ursa__task_unref(t); /* the handle */
 	return rc;
 }
 
-int ursa_join(struct ursa_task *t, void **result)
+/* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
+static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 {
 	struct ursa__core *c = core_of_call();
 	struct ursa_task *self, *j;
@@ -236,7 +268,7 @@ int ursa_join(struct ursa_task *t, void **result)
 		return -EDEADLK;
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
-		return collect(t, result);
+		return collect(t, result, out);
 	rc = ursa__cancel_check(self, NULL);
 	if (rc)
 		return rc;
@@ -244,14 +276,14 @@ int ursa_join(struct ursa_task *t, void **result)
 		return -EINVAL; /* detached, or someone else is joining */
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, self, memory_order_acq_rel,
 	                                             memory_order_acquire))
-		return j == URSA__JOIN_DONE ? collect(t, result) : -EINVAL;
+		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
 	for (;;) {
 		if (self->scope)
 			ursa__scope_arm(self);
 		ursa__sched_park();
 		j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 		if (j == URSA__JOIN_DONE)
-			return collect(t, result);
+			return collect(t, result, out);
 		if (j == URSA__JOIN_WAKING)
 			continue;
 		rc = ursa__cancel_check(self, NULL);
@@ -262,10 +294,22 @@ int ursa_join(struct ursa_task *t, void **result)
 			                                            memory_order_acquire))
 				return rc;
 			if (j == URSA__JOIN_DONE)
-				return collect(t, result);
+				return collect(t, result, out);
 			/* WAKING: the wake is coming; wait for DONE. */
 		}
 	}
+}
+
+int ursa_join(struct ursa_task *t, void **result)
+{
+	return join(t, result, NULL);
+}
+
+int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
+{
+	struct ursa_outcome scratch;
+
+	return join(t, NULL, out ? out : &scratch);
 }
 
 void ursa_detach(struct ursa_task *t)
@@ -286,6 +330,43 @@ int ursa_cancel(struct ursa_task *t)
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
 	/* Wake it wherever it is parked; its wait notices the request. */
 	ursa__task_wake(t);
+	return 0;
+}
+
+void *ursa_task_fail(int err, const char *fmt, ...)
+{
+	struct ursa_task *self = ursa__self();
+	char *msg = NULL;
+
+	if (!self)
+		return NULL;
+	if (fmt) {
+		va_list ap;
+
+		va_start(ap, fmt);
+		if (vasprintf(&msg, fmt, ap) < 0)
+			msg = NULL; /* out of memory: the error without its message */
+		va_end(ap);
+	}
+	free(self->error_msg);
+	self->error_msg = msg;
+	self->error = err < 0 ? err : -EINVAL;
+	return NULL;
+}
+
+bool ursa_task_done(const struct ursa_task *t)
+{
+	return t && atomic_load_explicit(&t->state, memory_order_acquire) == URSA__TASK_DONE;
+}
+
+int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
+{
+	/* acquire: pairs with the release store of DONE in ursa__task_finish,
+	 * after which the outcome fields never change. */
+	if (!ursa_task_done(t))
+		return t ? -EAGAIN : -EINVAL;
+	if (out)
+		fill_outcome(t, out);
 	return 0;
 }
 
