@@ -124,6 +124,7 @@ struct ursa__core {
 	unsigned id;
 	struct ursa__runtime *rt;
 	pthread_t thread;
+	pid_t tid;                     /* the worker's kernel thread id (stall.c) */
 	struct ursa__ring ring;
 	struct ursa__ctx sched_ctx;    /* the scheduler loop's own context */
 	void *sched_stack_lo;          /* the worker thread's stack, for ASan */

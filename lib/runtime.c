@@ -194,7 +194,21 @@ static int core_init(struct ursa__core *c)
 	return rc;
 }
 
-static void core_fini(struct ursa__core *c)
+/* What other threads can reach: the ring (MSG_RING kicks) and the eventfd
+ * (kicks from pool and foreign threads).  Closed only once every worker and
+ * pool thread is gone: the last task's core kicks the others as it ends, and
+ * a core that already saw nothing left may have exited by then; closing
+ * early let that kick hit a closed or reused fd (found by TSan). */
+static void core_close_shared(struct ursa__core *c)
+{
+	ursa__ring_fini(&c->ring);
+	ursa__io_core_fini(c);
+	close(c->eventfd);
+	c->eventfd = -1;
+}
+
+/* What only this core's thread uses, released by that thread. */
+static void core_fini_local(struct ursa__core *c)
 {
 	/* Finished tasks nobody joined: nobody can any more. */
 	while (!ursa__list_empty(&c->tasks)) {
@@ -206,10 +220,6 @@ static void core_fini(struct ursa__core *c)
 	ursa__guard_thread_fini(c);
 	ursa__stack_cache_fini(&c->stacks);
 	ursa__timers_fini(c);
-	ursa__ring_fini(&c->ring);
-	ursa__io_core_fini(c);
-	close(c->eventfd);
-	c->eventfd = -1;
 }
 
 /* The worker thread's own stack, which ASan must know about. */
@@ -245,6 +255,7 @@ static void *worker_main(void *arg)
 	struct ursa__runtime *rt = c->rt;
 	int go;
 
+	c->tid = gettid();
 	c->init_err = core_init(c);
 	pthread_mutex_lock(&start_mu);
 	st->ready++;
@@ -254,8 +265,11 @@ static void *worker_main(void *arg)
 	go = st->go;
 	pthread_mutex_unlock(&start_mu);
 	if (go < 0) {
-		if (c->init_err == 0)
-			core_fini(c);
+		/* Start-up failed: nothing ran, nobody else can reach us. */
+		if (c->init_err == 0) {
+			core_fini_local(c);
+			core_close_shared(c);
+		}
 		return NULL;
 	}
 
@@ -278,7 +292,7 @@ static void *worker_main(void *arg)
 		}
 	}
 	ursa__sched_loop(c);
-	core_fini(c);
+	core_fini_local(c);
 	ursa__tls_core = NULL;
 	return NULL;
 }
@@ -350,6 +364,13 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->cores[i].thread, NULL);
 	ursa__stall_stop(rt);
+	if (st.go > 0) {
+		/* Every worker is gone; stop the pool, then close what they
+		 * could reach of each other. */
+		ursa__pool_fini(&rt->pool);
+		for (unsigned i = 0; i < started; i++)
+			core_close_shared(&rt->cores[i]);
+	}
 
 	if (rc == 0)
 		rc = rt->main_spawn_err;
@@ -359,6 +380,8 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		*result = rt->main_result;
 
 	ursa__guard_uninstall();
+	if (st.go > 0)
+		goto out_cores; /* the pool is already stopped */
 out_pool:
 	ursa__pool_fini(&rt->pool);
 out_cores:

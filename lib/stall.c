@@ -103,8 +103,53 @@ static void uninstall_handler(void)
 struct sample {
 	uint64_t turn;
 	uint64_t since_ns;
+	uint64_t cpu_ns; /* the worker's CPU time when the window opened */
 	bool reported;
 };
+
+static uint64_t thread_cpu_ns(struct ursa__core *c)
+{
+	clockid_t clk;
+	struct timespec ts;
+
+	if (pthread_getcpuclockid(c->thread, &clk) != 0 || clock_gettime(clk, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* 'R', 'S', 'D', … from /proc, or 0 if unknown. */
+static char thread_state(struct ursa__core *c)
+{
+	char path[64], buf[256], *p;
+	FILE *f;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)c->tid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+	return p && p[1] == ' ' ? p[2] : 0;
+}
+
+/*
+ * The count has not moved for the whole window.  Is the task to blame?  Yes
+ * if the worker burnt at least half the window on the CPU (a hog) or sleeps
+ * in a syscall now (blocked).  A worker that is runnable but got little CPU
+ * was merely preempted by a busy machine: not a stall of ours.
+ */
+static bool task_to_blame(struct ursa__core *c, const struct sample *s, uint64_t window_ns)
+{
+	char st;
+
+	if (thread_cpu_ns(c) - s->cpu_ns >= window_ns / 2)
+		return true;
+	st = thread_state(c);
+	return st == 'S' || st == 'D';
+}
 
 static void *watchdog(void *arg)
 {
@@ -125,10 +170,17 @@ static void *watchdog(void *arg)
 			uint64_t turn = atomic_load_explicit(&c->turn, memory_order_relaxed);
 
 			if (turn != s[i].turn || !(turn & 1)) {
-				s[i] = (struct sample){.turn = turn, .since_ns = now};
+				s[i] = (struct sample){.turn = turn, .since_ns = now,
+				                       .cpu_ns = thread_cpu_ns(c)};
 				continue;
 			}
 			if (!s[i].reported && now - s[i].since_ns >= limit_ns) {
+				if (!task_to_blame(c, &s[i], now - s[i].since_ns)) {
+					/* Preempted: start a fresh window. */
+					s[i].since_ns = now;
+					s[i].cpu_ns = thread_cpu_ns(c);
+					continue;
+				}
 				s[i].reported = true; /* one report per stall */
 				atomic_store_explicit(&c->stall_report_ms, (now - s[i].since_ns) / 1000000u,
 				                      memory_order_relaxed);
