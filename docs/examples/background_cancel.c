@@ -13,22 +13,29 @@
 
 #define SEC(s) ((uint64_t)((s) * 50e6))
 
+/* The tasks sleep to the next whole second (ursa_sleep_until) rather than
+ * for one second, so that their lines stay on the second however late a
+ * loaded machine wakes them; otherwise it is the seed's loop. */
 static void *background_task(void *arg)
 {
+	uint64_t start = ursa_now();
+
 	(void)arg;
-	for (;;) {
+	for (int i = 1;; i++) {
 		printf("Background task running...\n");
-		if (ursa_sleep(SEC(1)) == -ECANCELED)
+		if (ursa_sleep_until(start + SEC(i)) == -ECANCELED)
 			return NULL; /* not re-raised: the cancellation is still the outcome */
 	}
 }
 
 static void *long_running_task(void *arg)
 {
+	uint64_t start = ursa_now();
+
 	(void)arg;
 	for (int i = 0; i < 10; i++) {
 		printf("Working... %d\n", i);
-		if (ursa_sleep(SEC(1)) == -ECANCELED) {
+		if (ursa_sleep_until(start + SEC(i + 1)) == -ECANCELED) {
 			/* except asyncio.CancelledError: clean up, then leave */
 			printf("Task was cancelled\n");
 			return NULL;
@@ -43,10 +50,11 @@ static void *long_running_task(void *arg)
 static int run_then_cancel(ursa_fn fn)
 {
 	struct ursa_task *t;
+	uint64_t start = ursa_now();
 
 	if (ursa_spawn(&t, fn, NULL))
 		return -1;
-	ursa_sleep(SEC(2.5));
+	ursa_sleep_until(start + SEC(2.5));
 	ursa_cancel(t);         /* task.cancel() */
 	return ursa_join(t, NULL); /* await task */
 }
