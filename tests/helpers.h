@@ -10,6 +10,7 @@
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,5 +58,28 @@ static inline void *run_on(unsigned cores, ursa_fn main, void *arg)
 }
 
 #define MS (1000000ull)
+
+/*
+ * Recording checks made inside fibers (where cr_assert must not run): the
+ * first failing EXPECT keeps its line and value; the test calls ASSERT_SEEN
+ * after ursa_run returns.
+ */
+struct seen {
+	_Atomic int line;
+	_Atomic long long val;
+};
+
+#define EXPECT(s, cond, v)                                                                  \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			int zero_ = 0;                                                      \
+			if (atomic_compare_exchange_strong(&(s)->line, &zero_, __LINE__))   \
+				atomic_store(&(s)->val, (long long)(v));                    \
+		}                                                                           \
+	} while (0)
+
+#define ASSERT_SEEN(s)                                                                      \
+	cr_assert_eq(atomic_load(&(s)->line), 0, "check at line %d failed (value %lld)",      \
+	             atomic_load(&(s)->line), atomic_load(&(s)->val))
 
 #endif /* URSA_TEST_HELPERS_H */

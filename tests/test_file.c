@@ -11,23 +11,13 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-/* What a fiber saw: the first failing line (0: none) and the value there. */
-struct seen {
-	int line;
-	long long val;
+/* What a fiber saw (EXPECT/ASSERT_SEEN from helpers.h), plus the scratch
+ * directory the test works in. */
+struct file_seen {
+	_Atomic int line;
+	_Atomic long long val;
 	char dir[256];
 };
-
-#define EXPECT(s, cond, v)                                                                  \
-	do {                                                                                \
-		if (!(cond) && !(s)->line) {                                                \
-			(s)->line = __LINE__;                                               \
-			(s)->val = (long long)(v);                                          \
-		}                                                                           \
-	} while (0)
-
-#define ASSERT_SEEN(s) cr_assert_eq((s)->line, 0, "check at line %d failed (value %lld)", \
-                                    (s)->line, (s)->val)
 
 static void path_in(char *out, size_t n, const char *dir, const char *name)
 {
@@ -38,7 +28,7 @@ static void path_in(char *out, size_t n, const char *dir, const char *name)
 
 static void *main_calls(void *arg)
 {
-	struct seen *s = arg;
+	struct file_seen *s = arg;
 	char p[300], q[300], d[300], buf[64];
 	struct iovec iov[2];
 	struct statx st;
@@ -103,7 +93,7 @@ static void *main_calls(void *arg)
 
 Test(file, every_call_matches_its_posix_counterpart)
 {
-	struct seen s = {0};
+	struct file_seen s = {0};
 	int fds = count_fds();
 
 	make_scratch(s.dir, sizeof(s.dir));
@@ -131,7 +121,7 @@ Test(file, calls_outside_a_task_return_eperm)
 #define WRITERS 32
 
 struct scatter {
-	struct seen s;
+	struct file_seen s;
 	int fd;
 	uint64_t perm[NBLOCKS];  /* order in which blocks are written */
 	_Atomic int next;        /* next index into perm */
@@ -252,7 +242,7 @@ Test(file, scattered_concurrent_pwrite_fsync_pread_checksum, .timeout = 60)
 
 static void *main_whole(void *arg)
 {
-	struct seen *s = arg;
+	struct file_seen *s = arg;
 	char p[300], missing[300];
 	size_t big_len = 300000, len = 7;
 	char *big = malloc(big_len);
@@ -300,7 +290,7 @@ static void *main_whole(void *arg)
 
 Test(file, read_file_and_write_file_round_trip)
 {
-	struct seen s = {0};
+	struct file_seen s = {0};
 	int fds = count_fds();
 
 	make_scratch(s.dir, sizeof(s.dir));
@@ -319,7 +309,7 @@ Test(file, read_file_and_write_file_round_trip)
 #define WF_LEN 100000
 
 struct wf {
-	struct seen s;
+	struct file_seen s;
 	char path[300];
 	char *old, *new_;
 	int rc;
@@ -405,7 +395,7 @@ Test(file, write_file_cancelled_anywhere_leaves_old_or_new_never_half, .timeout 
 /* ------------------------------------------------------------- O_DIRECT */
 
 struct direct {
-	struct seen s;
+	struct file_seen s;
 	int fd;
 	ssize_t aligned_w, aligned_r, misaligned_w, misaligned_r;
 	bool same;

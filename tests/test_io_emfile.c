@@ -19,19 +19,13 @@ struct emfile {
 	int lfd;
 	unsigned port;
 	_Atomic int accepted, emfile_returns, other_errors;
-	int line;               /* first failed check in a fiber */
-	long long val;
+	_Atomic int line;       /* first failed check in a fiber (EXPECT) */
+	_Atomic long long val;
 	int served_during, shed, resumed;
 	double cpu_ratio;
 };
 
-#define EXPECT(e, cond, v)                                                                  \
-	do {                                                                                \
-		if (!(cond) && !(e)->line) {                                                \
-			(e)->line = __LINE__;                                               \
-			(e)->val = (long long)(v);                                          \
-		}                                                                           \
-	} while (0)
+/* EXPECT: tests/helpers.h */
 
 static void *echo_conn(void *arg)
 {

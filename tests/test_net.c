@@ -14,23 +14,7 @@
 #include <stdatomic.h>
 #include <sys/un.h>
 
-struct seen {
-	_Atomic int line;
-	_Atomic long long val;
-};
-
-#define EXPECT(s, cond, v)                                                                  \
-	do {                                                                                \
-		if (!(cond)) {                                                              \
-			int zero_ = 0;                                                      \
-			if (atomic_compare_exchange_strong(&(s)->line, &zero_, __LINE__))   \
-				atomic_store(&(s)->val, (long long)(v));                    \
-		}                                                                           \
-	} while (0)
-
-#define ASSERT_SEEN(s)                                                                      \
-	cr_assert_eq(atomic_load(&(s)->line), 0, "check at line %d failed (value %lld)",      \
-	             atomic_load(&(s)->line), atomic_load(&(s)->val))
+/* struct seen, EXPECT and ASSERT_SEEN: tests/helpers.h */
 
 static struct seen S; /* one test per process: Criterion forks each */
 
