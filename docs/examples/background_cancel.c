@@ -13,29 +13,28 @@
 
 #define SEC(s) ((uint64_t)((s) * 50e6))
 
-/* The tasks sleep to the next whole second (ursa_sleep_until) rather than
- * for one second, so that their lines stay on the second however late a
- * loaded machine wakes them; otherwise it is the seed's loop. */
+/* Each line is also counted on a semaphore, so that the canceller can wait
+ * for three lines (see run_then_cancel). */
+static struct ursa_sem lines = URSA_SEM_INIT(0);
+
 static void *background_task(void *arg)
 {
-	uint64_t start = ursa_now();
-
 	(void)arg;
-	for (int i = 1;; i++) {
+	for (;;) {
 		printf("Background task running...\n");
-		if (ursa_sleep_until(start + SEC(i)) == -ECANCELED)
+		ursa_sem_release(&lines);
+		if (ursa_sleep(SEC(1)) == -ECANCELED)
 			return NULL; /* not re-raised: the cancellation is still the outcome */
 	}
 }
 
 static void *long_running_task(void *arg)
 {
-	uint64_t start = ursa_now();
-
 	(void)arg;
 	for (int i = 0; i < 10; i++) {
 		printf("Working... %d\n", i);
-		if (ursa_sleep_until(start + SEC(i + 1)) == -ECANCELED) {
+		ursa_sem_release(&lines);
+		if (ursa_sleep(SEC(1)) == -ECANCELED) {
 			/* except asyncio.CancelledError: clean up, then leave */
 			printf("Task was cancelled\n");
 			return NULL;
@@ -44,18 +43,20 @@ static void *long_running_task(void *arg)
 	return NULL;
 }
 
-/* Let it run, then cancel it.  The seed waits 3 seconds; we wait 2.5: at
- * exactly 3 the task's fourth line and the cancellation are due together,
- * and either may come first (in asyncio too). */
+/* Let it run, then cancel it.  The seed lets it run for 3 seconds, which is
+ * three lines; we wait for the three lines themselves.  (A wait of 3 seconds
+ * would race the fourth line, in asyncio too, and on a loaded machine a
+ * timed wait can land anywhere near it.) */
 static int run_then_cancel(ursa_fn fn)
 {
 	struct ursa_task *t;
-	uint64_t start = ursa_now();
 
 	if (ursa_spawn(&t, fn, NULL))
 		return -1;
-	ursa_sleep_until(start + SEC(2.5));
-	ursa_cancel(t);         /* task.cancel() */
+	for (int i = 0; i < 3; i++)
+		if (ursa_sem_acquire(&lines) < 0)
+			return -1;
+	ursa_cancel(t);            /* task.cancel() */
 	return ursa_join(t, NULL); /* await task */
 }
 
