@@ -62,6 +62,7 @@ static void defaults(struct bench_params *p, bool quick)
 	p->writers = 8;
 	p->conns = 0; /* each net workload's own default */
 	p->msg_size = 64;
+	p->io_uring_refused = NULL; /* gather_config() decides */
 }
 
 enum {
@@ -256,8 +257,13 @@ static void gather_config(struct bench_config *c, struct bench_params *p)
 	snprintf(c->fiber, sizeof(c->fiber), "%s", s ? s + 15 : "unknown");
 	c->fiber[strcspn(c->fiber, "\n")] = '\0';
 	if (strstr(feat, "unavailable")) {
-		snprintf(c->ring, sizeof(c->ring), "unavailable: %s", feat);
+		/* "io_uring: unavailable (reason)\nlikely cause: ...\n": keep both
+		 * lines' words on one. */
+		s = strstr(feat, "unavailable");
+		snprintf(c->ring, sizeof(c->ring), "%.*s; %s", (int)strcspn(s, "\n"), s,
+		         strchr(s, '\n') ? strchr(s, '\n') + 1 : "");
 		c->ring[strcspn(c->ring, "\n")] = '\0';
+		p->io_uring_refused = c->ring;
 	} else {
 		sq = strstr(feat, "SINGLE_ISSUER=yes") != NULL;
 		defer = strstr(feat, "DEFER_TASKRUN=yes") != NULL;
@@ -655,7 +661,15 @@ static void run_workload(const struct bench_params *p, const struct bench_worklo
 	for (unsigned i = 0; i < w->npaths; i++) {
 		if (!(p->classes & (1u << w->paths[i].cls)))
 			continue;
-		if (prep != BENCH_OK) {
+		if (p->io_uring_refused && w->paths[i].io_uring) {
+			/* Not started: its child would only print the refusal. */
+			memset(&first[n], 0, sizeof(first[n]));
+			first[n].w = w;
+			first[n].path = &w->paths[i];
+			first[n].status = BENCH_SKIP;
+			snprintf(first[n].why, sizeof(first[n].why), "io_uring is refused here (see the "
+			         "header); this path needs it");
+		} else if (prep != BENCH_OK) {
 			memset(&first[n], 0, sizeof(first[n]));
 			first[n].w = w;
 			first[n].path = &w->paths[i];
@@ -780,6 +794,11 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	gather_config(&cfg, &p);
 	bench_print_config(&cfg, &p);
+	if (p.io_uring_refused)
+		printf("\nio_uring is refused on this machine: the ring paths (ursa, raw-ring, fio) "
+		       "cannot run; the sync, threaded and other reference paths run so that you "
+		       "still see this machine's baseline.  Likely cause and remedy: see the "
+		       "io_uring line above.\n");
 
 	for (unsigned i = 0; i < nchosen; i++)
 		maxrows += chosen[i]->npaths;

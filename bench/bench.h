@@ -47,6 +47,9 @@ struct bench_params {
 	unsigned conns;        /* net-echo, net-connect: client connections */
 	unsigned msg_size;     /* net-echo: bytes per message */
 	unsigned classes;      /* bit mask of enum bench_class to run */
+	/* Non-NULL when this machine refuses io_uring: why (ursa_features()'s
+	 * words).  Paths that need a ring are then not started. */
+	const char *io_uring_refused;
 };
 
 /* The most latency percentiles a sample carries. */
@@ -92,6 +95,8 @@ struct bench_path {
 	bool no_warmup;       /* the run is its own sample (e.g. extrapolated) */
 	bool one_cpu;         /* keeps exactly one CPU busy: CPU time below wall
 	                         time means the machine took the CPU away */
+	bool io_uring;        /* needs io_uring (ursa_run or a raw ring): not run
+	                         where the kernel refuses it */
 };
 
 /* A target: the row `a` against the row `b` on a metric. */

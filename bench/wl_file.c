@@ -763,39 +763,40 @@ static int setup_cached(struct bench_ctx *ctx)
 /* ------------------------------------------------------------ the tables */
 
 static const struct bench_path read_paths[] = {
-	{"pread", BENCH_SYNC, "one thread, pread(2) in a loop", run_sync, NULL, 0, false, false},
+	{"pread", BENCH_SYNC, "one thread, pread(2) in a loop", run_sync, NULL, 0, false, false, false},
 	{"threads", BENCH_THREADED, "--inflight threads, each pread(2) in a loop", run_threads,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, false},
 	{"ursa", BENCH_RING, "--inflight ursa tasks over the cores, each ursa_pread in a loop",
-	 run_ring, NULL, 0, false, false},
+	 run_ring, NULL, 0, false, false, true},
 	{"fio", BENCH_REF, "fio --ioengine=io_uring --iodepth=--inflight (if installed)", run_fio,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, true},
 };
 
 static const struct bench_path cached_paths[] = {
-	{"pread", BENCH_SYNC, "one thread, pread(2) in a loop", run_sync, setup_cached, 0, false, false},
+	{"pread", BENCH_SYNC, "one thread, pread(2) in a loop", run_sync, setup_cached, 0, false,
+	 false, false},
 	{"threads", BENCH_THREADED, "--inflight threads, each pread(2) in a loop", run_threads,
-	 setup_cached, 0, false, false},
+	 setup_cached, 0, false, false, false},
 	{"ursa", BENCH_RING, "--inflight ursa tasks over the cores, each ursa_pread in a loop",
-	 run_ring, setup_cached, 0, false, false},
+	 run_ring, setup_cached, 0, false, false, true},
 	{"fio", BENCH_REF, "fio --ioengine=io_uring --iodepth=--inflight (if installed)", run_fio,
-	 setup_cached, 0, false, false},
+	 setup_cached, 0, false, false, true},
 };
 
 static const struct bench_path write_paths[] = {
-	{"write", BENCH_SYNC, "one thread appends to one file", run_sync, NULL, 0, false, false},
-	{"threads", BENCH_THREADED, "a thread per file", run_threads, NULL, 0, false, false},
+	{"write", BENCH_SYNC, "one thread appends to one file", run_sync, NULL, 0, false, false, false},
+	{"threads", BENCH_THREADED, "a thread per file", run_threads, NULL, 0, false, false, false},
 	{"ursa", BENCH_RING, "an ursa task per file (ursa_write, ursa_fdatasync)", run_ring, NULL,
-	 0, false, false},
+	 0, false, false, true},
 };
 
 static const struct bench_path small_paths[] = {
 	{"sequential", BENCH_SYNC, "one thread: open, read, close, statx in a loop", run_sync,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, false},
 	{"pool", BENCH_THREADED, "a pool of --inflight threads doing the same", run_threads, NULL,
-	 0, false, false},
+	 0, false, false, false},
 	{"ursa", BENCH_RING, "--inflight ursa tasks doing it with ursa_open/read/close/statx",
-	 run_ring, NULL, 0, false, false},
+	 run_ring, NULL, 0, false, false, true},
 };
 
 static const struct bench_target cached_targets[] = {

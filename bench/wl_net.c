@@ -275,6 +275,7 @@ struct server {
 	struct client_result res;
 	bool have_res;
 	int err;
+	int run_err;   /* ursa_run refused to start (-errno): the path cannot run */
 };
 
 static bool read_result(struct server *s)
@@ -497,7 +498,7 @@ static void server_ring(struct server *s)
 	int rc = ursa_run(ring_main, s, &o, NULL);
 
 	if (rc < 0) {
-		s->err = -rc;
+		s->run_err = rc;
 		read_result(s);
 	}
 }
@@ -554,6 +555,8 @@ static int run_server(struct bench_ctx *ctx, struct bench_sample *s, void (*serv
 	close(sv.lfd);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (sv.run_err)
+		return bench_why(ctx, BENCH_SKIP, "ursa_run: %s", ursa_strerror(sv.run_err));
 	if (!sv.have_res)
 		return bench_why(ctx, BENCH_FAIL, "the client did not report (status %d)", st);
 	if (sv.err)
@@ -597,13 +600,13 @@ static int run_epoll(struct bench_ctx *ctx, struct bench_sample *s)
 
 static const struct bench_path paths[] = {
 	{"blocking", BENCH_SYNC, "one thread, blocking calls: one connection at a time (net-echo: "
-	 "the client uses one)", run_sync, NULL, 0, false, false},
+	 "the client uses one)", run_sync, NULL, 0, false, false, false},
 	{"thread/conn", BENCH_THREADED, "a thread per connection, blocking recv/send", run_threads,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, false},
 	{"ursa", BENCH_RING, "a task per connection on one core: ursa_accept/recv/send/close",
-	 run_ring, NULL, 0, false, false},
+	 run_ring, NULL, 0, false, false, true},
 	{"epoll", BENCH_REF, "one thread, an epoll loop (the classic C server)", run_epoll, NULL, 0,
-	 false, false},
+	 false, false, false},
 };
 
 static const struct bench_target echo_targets[] = {

@@ -567,15 +567,15 @@ static int run_asyncio(struct bench_ctx *ctx, struct bench_sample *s)
 
 static const struct bench_path paths[] = {
 	{"sequential", BENCH_SYNC, "one thread sleeps N times in turn (a sample, extrapolated)",
-	 run_sync, NULL, 1, false, false},
+	 run_sync, NULL, 1, false, false, false},
 	{"thread/task", BENCH_THREADED, "a thread per task (capped at the machine's thread limit)",
-	 run_threads, NULL, 0, false, false},
+	 run_threads, NULL, 0, false, false, false},
 	{"ursa", BENCH_RING, "an ursa task per sleep, ursa_sleep (IORING_OP_TIMEOUT)", run_ursa,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, true},
 	{"raw-ring", BENCH_REF, "the floor: N IORING_OP_TIMEOUTs on bare liburing, no runtime",
-	 run_raw, NULL, 0, false, false},
+	 run_raw, NULL, 0, false, false, true},
 	{"asyncio", BENCH_REF, "python3: asyncio.gather of N asyncio.sleep(D)", run_asyncio, NULL,
-	 0, false, false},
+	 0, false, false, false},
 };
 
 static const struct bench_target targets[] = {

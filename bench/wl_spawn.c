@@ -121,11 +121,11 @@ static int run_pthread(struct bench_ctx *ctx, struct bench_sample *s)
 
 static const struct bench_path paths[] = {
 	{"ursa", BENCH_RING, "ursa_spawn + ursa_join of an empty task, one at a time (1 core)",
-	 run_ursa, NULL, 0, false, true},
+	 run_ursa, NULL, 0, false, true, true},
 	{"ursa-x64", BENCH_RING, "the same, 64 spawned then 64 joined", run_ursa_batch, NULL, 0,
-	 false, true},
+	 false, true, true},
 	{"pthread", BENCH_THREADED, "pthread_create + pthread_join, default attributes", run_pthread,
-	 NULL, 0, false, false},
+	 NULL, 0, false, false, false},
 };
 
 static const struct bench_target targets[] = {

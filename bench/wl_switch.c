@@ -141,13 +141,13 @@ out:
 
 static const struct bench_path paths[] = {
 	{"asm", BENCH_RING, "the asm backend's switch (lib/fiber/switch_<cpu>.S), fiber ping-pong",
-	 run_asm, NULL, 0, false, true},
+	 run_asm, NULL, 0, false, true, false},
 	{"ucontext", BENCH_RING, "the ucontext backend's switch (swapcontext: a sigprocmask "
-	 "syscall each)", run_uc, NULL, 0, false, true},
+	 "syscall each)", run_uc, NULL, 0, false, true, false},
 	{"bare", BENCH_REF, "bare register switch: callee-saved registers + sp, no FP control "
-	 "state", run_bare, NULL, 0, false, true},
+	 "state", run_bare, NULL, 0, false, true, false},
 	{"pipe", BENCH_THREADED, "two threads on one CPU pass a byte over two pipes", run_pipe,
-	 NULL, 0, false, true},
+	 NULL, 0, false, true, false},
 };
 
 static const struct bench_target targets[] = {

@@ -151,9 +151,9 @@ static int run_threads(struct bench_ctx *ctx, struct bench_sample *s)
 
 static const struct bench_path paths[] = {
 	{"ursa", BENCH_RING, "two tasks on one core, each calling ursa_yield() in a loop", run_ursa,
-	 NULL, 0, false, true},
+	 NULL, 0, false, true, true},
 	{"sched_yield", BENCH_THREADED, "two threads on one CPU, each calling sched_yield()",
-	 run_threads, NULL, 0, false, true},
+	 run_threads, NULL, 0, false, true, false},
 };
 
 static void describe(const struct bench_params *p, const struct bench_workload *w, char *buf,

@@ -198,13 +198,32 @@ int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn,
 	}
 }
 
+const char *ursa__ring_refusal_hint(int err)
+{
+	switch (-err) {
+	case ENOSYS:
+		return "the kernel has no io_uring, or a seccomp filter (e.g. Docker's default "
+		       "profile) hides it; run with a profile that allows io_uring_setup/enter/register";
+	case EPERM:
+	case EACCES:
+		return "io_uring is disabled (sysctl kernel.io_uring_disabled) or refused by a "
+		       "seccomp/LSM policy; set kernel.io_uring_disabled=0 or allow the syscalls";
+	case ENOMEM:
+		return "not enough locked memory for the ring (raise `ulimit -l`, RLIMIT_MEMLOCK) "
+		       "or out of memory; a smaller URSA_RING_ENTRIES may help";
+	default:
+		return "unexpected error from io_uring_setup";
+	}
+}
+
 void ursa__ring_describe(char *buf, size_t len)
 {
 	struct ursa__ring r;
 	int rc = ursa__ring_init(&r, 8);
 
 	if (rc < 0) {
-		snprintf(buf, len, "io_uring: unavailable (%s)\n", strerror(-rc));
+		snprintf(buf, len, "io_uring: unavailable (%s)\nlikely cause: %s\n", strerror(-rc),
+		         ursa__ring_refusal_hint(rc));
 		return;
 	}
 	snprintf(buf, len,

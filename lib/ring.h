@@ -95,5 +95,8 @@ unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *
 
 /* Describe the kernel's io_uring (ursa_features()). */
 void ursa__ring_describe(char *buf, size_t len);
+/* For a failed io_uring_setup's -errno: the likely cause and the remedy, one
+ * line (what ursa_run prints once, and what ursa_features() shows). */
+const char *ursa__ring_refusal_hint(int err);
 
 #endif /* URSA_RING_H */

@@ -135,29 +135,11 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 static void explain_ring_failure(int err)
 {
 	static atomic_bool said;
-	const char *why;
 
 	if (atomic_exchange(&said, true))
 		return;
-	switch (-err) {
-	case ENOSYS:
-		why = "the kernel has no io_uring, or a seccomp filter (e.g. Docker's default "
-		      "profile) hides it; run with a profile that allows io_uring_setup/enter/register";
-		break;
-	case EPERM:
-	case EACCES:
-		why = "io_uring is disabled (sysctl kernel.io_uring_disabled) or refused by a "
-		      "seccomp/LSM policy; set kernel.io_uring_disabled=0 or allow the syscalls";
-		break;
-	case ENOMEM:
-		why = "not enough locked memory for the ring (raise `ulimit -l`, RLIMIT_MEMLOCK) "
-		      "or out of memory; a smaller URSA_RING_ENTRIES may help";
-		break;
-	default:
-		why = "unexpected error from io_uring_setup";
-		break;
-	}
-	fprintf(stderr, "ursa: io_uring is unavailable (%s): %s\n", strerror(-err), why);
+	fprintf(stderr, "ursa: io_uring is unavailable (%s): %s\n", strerror(-err),
+	        ursa__ring_refusal_hint(err));
 }
 
 /* --------------------------------------------------------------- per core */
