@@ -29,6 +29,7 @@
 /* Every workload, in the order of the default suite and of --help. */
 static const struct bench_workload *const workloads[] = {
 	&bench_wl_switch, &bench_wl_spawn, &bench_wl_yield,
+	&bench_wl_lock, &bench_wl_lock_2core, &bench_wl_queue, &bench_wl_future,
 	&bench_wl_sleep,  &bench_wl_sleep_100k, &bench_wl_sleep_1m,
 	&bench_wl_file_cached, &bench_wl_file_direct, &bench_wl_file_write, &bench_wl_file_small,
 	&bench_wl_net_echo, &bench_wl_net_echo_500, &bench_wl_net_connect,

@@ -14,7 +14,8 @@ bench, no_io_uring = sys.argv[1], sys.argv[2]
 # Small and quick; --python "" leaves asyncio out (not what is tested here).
 args = ["--quick", "--reps", "1", "--warmup", "0", "--budget", "1", "--min-time", "0.02",
         "--tasks", "200", "--sleep", "0.05", "--io-time", "0.05", "--files", "50",
-        "--python", "", "--dir", "/tmp", "spawn", "sleep", "file-small", "net-echo"]
+        "--python", "", "--dir", "/tmp", "spawn", "sleep", "file-small", "net-echo",
+        "lock-2core", "queue", "future"]
 failures = []
 
 
