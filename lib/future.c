@@ -67,11 +67,15 @@ static int complete(struct ursa_future *f, int err, void *result, char *msg)
 		ursa__wakes_add(&ws, n, 0, NULL);
 	cbs = f->cbs_;
 	f->cbs_ = NULL;
+	/* Under the lock, like everything that touches f: whoever sees COMPLETE
+	 * waits for our unlock (settled()) and may then free f, so after the
+	 * unlock only the claimed waits (each on its waiter's stack, held there
+	 * until DONE) and the callbacks' own records are touched. */
+	if (sleepers)
+		futex_wake_all(&f->state_);
 	ursa__spin_unlock(&f->lock_);
 
 	ursa__wakes_run(&ws);
-	if (sleepers)
-		futex_wake_all(&f->state_);
 	/* Callbacks were pushed newest first; run them in registration order.
 	 * After this loop f may be gone (a callback may free it). */
 	while (cbs) {
@@ -115,10 +119,24 @@ int ursa_future_cancel(struct ursa_future *f)
 	return complete(f, -ECANCELED, NULL, NULL);
 }
 
+/*
+ * f is complete: wait until its setter has let go of the lock, after which
+ * complete() no longer touches f, so that the caller may free f as soon as
+ * it has seen the outcome (a future on a waiter's stack, set from another
+ * core or a pool thread, is the common case).
+ */
+static void settled(struct ursa_future *f)
+{
+	ursa__spin_settle(&f->lock_);
+}
+
 bool ursa_future_done(struct ursa_future *f)
 {
 	/* acquire: pairs with the store of COMPLETE; the outcome is visible. */
-	return __atomic_load_n(&f->state_, __ATOMIC_ACQUIRE) == COMPLETE;
+	if (__atomic_load_n(&f->state_, __ATOMIC_ACQUIRE) != COMPLETE)
+		return false;
+	settled(f);
+	return true;
 }
 
 static int outcome(struct ursa_future *f, void **result)
@@ -145,6 +163,7 @@ static int wait_thread(struct ursa_future *f, void **result)
 	while (__atomic_load_n(&f->state_, __ATOMIC_SEQ_CST) == PENDING)
 		syscall(SYS_futex, &f->state_, FUTEX_WAIT_PRIVATE, PENDING, NULL, NULL, 0);
 	__atomic_fetch_sub(&f->sleepers_, 1u, __ATOMIC_RELAXED);
+	settled(f);
 	return outcome(f, result);
 }
 

@@ -37,10 +37,13 @@ int ursa_mutex_trylock(struct ursa_mutex *m)
 	unsigned s = FREE;
 
 	/* acquire: pairs with the release in ursa_mutex_unlock. */
-	return __atomic_compare_exchange_n(&m->state_, &s, LOCKED, false, __ATOMIC_ACQUIRE,
-	                                   __ATOMIC_RELAXED)
-	               ? 0
-	               : -EBUSY;
+	if (!__atomic_compare_exchange_n(&m->state_, &s, LOCKED, false, __ATOMIC_ACQUIRE,
+	                                 __ATOMIC_RELAXED))
+		return -EBUSY;
+	/* An unlock that freed it on its slow path may still hold the lock:
+	 * lock, unlock and free m must be safe right after. */
+	ursa__spin_settle(&m->lock_);
+	return 0;
 }
 
 static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)

@@ -31,9 +31,19 @@ static bool take(struct ursa_sem *s)
 	return false;
 }
 
+/* take() without the lock: the release that added the unit may still hold
+ * the lock, and the taker may free s as soon as it has the unit. */
+static bool take_settled(struct ursa_sem *s)
+{
+	if (!take(s))
+		return false;
+	ursa__spin_settle(&s->lock_);
+	return true;
+}
+
 int ursa_sem_tryacquire(struct ursa_sem *s)
 {
-	return take(s) ? 0 : -EAGAIN;
+	return take_settled(s) ? 0 : -EAGAIN;
 }
 
 int ursa_sem_acquire(struct ursa_sem *s)
@@ -41,7 +51,7 @@ int ursa_sem_acquire(struct ursa_sem *s)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
-	if (take(s))
+	if (take_settled(s))
 		return 0;
 	self = ursa__self();
 	if (!self)

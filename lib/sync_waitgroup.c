@@ -2,7 +2,8 @@
 /*
  * sync_waitgroup.c: ursa_waitgroup (Go's sync.WaitGroup).  The count
  * changes under the spinlock; the one that brings it to zero releases every
- * waiter.  A waiter that finds zero returns without the lock.
+ * waiter.  A waiter that finds zero returns without the lock, once whoever
+ * made it zero has let go of it (ursa__spin_settle).
  */
 #include "waitq.h"
 
@@ -46,8 +47,12 @@ int ursa_waitgroup_wait(struct ursa_waitgroup *wg)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
-	if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0)
+	if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0) {
+		/* The done that brought it to zero may still hold the lock: the
+		 * caller frees wg as soon as we return (Go's WaitGroup idiom). */
+		ursa__spin_settle(&wg->lock_);
 		return 0;
+	}
 	self = ursa__self();
 	if (!self)
 		return -EPERM;

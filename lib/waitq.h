@@ -79,6 +79,27 @@ static inline void ursa__spin_unlock(unsigned *l)
 	__atomic_store_n(l, 0u, __ATOMIC_RELEASE);
 }
 
+/*
+ * For a caller that has just seen, without the lock, a state published under
+ * it (an event set, a count at zero, a unit released, a mutex freed, a future
+ * completed): wait until the publisher has let go of the lock, its last touch
+ * of the object, so that the caller may free the object as soon as it
+ * returns.  A primitive on a waiter's stack, signalled from another core, is
+ * the common case (examples/kv.c's messages; Go's WaitGroup idiom).
+ *
+ * One load when nobody holds the lock.  It cannot miss the publisher: its
+ * taking of the lock precedes its release-store of the state, which the
+ * caller's acquire-load observed.  A later, unrelated holder only costs a
+ * short wait.
+ */
+static inline void ursa__spin_settle(unsigned *l)
+{
+	if (__atomic_load_n(l, __ATOMIC_ACQUIRE)) {
+		ursa__spin_lock(l);
+		ursa__spin_unlock(l);
+	}
+}
+
 static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
 {
 	w->task = self;

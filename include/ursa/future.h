@@ -31,7 +31,11 @@ struct ursa_future_cb {
 
 /*
  * A future.  Caller-allocated (URSA_FUTURE_INIT or ursa_future_init); the
- * fields are private.  It must outlive its waiters and its setter's call;
+ * fields are private.  It must outlive its waiters.  Once a caller has seen
+ * it complete (ursa_future_wait, _result or _done), the setter no longer
+ * touches it and the caller may free it, even while the setting call is
+ * still returning on another thread; done callbacks, if any, are passed f
+ * and run after that, so a future with callbacks must outlive them too.
  * ursa_future_fini frees the error message.
  */
 struct ursa_future {
