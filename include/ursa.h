@@ -78,8 +78,11 @@ struct ursa_opts {
  * Returns 0 and stores main's return value in *result (if result is not
  * NULL), or a negative errno when the runtime cannot start: -ENOSYS or -EPERM
  * when io_uring is unavailable or refused (a one-line explanation is printed
- * on stderr once), -ENOMEM, -EINVAL for bad options, -EBUSY when called from
- * inside a running runtime.  Call from any thread that is not an ursa worker.
+ * on stderr once), -ENOMEM, -EAGAIN when a worker thread cannot be created,
+ * -EMFILE/-ENFILE when no fd is left for a ring or eventfd, -EINVAL for bad
+ * options, -EBUSY when called from inside a running runtime (or from a child
+ * fork()ed by a task).  Whatever was set up is released again on failure.
+ * Call from any thread that is not an ursa worker.
  */
 URSA_API URSA_NODISCARD int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts,
                                      void **result);
@@ -236,7 +239,8 @@ URSA_API void ursa_scope_cancel(struct ursa_scope *s);
  * *result (if not NULL).  If the caller is cancelled (or times out) before a
  * pool thread has picked the job up, the job is withdrawn and -ECANCELED (or
  * -ETIMEDOUT) is returned; once fn runs, the call waits for it and its result
- * wins.  Blocks the fiber.
+ * wins.  -EAGAIN when the pool has no thread and none can be started (out of
+ * memory or threads).  Blocks the fiber.
  */
 URSA_API int ursa_blocking(ursa_fn fn, void *arg, void **result);
 

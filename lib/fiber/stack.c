@@ -195,11 +195,22 @@ void ursa__stack_cache_fini(struct ursa__stack_cache *c)
 
 int ursa__stack_get(struct ursa__stack_cache *c, struct ursa__stack *s, size_t size)
 {
+	int rc;
+
 	if ((size == 0 || size == c->size) && c->n) {
 		*s = c->items[--c->n];
 		return 0;
 	}
-	return ursa__stack_map(s, size ? size : c->size);
+	rc = ursa__stack_map(s, size ? size : c->size);
+	/* Out of address space (RLIMIT_AS) or of mappings (vm.max_map_count):
+	 * stacks waiting for their batched unmap still hold up to DOOMED_BATCH
+	 * stacks' worth.  Give them back and try once more, or spawn would fail
+	 * long after tasks have ended (tests/test_process.c). */
+	if (rc == -ENOMEM && c->ndoomed) {
+		flush_doomed(c);
+		rc = ursa__stack_map(s, size ? size : c->size);
+	}
+	return rc;
 }
 
 void ursa__stack_put(struct ursa__stack_cache *c, struct ursa__stack *s)
