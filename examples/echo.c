@@ -26,7 +26,7 @@ static void *echo_conn(void *arg)
 		server_conn_wait_end(&c);
 		if (n <= 0)
 			break; /* peer closed, reset, idle timeout or shutdown */
-		if (ursa_write_all(c.fd, buf, (size_t)n) != n)
+		if (server_send_all(&c, buf, (size_t)n) != n)
 			break;
 	}
 	server_conn_leave(&c);

@@ -88,9 +88,8 @@ static bool flush(struct http_conn *h)
 		return false;
 	if (want == 0)
 		return true;
-	n = ursa_write_all(h->sc.fd, h->out, want);
+	n = server_send_all(&h->sc, h->out, want);
 	h->out_len = 0;
-	server_conn_progress(&h->sc);
 	return n == (ssize_t)want;
 }
 
@@ -177,7 +176,11 @@ static ssize_t fill(struct http_conn *h, bool between_requests)
 		r = ursa_recv(h->sc.fd, h->in, IN_CAP, 0);
 		server_conn_wait_end(&h->sc);
 	} else {
+		/* Inside a request: it has the idle timeout to arrive, more while
+		 * it keeps arriving in earnest (server_conn_received). */
 		r = ursa_recv(h->sc.fd, h->in + h->len, IN_CAP - h->len, 0);
+		if (r > 0)
+			server_conn_received(&h->sc, (size_t)r);
 	}
 	if (r > 0)
 		h->len += (size_t)r;
@@ -202,7 +205,6 @@ static bool skip_body(struct http_conn *h, const struct http_request *req, int *
 				return true;
 			if (fill(h, false) <= 0)
 				return false;
-			server_conn_progress(&h->sc);
 		}
 	}
 	for (uint64_t left = req->content_length > 0 ? (uint64_t)req->content_length : 0;;) {
@@ -216,31 +218,7 @@ static bool skip_body(struct http_conn *h, const struct http_request *req, int *
 			return true;
 		if (fill(h, false) <= 0)
 			return false;
-		server_conn_progress(&h->sc);
 	}
-}
-
-/*
- * After an error response: stop sending, then read and drop what the client
- * still sends (at most 1 MiB, for at most 2 s) before closing, so that the
- * client reads the response instead of a reset (nginx's lingering close).
- */
-static void lingering_close(struct http_conn *h)
-{
-	struct ursa_scope s;
-	size_t dropped = 0;
-
-	if (ursa_shutdown(h->sc.fd, SHUT_WR) < 0)
-		return;
-	ursa_scope_enter(&s, ursa_now() + 2000ull * 1000000);
-	while (dropped < (1u << 20)) {
-		ssize_t r = ursa_recv(h->sc.fd, h->in, IN_CAP, 0);
-
-		if (r <= 0)
-			break;
-		dropped += (size_t)r;
-	}
-	(void)ursa_scope_exit(&s);
 }
 
 /* ------------------------------------------------------------ responses */
@@ -449,8 +427,10 @@ static void *http_conn(void *arg)
 		}
 		if (rc < 0) {
 			add_simple(h, -rc, false, "close", NULL);
+			/* Read what the client still sends before closing, so that it
+			 * reads the answer rather than a reset. */
 			if (flush(h))
-				lingering_close(h);
+				server_conn_linger(&h->sc, false);
 			break;
 		}
 		if (!flush(h))

@@ -17,10 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SWEEP_NS (50ull * 1000 * 1000) /* how often each core checks deadlines */
+/* server_conn_linger after a refusal: at most this long and this much. */
+#define LINGER_NS (2000ull * 1000 * 1000)
+#define LINGER_MAX_BYTES (1u << 20)
+/* A lingering peer silent this long is asked whether it has our bytes. */
+#define LINGER_QUIET_NS (100ull * 1000 * 1000)
 
 struct server_opts server_opts;
 
@@ -54,10 +62,63 @@ void server_conn_enter(struct server_conn *c, int fd)
 	cs->head = c;
 }
 
+void server_conn_linger(struct server_conn *c, bool drain)
+{
+	uint64_t end = drain ? URSA_FOREVER : ursa_now() + LINGER_NS;
+	size_t dropped = 0;
+	char buf[4096];
+	int unsent = 0;
+	ssize_t r;
+
+	if (c->lingered || ursa_shutdown(c->fd, SHUT_WR) < 0)
+		return;
+	c->lingered = true;
+	if (drain) {
+		/* Neither unread input nor answers the peer has not acknowledged
+		 * (SIOCOUTQ; the ioctl does not block): a plain close is a FIN,
+		 * and a reset it might provoke later would discard nothing. */
+		r = ursa_recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && r != -EAGAIN))
+			return; /* the peer closed or reset */
+		if (r < 0 && (ioctl(c->fd, SIOCOUTQ, &unsent) < 0 || unsent == 0))
+			return;
+	}
+	for (;;) {
+		struct ursa_scope s;
+		uint64_t quiet = ursa_now() + LINGER_QUIET_NS;
+
+		ursa_scope_enter(&s, quiet < end ? quiet : end);
+		r = ursa_recv(c->fd, buf, sizeof(buf), 0);
+		(void)ursa_scope_exit(&s);
+		if (r > 0) {
+			dropped += (size_t)r;
+			if (!drain && dropped >= LINGER_MAX_BYTES)
+				return;
+			continue;
+		}
+		/* The peer closed or reset, the task was cancelled (the grace
+		 * period is over), or the time is up. */
+		if (r != -ETIMEDOUT || ursa_now() >= end)
+			return;
+		/* The peer is quiet: done once it has every byte we sent. */
+		if (ioctl(c->fd, SIOCOUTQ, &unsent) < 0 || unsent == 0)
+			return;
+	}
+}
+
 void server_conn_leave(struct server_conn *c)
 {
 	struct core_state *cs = &cores[ursa_core()];
 
+	/*
+	 * Shutting down, a connection may close while its client is still
+	 * sending (pipelined requests not read yet); closing then would reset
+	 * it and could discard answers still queued to it.  A connection
+	 * closing for its own reasons (the peer closed or reset, a refusal
+	 * already lingered) is not held up: its recv fails at once.
+	 */
+	if (server_draining())
+		server_conn_linger(c, true);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -84,12 +145,35 @@ void server_conn_wait_end(struct server_conn *c)
 	 * seen it from its recv (or got its bytes first, which win). */
 	(void)ursa_scope_exit(&c->wait);
 	c->waiting = false;
-	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	server_conn_progress(c);
 }
 
 void server_conn_progress(struct server_conn *c)
 {
 	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	c->credit = 0;
+}
+
+void server_conn_received(struct server_conn *c, size_t n)
+{
+	c->credit += n;
+	if (c->credit >= SERVER_PROGRESS_BYTES)
+		server_conn_progress(c);
+}
+
+ssize_t server_send_all(struct server_conn *c, const void *buf, size_t n)
+{
+	size_t done = 0;
+
+	while (done < n) {
+		ssize_t r = ursa_send(c->fd, (const char *)buf + done, n - done, 0);
+
+		if (r <= 0)
+			return done ? (ssize_t)done : (r ? r : -EIO);
+		done += (size_t)r;
+		server_conn_progress(c);
+	}
+	return (ssize_t)done;
 }
 
 /*

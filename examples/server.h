@@ -39,7 +39,10 @@ struct server_opts {
 struct server_conn {
 	int fd;
 	bool waiting;              /* between requests: shutdown may close it */
+	bool lingered;             /* server_conn_linger has shut our side */
 	uint64_t deadline_ns;      /* the sweeper cancels the task past this */
+	size_t credit;             /* request bytes received since the deadline
+	                              last moved (server_conn_received) */
 	struct ursa_scope wait;    /* entered while waiting for a request */
 	struct ursa_task *task;
 	struct server_conn *prev, *next; /* the core's list */
@@ -63,7 +66,9 @@ int server_main(const struct server *srv, const struct server_opts *o);
 extern struct server_opts server_opts;
 
 /* Register / unregister the calling task's connection on its core.  leave
- * closes the fd. */
+ * closes the fd; once shutdown has begun it lingers first when the peer
+ * has sent what was not read (server_conn_linger with drain), so
+ * that the answers already sent reach it rather than a reset. */
 void server_conn_enter(struct server_conn *c, int fd);
 void server_conn_leave(struct server_conn *c);
 
@@ -81,6 +86,41 @@ void server_conn_wait_end(struct server_conn *c);
 /* Push the deadline of a busy connection out by the idle timeout (call when
  * it makes progress, such as after each chunk of a large response). */
 void server_conn_progress(struct server_conn *c);
+
+/*
+ * Count n bytes of a request received while inside it.  The deadline moves
+ * out once per SERVER_PROGRESS_BYTES received, not per receive: a large
+ * request that keeps arriving is never cut off, while one trickled a few
+ * bytes at a time (slowloris) still has the idle timeout to arrive.  Read
+ * so, --idle-ms sets a minimum upload rate of SERVER_PROGRESS_BYTES per
+ * timeout (16 KiB per minute by default).
+ */
+#define SERVER_PROGRESS_BYTES (16u << 10)
+void server_conn_received(struct server_conn *c, size_t n);
+
+/*
+ * Send all n bytes (ursa_send, so a closed peer is -EPIPE, never SIGPIPE),
+ * moving the deadline out after every send that moves bytes: the idle
+ * timeout bounds a stall, not a whole answer, so a slow but steady reader
+ * gets a large answer whole and a reader that stops is dropped.  Returns n,
+ * or what ursa_write_all would: a short count, or -errno if nothing went.
+ */
+ssize_t server_send_all(struct server_conn *c, const void *buf, size_t n);
+
+/*
+ * Close gracefully while the peer may still be sending: shut our side (a
+ * FIN after every byte already sent), then read and drop what comes until
+ * the peer closes, or is quiet for 100 ms with every byte we sent
+ * acknowledged (nginx's lingering close).  Closing with unread input would
+ * send a reset instead, and a reset throws away whatever of our answers is
+ * still in the kernel's send queue, and may make the peer's kernel drop what
+ * it has received but not yet handed over.  After a refusal (drain false)
+ * it lingers at most 2 s and 1 MiB.  Shutting down (drain true) it returns
+ * at once when nothing is unread and nothing unacknowledged, and is bounded
+ * otherwise only by the grace period, whose end cancels it.  The caller
+ * still calls server_conn_leave.
+ */
+void server_conn_linger(struct server_conn *c, bool drain);
 
 /* Whether shutdown has begun.  Any thread. */
 bool server_draining(void);

@@ -32,10 +32,11 @@ def tool(name):
 
 
 class Server:
-    def __init__(self, exe, *args):
+    def __init__(self, exe, *args, stderr=None, env=None):
+        """stderr: a file to send the server's stderr to (default: ours)."""
         self.p = subprocess.Popen(
             [exe, "--host", "127.0.0.1", "--port", "0"] + list(args),
-            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+            stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, stderr=stderr, env=env)
         atexit.register(self.kill)
         line = self.p.stdout.readline().decode(errors="replace")
         m = re.search(r"listening on port (\d+)", line)
@@ -113,3 +114,159 @@ def reset(s):
 
 def run(cmd, timeout=60, input=None):
     return subprocess.run(cmd, capture_output=True, timeout=timeout, input=input)
+
+
+# --- what the fault, soak and shutdown tests add
+
+def raise_nofile(want):
+    """Raise this process's soft RLIMIT_NOFILE to its hard limit (servers
+    started afterwards inherit it); fail if even that is below want."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    check(soft == resource.RLIM_INFINITY or soft >= want,
+          "RLIMIT_NOFILE is %d, the test needs %d (raise ulimit -Hn)" % (soft, want))
+
+
+def is_asan(exe):
+    """Whether exe was built with AddressSanitizer: loads scale down there
+    (the duration stays)."""
+    with open(exe, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def signal_state(pid):
+    """The signal lines of /proc/PID/status, for a diagnosis."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            return " ".join(line.strip() for line in f
+                            if line.startswith(("SigPnd", "ShdPnd", "SigBlk")))
+    except OSError:
+        return "(gone)"
+
+
+def fds_settle(pid, baseline, allowance=4, within=20):
+    """Poll until the server's fd count is back to baseline (+ allowance for
+    closes still in flight); the last count seen."""
+    end = time.time() + within
+    n = fd_count(pid)
+    while n > baseline + allowance and time.time() < end:
+        time.sleep(0.2)
+        n = fd_count(pid)
+    return n
+
+
+class Reader:
+    """Buffered reads on a socket, for protocols parsed on the client side
+    (a pipelined stream must not be over-read into the next answer)."""
+
+    def __init__(self, s):
+        self.s = s
+        self.buf = bytearray()
+        self.eof = False
+
+    def _more(self):
+        chunk = self.s.recv(65536)
+        if not chunk:
+            self.eof = True
+            return False
+        self.buf += chunk
+        return True
+
+    def until(self, sep):
+        """Bytes up to and including sep; what there was at EOF otherwise."""
+        start = 0
+        while True:
+            i = self.buf.find(sep, start)
+            if i >= 0:
+                out = bytes(self.buf[:i + len(sep)])
+                del self.buf[:i + len(sep)]
+                return out
+            start = max(0, len(self.buf) - len(sep) + 1)
+            if not self._more():
+                out = bytes(self.buf)
+                self.buf.clear()
+                return out
+
+    def exact(self, n):
+        """n bytes, or fewer at EOF."""
+        while len(self.buf) < n and self._more():
+            pass
+        out = bytes(self.buf[:n])
+        del self.buf[:n]
+        return out
+
+
+DATE_HDR = re.compile(rb"Date: [^\r]*\r\n")
+
+
+def read_http_response(r, head_only=False):
+    """One response from Reader r: (status, headers dict, body, raw head);
+    status is None when the peer closed before the whole response came."""
+    head = r.until(b"\r\n\r\n")
+    if not head.endswith(b"\r\n\r\n"):
+        return None, {}, b"", head
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    hdrs = {}
+    for line in lines[1:]:
+        if line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    n = 0 if head_only else int(hdrs.get("content-length", "0"))
+    body = r.exact(n)
+    return (status if len(body) == n else None), hdrs, body, head
+
+
+def _socket_inodes(pid):
+    out = set()
+    for name in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, name))
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            out.add(int(link[8:-1]))
+    return out
+
+
+def server_holds(pid, server_port, clients):
+    """Which of the client sockets `clients` the server process pid still
+    holds open: its end of the connection (the /proc/net/tcp row from the
+    server port to the client's port) has an inode among its fds.  A
+    connection it closed is gone from the table or orphaned (inode 0).
+    The table is not read atomically: a row can show twice (counted once)
+    or be missed while connections come and go, so a caller that expects
+    every client held should look again before failing."""
+    want = {}
+    for c in clients:
+        try:
+            want[c.getsockname()[1]] = c
+        except OSError:
+            pass
+    inodes = _socket_inodes(pid)
+    held = {}
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            lport = int(parts[1].split(":")[1], 16)
+            rport = int(parts[2].split(":")[1], 16)
+            inode = int(parts[9])
+            if lport == server_port and rport in want and inode in inodes:
+                held[rport] = want[rport]
+    return list(held.values())
