@@ -152,8 +152,20 @@ void ursa__task_wake(struct ursa_task *t)
 			                                          memory_order_acq_rel,
 			                                          memory_order_acquire))
 				return;
-		} else {
-			return; /* NOTIFIED, QUEUED or DONE: already going to run */
+		} else if (s == URSA__TASK_DONE) {
+			return;
+		} else if (atomic_compare_exchange_weak_explicit(&t->state, &s, s,
+		                                                 memory_order_acq_rel,
+		                                                 memory_order_acquire)) {
+			/* NOTIFIED or QUEUED: already going to run.  Still a
+			 * write (release), not just the load: the task's next
+			 * state change (run_one, park, yield: acquiring RMWs)
+			 * must see what the waker published before calling us.
+			 * With a plain load, waker (store DONE; load QUEUED) and
+			 * task (store RUNNING; load its wait: not DONE yet) could
+			 * each miss the other's store, and the task parked for
+			 * good (tests/stress_sync.c's duels, x86 store buffer). */
+			return;
 		}
 	}
 }
@@ -172,8 +184,9 @@ void ursa__sched_park(void)
 
 	if (!atomic_compare_exchange_strong_explicit(&t->state, &expected, URSA__TASK_PARKED,
 	                                             memory_order_acq_rel, memory_order_acquire)) {
-		/* NOTIFIED: a wake came first.  Only this task leaves NOTIFIED. */
-		atomic_store_explicit(&t->state, URSA__TASK_RUNNING, memory_order_relaxed);
+		/* NOTIFIED: a wake came first.  Only this task leaves NOTIFIED;
+		 * an RMW, to acquire from every waker (see ursa__task_wake). */
+		atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 		return;
 	}
 	switch_to_scheduler(c, t);
@@ -184,7 +197,9 @@ void ursa__sched_yield(void)
 	struct ursa__core *c = ursa__tls_core;
 	struct ursa_task *t = c->current;
 
-	atomic_store_explicit(&t->state, URSA__TASK_QUEUED, memory_order_relaxed);
+	/* An RMW: a wake that found us RUNNING or NOTIFIED stays ordered
+	 * before our next look at what we wait for (ursa__task_wake). */
+	atomic_exchange_explicit(&t->state, URSA__TASK_QUEUED, memory_order_acq_rel);
 	runq_push(c, t);
 	switch_to_scheduler(c, t);
 }
@@ -257,7 +272,9 @@ static void run_one(struct ursa__core *c)
 
 	ursa__list_unlink(n);
 	c->runq_len--;
-	atomic_store_explicit(&t->state, URSA__TASK_RUNNING, memory_order_relaxed);
+	/* acquire (an RMW, so it reads the latest state): pairs with the
+	 * release of every wake that found the task QUEUED (ursa__task_wake). */
+	atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 	c->current = t;
 	/* Odd while the task runs (lib/stall.c); single writer, so no RMW. */
 	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,

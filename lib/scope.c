@@ -71,6 +71,19 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
 				now = ursa_now();
 			if (s->deadline_ns <= now) {
 				__atomic_fetch_or(&s->state_, URSA__SCOPE_EXPIRED, __ATOMIC_RELAXED);
+				/*
+				 * Arming: the deadline passed since the caller's
+				 * check, which is about to park, and no timer will
+				 * be armed for it: nothing else would wake the task
+				 * (a recv on an idle socket waited forever; found by
+				 * tests/fuzz_cancel.c).  Its park now returns at once
+				 * and its next check sees the expired scope.  Only
+				 * here: a scope already expired, or a cancellation,
+				 * was seen by the caller, which may keep waiting on
+				 * purpose (for an op's own CQE, say).
+				 */
+				if (arm)
+					ursa__task_wake(t);
 				return -ETIMEDOUT;
 			}
 			if (s->deadline_ns < earliest)

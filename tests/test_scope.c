@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 static void *main_deadline(void *arg)
 {
@@ -220,4 +222,84 @@ Test(scope, scope_timers_are_removed_on_exit)
 	run_on(1, main_many_scopes, &bad);
 	cr_assert_eq(bad, 0);
 	cr_assert_lt(ursa_now() - t0, 30000 * MS, "shutdown waited for the 60 s timers");
+}
+
+/*
+ * A deadline that passes in the gap between a call's cancellation check and
+ * its park still ends the wait at once.  In that gap the scope's timer is
+ * armed, finds the deadline passed and arms nothing; the task must not then
+ * park with nothing to wake it.  Found by tests/fuzz_cancel.c: a recv on an
+ * idle socket waited forever, its scope already marked expired.  Deadlines
+ * swept over the first microsecond hit the gap; a rescuer sends a byte when
+ * a recv has made no progress for 200 ms, so the bug fails the test instead
+ * of hanging it.
+ */
+#define GAP_ROUNDS 20000
+
+struct gap {
+	int sv[2];
+	_Atomic long iter;
+	_Atomic bool done;
+	_Atomic int rescued;
+	int bad;
+	ssize_t bad_rc;
+};
+
+static void *gap_rescuer(void *arg)
+{
+	struct gap *g = arg;
+	long last = -1;
+
+	while (!atomic_load(&g->done)) {
+		long i = atomic_load(&g->iter);
+
+		if (i == last && send(g->sv[1], "x", 1, MSG_DONTWAIT) == 1)
+			atomic_fetch_add(&g->rescued, 1);
+		last = i;
+		if (ursa_sleep(200 * MS))
+			break;
+	}
+	return NULL;
+}
+
+static void *main_gap(void *arg)
+{
+	struct gap *g = arg;
+	struct ursa_task *t;
+
+	if (ursa_spawn(&t, gap_rescuer, g)) {
+		g->bad++;
+		return NULL;
+	}
+	for (long i = 0; i < GAP_ROUNDS && !atomic_load(&g->rescued); i++) {
+		struct ursa_scope s;
+		ssize_t r;
+		char c;
+
+		ursa_scope_enter(&s, ursa_now() + (uint64_t)(i % 1000));
+		r = ursa_recv(g->sv[0], &c, 1, 0);
+		(void)ursa_scope_exit(&s);
+		if (r != -ETIMEDOUT && !g->bad++)
+			g->bad_rc = r;
+		atomic_store(&g->iter, i + 1);
+	}
+	atomic_store(&g->done, true);
+	(void)ursa_cancel(t);
+	if (ursa_join(t, NULL) != -ECANCELED && !g->bad++)
+		g->bad_rc = 1;
+	return NULL;
+}
+
+Test(scope, deadline_passing_just_before_the_park_still_ends_the_wait, .timeout = 60)
+{
+	struct gap g = {0};
+
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, g.sv), 0);
+	run_on(1, main_gap, &g);
+	close(g.sv[0]);
+	close(g.sv[1]);
+	cr_assert_eq(atomic_load(&g.rescued), 0,
+	             "a recv past its deadline waited until a byte came (round %ld)",
+	             atomic_load(&g.iter));
+	cr_assert_eq(g.bad, 0, "a recv returned %zd, not -ETIMEDOUT", g.bad_rc);
 }
