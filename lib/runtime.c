@@ -156,8 +156,10 @@ static int core_init(struct ursa__core *c)
 	(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
 
 	rc = ursa__ring_init(&c->ring, rt->cfg.ring_entries);
-	if (rc < 0)
+	if (rc < 0) {
+		c->ring_refused = true;
 		return rc;
+	}
 	c->eventfd = eventfd(0, EFD_CLOEXEC);
 	if (c->eventfd < 0) {
 		rc = -errno;
@@ -356,8 +358,13 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 
 	if (rc == 0)
 		rc = rt->main_spawn_err;
-	else if (rc == -ENOSYS || rc == -EPERM || rc == -EACCES || rc == -ENOMEM)
-		explain_ring_failure(rc);
+	/* Only io_uring_setup's own refusal gets the explanation: an -ENOMEM
+	 * from a stack cache or a thread is not about locked memory. */
+	for (unsigned i = 0; rc < 0 && i < started; i++)
+		if (rt->cores[i].ring_refused && rt->cores[i].init_err == rc) {
+			explain_ring_failure(rc);
+			break;
+		}
 	if (rc == 0 && result)
 		*result = rt->main_result;
 
