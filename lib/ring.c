@@ -5,9 +5,19 @@
 #include "ring.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#ifdef URSA_HAVE_VALGRIND
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <valgrind/memcheck.h>
+#include <valgrind/valgrind.h>
+#endif
 
 /*
  * The flags we want, and the order in which we give them up when the kernel
@@ -30,7 +40,7 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc.
+ * socket, send_zc, and wait_in_enter (see wants_wait_in_poll).
  */
 static bool disabled(const char *what)
 {
@@ -43,9 +53,36 @@ static bool disabled(const char *what)
 	return false;
 }
 
+/*
+ * Valgrind runs one client thread at a time under a big lock, which it drops
+ * only around syscalls it knows may block, and valgrind 3.19 (Debian 12)
+ * takes io_uring_enter for a quick one (--trace-syscalls=yes shows it
+ * "[sync]").  A worker that waits in io_uring_enter(GETEVENTS) keeps the lock,
+ * so the thread that would post its completion (the other core's MSG_RING, a
+ * pool thread's eventfd write) never runs again: the program hangs at 0% CPU.
+ * Under valgrind (or with URSA_DISABLE=wait_in_enter, so the path is testable
+ * without it) a core that must wait sleeps in poll(2) on the ring fd instead,
+ * a syscall valgrind knows blocks.  The ring fd of a DEFER_TASKRUN ring does
+ * not become readable when completions are deferred to its task (measured on
+ * Linux 6.18: a MSG_RING, a timeout and an eventfd read all left poll asleep),
+ * so this mode also gives up DEFER_TASKRUN; completions are then posted to the
+ * CQ at once and wake the poll.
+ */
+static bool wants_wait_in_poll(void)
+{
+#ifdef URSA_HAVE_VALGRIND
+	if (RUNNING_ON_VALGRIND)
+		return true;
+#endif
+	return disabled("wait_in_enter");
+}
+
 static unsigned allowed_flags(void)
 {
 	unsigned f = ~0u;
+
+	if (wants_wait_in_poll())
+		f &= ~IORING_SETUP_DEFER_TASKRUN;
 
 	if (disabled("defer_taskrun"))
 		f &= ~IORING_SETUP_DEFER_TASKRUN;
@@ -104,6 +141,7 @@ int ursa__ring_init(struct ursa__ring *r, unsigned entries)
 	/* A fork()ed child must not share (and corrupt) the ring's memory. */
 	io_uring_ring_dontfork(&r->uring);
 	probe_ops(r);
+	r->wait_in_poll = wants_wait_in_poll();
 	return 0;
 }
 
@@ -111,6 +149,89 @@ void ursa__ring_fini(struct ursa__ring *r)
 {
 	io_uring_queue_exit(&r->uring);
 }
+
+#ifdef URSA_HAVE_VALGRIND
+/*
+ * Memcheck sees a read(2) write its buffer, but not the kernel writing the
+ * buffer of an io_uring read, recv or accept: it completes later, inside some
+ * io_uring_enter or poll of this core, and valgrind 3.19 does not interpret
+ * SQEs.  Every byte an ursa_pread or ursa_recv returned would then be
+ * "uninitialised" to the caller (tests/valgrind.sh's fuzz_cancel compares
+ * them).  So, under valgrind, every SQE handed to the kernel has the memory
+ * the kernel may write marked defined first: the whole buffer, not only the
+ * bytes the result will count (a short read's tail is not caught), and only
+ * where it is addressable, so that a buffer already freed is still reported
+ * when the caller touches it.  Receives into a provided-buffer ring
+ * (IOSQE_BUFFER_SELECT) are not covered.
+ */
+static void vg_defined(const void *p, size_t n)
+{
+	if (p && n)
+		VALGRIND_MAKE_MEM_DEFINED_IF_ADDRESSABLE(p, n);
+}
+
+static void vg_defined_iov(const struct iovec *iov, size_t n)
+{
+	for (size_t i = 0; iov && i < n; i++)
+		vg_defined(iov[i].iov_base, iov[i].iov_len);
+}
+
+static void vg_note_sqe(const struct io_uring_sqe *sqe)
+{
+	void *addr = (void *)(uintptr_t)sqe->addr;
+
+	if (sqe->flags & IOSQE_BUFFER_SELECT)
+		return;
+	switch (sqe->opcode) {
+	case IORING_OP_READ:
+	case IORING_OP_RECV:
+		vg_defined(addr, sqe->len);
+		break;
+	case IORING_OP_READV:
+		vg_defined_iov(addr, sqe->len);
+		break;
+	case IORING_OP_RECVMSG: {
+		struct msghdr *m = addr;
+
+		vg_defined(m->msg_name, m->msg_namelen);
+		vg_defined_iov(m->msg_iov, m->msg_iovlen);
+		vg_defined(m->msg_control, m->msg_controllen);
+		vg_defined(&m->msg_namelen, sizeof(m->msg_namelen));
+		vg_defined(&m->msg_controllen, sizeof(m->msg_controllen));
+		vg_defined(&m->msg_flags, sizeof(m->msg_flags));
+		break;
+	}
+	case IORING_OP_ACCEPT: { /* addr2 (off): the socklen_t * */
+		socklen_t *len = (socklen_t *)(uintptr_t)sqe->addr2;
+
+		if (len) {
+			vg_defined(addr, *len);
+			vg_defined(len, sizeof(*len));
+		}
+		break;
+	}
+	case IORING_OP_STATX: /* off: the struct statx * */
+		vg_defined((void *)(uintptr_t)sqe->off, sizeof(struct statx));
+		break;
+	default:
+		break;
+	}
+}
+
+/* Before each submission: the SQEs filled since the last one. */
+static void vg_note_sqes(struct ursa__ring *r)
+{
+	if (!RUNNING_ON_VALGRIND)
+		return;
+	for (unsigned i = r->uring.sq.sqe_head; i != r->uring.sq.sqe_tail; i++)
+		vg_note_sqe(&r->uring.sq.sqes[i & r->uring.sq.ring_mask]);
+}
+#else
+static void vg_note_sqes(struct ursa__ring *r)
+{
+	(void)r;
+}
+#endif
 
 struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 {
@@ -120,7 +241,10 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 		/* SQ full: hand the batch to the kernel now and take a fresh slot.
 		 * -EBUSY/-EAGAIN (kernel short of memory for overflowed CQEs) are
 		 * transient; submission is retried until a slot frees. */
-		int rc = io_uring_submit(&r->uring);
+		int rc;
+
+		vg_note_sqes(r);
+		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
 			fprintf(stderr, "ursa: io_uring_submit failed: %s\n", strerror(-rc));
@@ -133,7 +257,10 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 void ursa__ring_reserve(struct ursa__ring *r, unsigned n)
 {
 	while (io_uring_sq_space_left(&r->uring) < n) {
-		int rc = io_uring_submit(&r->uring);
+		int rc;
+
+		vg_note_sqes(r);
+		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
 			fprintf(stderr, "ursa: io_uring_submit failed: %s\n", strerror(-rc));
@@ -172,11 +299,31 @@ unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *
 	return n;
 }
 
+/* The wait_in_poll form of io_uring_submit_and_wait(ring, 1): submit, and if
+ * no CQE is ready, sleep in poll(2) until the ring fd is readable (a CQE
+ * posted, or overflowed ones waiting to be flushed), then collect them.  A
+ * CQE posted between the two calls makes poll return at once. */
+static int submit_then_poll(struct ursa__ring *r)
+{
+	struct pollfd p = {.fd = r->uring.ring_fd, .events = POLLIN};
+	int rc = io_uring_submit_and_get_events(&r->uring);
+
+	if (rc < 0 || io_uring_cq_ready(&r->uring))
+		return rc;
+	if (poll(&p, 1, -1) < 0)
+		return -errno; /* -EINTR: the caller returns to the loop */
+	return io_uring_submit_and_get_events(&r->uring);
+}
+
 int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn, void *ctx)
 {
 	for (;;) {
-		int rc = wait ? io_uring_submit_and_wait(&r->uring, 1)
-		              : io_uring_submit_and_get_events(&r->uring);
+		int rc;
+
+		vg_note_sqes(r);
+		rc = !wait             ? io_uring_submit_and_get_events(&r->uring)
+		     : r->wait_in_poll ? submit_then_poll(r)
+		                       : io_uring_submit_and_wait(&r->uring, 1);
 
 		if (rc >= 0 || rc == -ETIME) {
 			ursa__ring_reap(r, fn, ctx);

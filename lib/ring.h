@@ -43,6 +43,7 @@ struct ursa__ring_caps {
 struct ursa__ring {
 	struct io_uring uring;
 	struct ursa__ring_caps caps;
+	bool wait_in_poll; /* wait in poll(2), not io_uring_enter (valgrind; ring.c) */
 };
 
 /*
