@@ -359,9 +359,11 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	if (rc == 0)
 		rc = rt->main_spawn_err;
 	/* Only io_uring_setup's own refusal gets the explanation: an -ENOMEM
-	 * from a stack cache or a thread is not about locked memory. */
+	 * from a stack cache or a thread is not about locked memory, and an
+	 * -EMFILE from io_uring_setup is only the fd limit (ursa.h). */
 	for (unsigned i = 0; rc < 0 && i < started; i++)
-		if (rt->cores[i].ring_refused && rt->cores[i].init_err == rc) {
+		if (rt->cores[i].ring_refused && rt->cores[i].init_err == rc &&
+		    (rc == -ENOSYS || rc == -EPERM || rc == -EACCES || rc == -ENOMEM)) {
 			explain_ring_failure(rc);
 			break;
 		}

@@ -52,10 +52,13 @@ int ursa_barrier_wait(struct ursa_barrier *b)
 		return -EPIPE;
 	}
 	if (++b->count_ == b->parties_) {
+		/* Read before the wakes: a released waiter may free the barrier. */
+		int index = (int)b->parties_ - 1;
+
 		release_all(b, &ws, 0);
 		ursa__spin_unlock(&b->lock_);
 		ursa__wakes_run(&ws);
-		return (int)b->parties_ - 1;
+		return index;
 	}
 	rc = ursa__waitq_wait(self, &b->waiters_, &b->lock_, &w, NULL, leave, b);
 	return rc ? rc : w.rc;

@@ -140,7 +140,8 @@ static void flush_doomed(struct ursa__stack_cache *c)
 	size_t guard = ursa__stack_guard_size();
 	unsigned i = 0;
 
-	qsort(c->doomed, c->ndoomed, sizeof(*c->doomed), by_address);
+	if (c->ndoomed > 1) /* qsort's array must not be NULL, even for 0 */
+		qsort(c->doomed, c->ndoomed, sizeof(*c->doomed), by_address);
 	while (i < c->ndoomed) {
 		char *lo = c->doomed[i].map;
 		char *hi = lo + guard + c->doomed[i].size;
