@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * helpers.h: what every test file shares: counting open fds and memory
- * mappings (to prove a runtime left nothing behind) and running a runtime
+ * helpers.h: what every test file shares: counting open fds, memory
+ * mappings and address space (to prove a runtime left nothing behind) and running a runtime
  * with explicit options.  Never call cr_assert* inside a fiber: fibers
  * record, tests assert after ursa_run returns.
  */
@@ -44,6 +44,21 @@ static inline int count_maps(void)
 			n++;
 	fclose(f);
 	return n;
+}
+
+/* The process's address space in KiB (VmSize), -1 if unknown. */
+static inline long vm_size_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
 }
 
 /* Run main on a runtime of `cores` cores; assert it started and returned. */

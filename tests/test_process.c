@@ -43,20 +43,6 @@ extern char **environ;
 			             "meaningless; the release build runs this test");       \
 	} while (0)
 
-static long vm_size_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
-
 /* Wait for a child without blocking the core: poll, sleeping 1 ms between
  * looks.  0 and *status, or -errno; a child still there after 20 s is
  * killed (and reported as -ETIMEDOUT). */

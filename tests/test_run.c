@@ -99,20 +99,6 @@ Test(run, main_return_cancels_and_awaits_the_rest)
 }
 
 /* Teardown: no fd, no address space left behind after a busy run. */
-static long vm_size_kib(void)
-{
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long kib = -1;
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmSize: %ld kB", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
-}
-
 static void *busy_main(void *arg)
 {
 	struct ursa_task *ts[1000];

@@ -232,6 +232,15 @@ def read_http_response(r, head_only=False):
     return (status if len(body) == n else None), hdrs, body, head
 
 
+# A RESP command as redis-cli sends it: an array of bulk strings.
+def resp_cmd(*args):
+    out = b"*%d\r\n" % len(args)
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out += b"$%d\r\n%s\r\n" % (len(a), a)
+    return out
+
+
 def _socket_inodes(pid):
     out = set()
     for name in os.listdir("/proc/%d/fd" % pid):

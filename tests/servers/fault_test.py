@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DATE_HDR, Reader, Server, check, fds_settle, fd_count,  # noqa: E402
+from common import (resp_cmd, DATE_HDR, Reader, Server, check, fds_settle, fd_count,  # noqa: E402
                     is_asan, raise_nofile, read_http_response, reset, server_holds)
 
 KIND, EXE = sys.argv[1], sys.argv[2]
@@ -124,14 +124,6 @@ class HttpProto:
 
 def resp_bulk(b):
     return b"$%d\r\n%s\r\n" % (len(b), b)
-
-
-def resp_cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 class KvProto:

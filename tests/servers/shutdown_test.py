@@ -32,7 +32,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (DATE_HDR, Reader, Server, check, closed_by_peer, fail,  # noqa: E402
+from common import (resp_cmd, DATE_HDR, Reader, Server, check, closed_by_peer, fail,  # noqa: E402
                     is_asan, raise_nofile, signal_state)
 
 KIND, EXE = sys.argv[1], sys.argv[2]
@@ -80,14 +80,6 @@ def refused(port):
 
 
 # --------------------------------------------------------------------- kv
-
-def resp_cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
-
 
 class Writer:
     """SETs of unique keys, 32 at a time, sent by one thread while another
