@@ -11,16 +11,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Server, check, closed_by_peer, fail, recv_exact,  # noqa: E402
+from common import (Server, check, resp_cmd as cmd, closed_by_peer, fail, recv_exact,  # noqa: E402
                     recv_until_closed, reset, run, tool)
-
-
-def cmd(*args):
-    out = b"*%d\r\n" % len(args)
-    for a in args:
-        a = a if isinstance(a, bytes) else str(a).encode()
-        out += b"$%d\r\n%s\r\n" % (len(a), a)
-    return out
 
 
 def ask(s, request, want):
