@@ -214,19 +214,24 @@ class Reader:
 DATE_HDR = re.compile(rb"Date: [^\r]*\r\n")
 
 
+def parse_http_head(head):
+    """A response's status line and headers: (status, headers by lower-case name)."""
+    lines = head.decode("latin-1").split("\r\n")
+    hdrs = {}
+    for line in lines[1:]:
+        if line:
+            k, v = line.split(":", 1)
+            hdrs[k.strip().lower()] = v.strip()
+    return int(lines[0].split()[1]), hdrs
+
+
 def read_http_response(r, head_only=False):
     """One response from Reader r: (status, headers dict, body, raw head);
     status is None when the peer closed before the whole response came."""
     head = r.until(b"\r\n\r\n")
     if not head.endswith(b"\r\n\r\n"):
         return None, {}, b"", head
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {}
-    for line in lines[1:]:
-        if line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
+    status, hdrs = parse_http_head(head)
     n = 0 if head_only else int(hdrs.get("content-length", "0"))
     body = r.exact(n)
     return (status if len(body) == n else None), hdrs, body, head

@@ -17,7 +17,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Server, check, closed_by_peer, recv_exact,  # noqa: E402
+from common import (Server, check, parse_http_head, closed_by_peer, recv_exact,  # noqa: E402
                     recv_until_closed, reset, run, tool)
 
 root = tempfile.mkdtemp(prefix="httpd-test-")
@@ -45,13 +45,7 @@ def read_response(s, head_only=False):
         if not chunk:
             return None, {}, b"", head
         head += chunk
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split()[1])
-    hdrs = {}
-    for line in lines[1:]:
-        if line:
-            k, v = line.split(":", 1)
-            hdrs[k.strip().lower()] = v.strip()
+    status, hdrs = parse_http_head(head)
     body = b"" if head_only else recv_exact(s, int(hdrs.get("content-length", "0")))
     return status, hdrs, body, head
 
