@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ursa.h>
+
 /* The path classes of the issue, plus "ref" for floors and outside
  * comparisons (raw io_uring, bare switch, Python asyncio). */
 enum bench_class { BENCH_SYNC, BENCH_THREADED, BENCH_RING, BENCH_REF, BENCH_NCLASS };
@@ -33,6 +35,7 @@ struct bench_params {
 	unsigned long tasks;   /* sleep: concurrent tasks */
 	double sleep_s;        /* sleep: seconds each task sleeps */
 	unsigned cores;        /* ring path: ursa cores (0: every CPU) */
+	bool pin;              /* ursa paths: pin the workers (URSA_OPT_PIN) */
 	unsigned thread_stack_kib; /* thread-per-task paths: stack per thread */
 	unsigned long max_threads; /* cap on threads (0: what the machine allows) */
 	unsigned sync_sample;  /* sleep: sequential sleeps the sync path measures */
@@ -163,6 +166,11 @@ int bench_pin_self(unsigned i);
 /* CPUs in the process's affinity mask. */
 unsigned bench_ncpus(void);
 
+/* The options every ursa path runs with: `cores` workers, pinned unless
+ * --no-pin (set once by main, before any path starts). */
+void bench_set_pin(bool pin);
+struct ursa_opts bench_ursa_opts(unsigned cores);
+
 /* How many threads this process may make now, and which limit binds
  * (static string). */
 unsigned long bench_thread_limit(const char **why);
@@ -185,6 +193,7 @@ struct bench_config {
 	unsigned cpus;
 	double mem_gib;
 	double load1;         /* 1-minute load average when the run began */
+	bool pin;             /* ursa's workers pinned (--no-pin: not) */
 };
 
 /* One row of a table: a path of a workload, summarised over its reps. */

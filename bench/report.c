@@ -110,6 +110,9 @@ void bench_print_config(const struct bench_config *c, const struct bench_params 
 	printf("  machine   %u CPUs (%s), %.1f GiB, %s\n", c->cpus, c->cpu_model, c->mem_gib,
 	       c->kernel);
 	printf("  python    %s\n", c->python[0] ? c->python : "not found (asyncio rows skipped)");
+	printf("  pinning   ursa workers %s; raw-ring and ping-pong threads pinned by their paths\n",
+	       c->pin ? "pinned, one per CPU (URSA_OPT_PIN; --no-pin to compare)"
+	              : "not pinned (--no-pin: the library's default)");
 	if (c->load1 >= 0)
 		printf("  load      %.2f (1-minute average at start)%s\n", c->load1,
 		       c->load1 > 0.5 * c->cpus ? ": other work is running; expect noisy numbers" : "");
@@ -310,7 +313,8 @@ static void json_config(FILE *f, const struct bench_config *c)
 	json_str(f, c->cpu_model);
 	fputs(", \"kernel\": ", f);
 	json_str(f, c->kernel);
-	fprintf(f, ", \"mem_gib\": %.1f, \"load1\": %.2f, \"python\": ", c->mem_gib, c->load1);
+	fprintf(f, ", \"mem_gib\": %.1f, \"load1\": %.2f, \"pinned\": %s, \"python\": ", c->mem_gib,
+	        c->load1, c->pin ? "true" : "false");
 	json_str(f, c->python);
 	fputc('}', f);
 }

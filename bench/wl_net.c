@@ -494,7 +494,7 @@ static void *ring_main(void *arg)
 
 static void server_ring(struct server *s)
 {
-	struct ursa_opts o = {.cores = 1};
+	struct ursa_opts o = bench_ursa_opts(1);
 	int rc = ursa_run(ring_main, s, &o, NULL);
 
 	if (rc < 0) {

@@ -295,7 +295,7 @@ static int run_ursa(struct bench_ctx *ctx, struct bench_sample *s)
 {
 	struct sleep_size z = size_of(ctx);
 	struct ring_sleep rs = {.n = z.n, .d_ns = z.d_ns, .late = alloc_late(z.n)};
-	struct ursa_opts o = {.cores = ctx->p->cores};
+	struct ursa_opts o = bench_ursa_opts(ctx->p->cores);
 	struct bench_meter m;
 	int rc;
 

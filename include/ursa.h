@@ -52,8 +52,12 @@ typedef void *(*ursa_fn)(void *arg);
  * beside it; an explicit non-zero field wins over the environment.  Fields
  * are only ever appended, never reordered.
  */
+/* Flags for struct ursa_opts. */
+#define URSA_OPT_PIN 0x1u /* pin worker i to the i-th CPU of the affinity mask
+                             (URSA_PIN=1); see ursa_run */
+
 struct ursa_opts {
-	uint32_t flags;        /* URSA_OPT_*; none defined yet                   */
+	uint32_t flags;        /* URSA_OPT_*                                     */
 	unsigned cores;        /* URSA_CORES: worker threads; default: every CPU
 	                          in the process's affinity mask                 */
 	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256]; the
@@ -71,18 +75,25 @@ struct ursa_opts {
 
 /*
  * Run `main(arg)` as the first task on core 0 of a new runtime and return
- * when it returns.  Starts one pinned worker thread per core, each with its
- * own io_uring ring.  When main returns, every task still running is
- * cancelled and awaited, the workers stop and their rings close.
+ * when it returns.  Starts one worker thread per core, each with its own
+ * io_uring ring.  Workers may run on any CPU of the process's affinity mask
+ * unless pinning is asked for (URSA_OPT_PIN, or URSA_PIN=1): a pinned worker
+ * keeps its CPU's caches but cannot be moved by the kernel's load balancer,
+ * so on a shared machine another process can starve it, and its whole core
+ * (every task, timer and completion of its ring) with it, for seconds.  Pin
+ * on a machine the program has to itself.  When main returns, every task
+ * still running is cancelled and awaited, the workers stop and their rings
+ * close.
  *
  * Returns 0 and stores main's return value in *result (if result is not
  * NULL), or a negative errno when the runtime cannot start: -ENOSYS or -EPERM
  * when io_uring is unavailable or refused (a one-line explanation is printed
  * on stderr once), -ENOMEM, -EAGAIN when a worker thread cannot be created,
  * -EMFILE/-ENFILE when no fd is left for a ring or eventfd, -EINVAL for bad
- * options, -EBUSY when called from inside a running runtime (or from a child
- * fork()ed by a task).  Whatever was set up is released again on failure.
- * Call from any thread that is not an ursa worker.
+ * options or an unknown URSA_OPT_* flag, -EBUSY when called from inside a
+ * running runtime (or from a child fork()ed by a task).  Whatever was set up
+ * is released again on failure.  Call from any thread that is not an ursa
+ * worker.
  */
 URSA_API URSA_NODISCARD int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts,
                                      void **result);

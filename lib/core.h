@@ -113,7 +113,8 @@ struct ursa__config {
 	unsigned pool_threads;
 	unsigned stack_cache;
 	unsigned stall_ms;     /* 0: no stall detector */
-	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to */
+	bool pin;              /* URSA_OPT_PIN / URSA_PIN: pin worker i to cpus[i] */
+	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to, if pinned */
 };
 
 struct ursa__timer;

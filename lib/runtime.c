@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * runtime.c: ursa_run: options, starting and pinning the workers, each
- * core's set-up and tear-down, and the start-up failure report.
+ * runtime.c: ursa_run: options, starting (and, if asked, pinning) the
+ * workers, each core's set-up and tear-down, and the start-up failure report.
  *
  * Per-core set-up, in order (tear-down is the reverse):
- *   1. pin the thread to its CPU;
+ *   1. pin the thread to its CPU, if asked (URSA_OPT_PIN);
  *   2. the ring (must be made on this thread: SINGLE_ISSUER, DEFER_TASKRUN);
  *   3. the eventfd other threads kick us through;
  *   4. the stack cache;
@@ -83,6 +83,8 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 
 	if (!o)
 		o = &none;
+	if (o->flags & ~URSA_OPT_PIN)
+		return -EINVAL;
 	CPU_ZERO(&mask);
 	if (sched_getaffinity(0, sizeof(mask), &mask) == 0)
 		for (int i = 0; i < CPU_SETSIZE; i++)
@@ -127,6 +129,11 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0)
 		return -EINVAL;
 	cfg->stall_ms = (unsigned)v; /* 0: off */
+
+	/* Pinning is asked for, never the default (docs/design.md, "Pinning"). */
+	if (pick(o->flags & URSA_OPT_PIN, "URSA_PIN", &v) < 0)
+		return -EINVAL;
+	cfg->pin = v != 0;
 	return 0;
 }
 
@@ -147,13 +154,16 @@ static void explain_ring_failure(int err)
 static int core_init(struct ursa__core *c)
 {
 	struct ursa__runtime *rt = c->rt;
-	cpu_set_t one;
 	int rc;
 
-	CPU_ZERO(&one);
-	CPU_SET(rt->cfg.cpus[c->id % CPU_SETSIZE], &one);
-	/* A CPU that vanished from the mask is not fatal: run unpinned. */
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	if (rt->cfg.pin) {
+		cpu_set_t one;
+
+		CPU_ZERO(&one);
+		CPU_SET(rt->cfg.cpus[c->id % CPU_SETSIZE], &one);
+		/* A CPU that vanished from the mask is not fatal: run unpinned. */
+		(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
 
 	rc = ursa__ring_init(&c->ring, rt->cfg.ring_entries);
 	if (rc < 0) {

@@ -3,10 +3,21 @@
  * stall.c: the stall detector (the first rule of an event loop: never block
  * it).  Each core bumps core->turn before it switches into a task and after
  * the task switches back, so the count is odd while a task runs.  A watchdog
- * thread samples every core four times per stall_ms; a count that stays the
- * same and odd for stall_ms means one task has held the core that long.  The
- * watchdog then signals that worker, whose handler prints which task, for how
- * long, and a backtrace of where it is: one report per stall.
+ * thread samples every core four times per stall_ms.  A count that has not
+ * moved for stall_ms means the core has not turned its loop that long, and
+ * there are two culprits, reported once per stall each:
+ *
+ *   - a task (the count is odd, and the worker burnt the window on the CPU
+ *     or sleeps in a syscall): the watchdog signals that worker, whose
+ *     handler prints which task, for how long, and a backtrace;
+ *   - the OS (the worker thread was ready to run, state 'R' in
+ *     /proc/self/task/TID/stat, at every sample for stall_ms, yet got under
+ *     a quarter of that time on a CPU): the watchdog prints that itself,
+ *     since the worker cannot run to print.  (schedstat's run-queue wait
+ *     cannot tell: the kernel adds a wait to it only once the wait is over.)
+ *     A pinned worker cannot be moved to an idle CPU by the load balancer,
+ *     so another busy process on its CPU can hold it off for seconds
+ *     (docs/design.md, "Pinning").
  *
  * Off by default: the sampling signal interrupts the blocked syscall, so a
  * nanosleep() in the stalled task returns early with EINTR (most other
@@ -102,9 +113,11 @@ static void uninstall_handler(void)
 
 struct sample {
 	uint64_t turn;
-	uint64_t since_ns;
-	uint64_t cpu_ns; /* the worker's CPU time when the window opened */
-	bool reported;
+	uint64_t since_ns;       /* the count has not moved since */
+	uint64_t cpu_ns;         /* the worker's CPU time at since_ns */
+	uint64_t ready_since_ns; /* state 'R' at every sample since; 0: not now */
+	uint64_t ready_cpu_ns;   /* its CPU time at ready_since_ns */
+	bool reported;           /* this stall has been reported */
 };
 
 static uint64_t thread_cpu_ns(struct ursa__core *c)
@@ -151,6 +164,24 @@ static bool task_to_blame(struct ursa__core *c, const struct sample *s, uint64_t
 	return st == 'S' || st == 'D';
 }
 
+static void report_starved(struct ursa__core *c, uint64_t ran_ns, uint64_t window_ns)
+{
+	fprintf(stderr,
+	        "ursa: stall: core %u's worker (thread %d) has been ready to run for %llu ms but "
+	        "got %llu ms of CPU: the OS, not a task, is holding this core, and its tasks, "
+	        "timers and completions wait meanwhile (another process is busy on its CPU%s).\n",
+	        c->id, (int)c->tid, (unsigned long long)(window_ns / 1000000u),
+	        (unsigned long long)(ran_ns / 1000000u),
+	        c->rt->cfg.pin ? "; the worker is pinned (URSA_PIN), so the kernel cannot move it "
+	                         "to another CPU"
+	                       : "");
+}
+
+static void open_window(struct ursa__core *c, struct sample *s, uint64_t turn, uint64_t now)
+{
+	*s = (struct sample){.turn = turn, .since_ns = now, .cpu_ns = thread_cpu_ns(c)};
+}
+
 static void *watchdog(void *arg)
 {
 	struct ursa__runtime *rt = arg;
@@ -168,23 +199,42 @@ static void *watchdog(void *arg)
 		for (unsigned i = 0; i < rt->cfg.cores; i++) {
 			struct ursa__core *c = &rt->cores[i];
 			uint64_t turn = atomic_load_explicit(&c->turn, memory_order_relaxed);
+			uint64_t cpu, ready;
 
-			if (turn != s[i].turn || !(turn & 1)) {
-				s[i] = (struct sample){.turn = turn, .since_ns = now,
-				                       .cpu_ns = thread_cpu_ns(c)};
+			if (turn != s[i].turn) {
+				open_window(c, &s[i], turn, now);
 				continue;
 			}
-			if (!s[i].reported && now - s[i].since_ns >= limit_ns) {
-				if (!task_to_blame(c, &s[i], now - s[i].since_ns)) {
-					/* Preempted: start a fresh window. */
-					s[i].since_ns = now;
-					s[i].cpu_ns = thread_cpu_ns(c);
-					continue;
-				}
+			/* The loop has not turned since the window opened.  Track
+			 * how long the worker has been ready to run without
+			 * interruption, and what CPU it got meanwhile. */
+			cpu = thread_cpu_ns(c);
+			if (thread_state(c) != 'R') {
+				s[i].ready_since_ns = 0;
+			} else if (!s[i].ready_since_ns) {
+				s[i].ready_since_ns = now;
+				s[i].ready_cpu_ns = cpu;
+			}
+			if (s[i].reported)
+				continue;
+			ready = s[i].ready_since_ns ? now - s[i].ready_since_ns : 0;
+			if (ready >= limit_ns && cpu - s[i].ready_cpu_ns < ready / 4) {
+				/* Ready all along, and hardly ran: held off its CPU. */
 				s[i].reported = true; /* one report per stall */
-				atomic_store_explicit(&c->stall_report_ms, (now - s[i].since_ns) / 1000000u,
-				                      memory_order_relaxed);
-				pthread_kill(c->thread, STALL_SIGNAL);
+				report_starved(c, cpu - s[i].ready_cpu_ns, ready);
+			} else if (now - s[i].since_ns >= limit_ns) {
+				if ((turn & 1) && task_to_blame(c, &s[i], now - s[i].since_ns)) {
+					s[i].reported = true;
+					atomic_store_explicit(&c->stall_report_ms,
+					                      (now - s[i].since_ns) / 1000000u,
+					                      memory_order_relaxed);
+					pthread_kill(c->thread, STALL_SIGNAL);
+				} else {
+					/* Idle in the kernel, or busy but merely
+					 * preempted now and then: a fresh window. */
+					s[i].since_ns = now;
+					s[i].cpu_ns = cpu;
+				}
 			}
 		}
 		clock_gettime(CLOCK_MONOTONIC, &until);

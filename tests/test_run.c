@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,6 +46,56 @@ Test(run, malformed_environment_is_einval)
 	setenv("URSA_STACK_SIZE", "256K", 1);
 	cr_assert_eq(ursa_run(report_ncores, NULL, NULL, &res), 0);
 	unsetenv("URSA_STACK_SIZE");
+}
+
+/* How many CPUs the calling worker thread may run on. */
+static void *report_worker_cpus(void *arg)
+{
+	cpu_set_t mask;
+
+	(void)arg;
+	if (sched_getaffinity(0, sizeof(mask), &mask) != 0)
+		return (void *)(intptr_t)-1;
+	return (void *)(intptr_t)CPU_COUNT(&mask);
+}
+
+static int process_cpus(void)
+{
+	cpu_set_t mask;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(mask), &mask), 0);
+	return CPU_COUNT(&mask);
+}
+
+Test(run, workers_are_not_pinned_unless_asked)
+{
+	struct ursa_opts o = {.cores = 2};
+	void *res = NULL;
+	int n = process_cpus();
+
+	if (n < 2)
+		cr_skip_test("needs two CPUs in the affinity mask to tell pinned from not");
+	unsetenv("URSA_PIN");
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, n, "a worker was pinned by default");
+	o.flags = URSA_OPT_PIN;
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, 1, "URSA_OPT_PIN did not pin the worker");
+	o.flags = 0;
+	setenv("URSA_PIN", "1", 1);
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, 1, "URSA_PIN=1 did not pin the worker");
+	setenv("URSA_PIN", "0", 1);
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, n, "URSA_PIN=0 pinned the worker");
+	unsetenv("URSA_PIN");
+}
+
+Test(run, unknown_option_flag_is_einval)
+{
+	struct ursa_opts o = {.flags = 0x80000000u};
+
+	cr_assert_eq(ursa_run(report_ncores, NULL, &o, NULL), -EINVAL);
 }
 
 static void *nested_run(void *arg)
