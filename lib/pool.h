@@ -35,6 +35,10 @@ struct ursa__pool {
 	bool stopping;
 };
 
+/* The job the calling pool thread is running (NULL elsewhere): what a crash
+ * report names (lib/guard.c). */
+extern __thread const struct ursa__job *ursa__pool_running;
+
 int ursa__pool_init(struct ursa__pool *p, unsigned max_threads);
 /* Stop and join the threads; the queue must be empty. */
 void ursa__pool_fini(struct ursa__pool *p);
