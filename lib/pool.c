@@ -33,7 +33,13 @@ static void *pool_thread(void *arg)
 		while (!p->head && !p->stopping) {
 			p->idle++;
 			pthread_cond_wait(&p->cv, &p->mu);
-			p->idle--;
+			/* A submitter that signalled a thread has already taken one
+			 * off idle (and counted it in woken); any other return is
+			 * spurious and leaves idle itself. */
+			if (p->woken)
+				p->woken--;
+			else
+				p->idle--;
 		}
 		if (!p->head)
 			break; /* stopping, and the queue is empty */
@@ -63,7 +69,7 @@ static void *pool_thread(void *arg)
 int ursa__pool_init(struct ursa__pool *p, unsigned max_threads)
 {
 	p->head = p->tail = NULL;
-	p->nthreads = p->idle = 0;
+	p->nthreads = p->idle = p->woken = 0;
 	p->max = max_threads ? max_threads : 1;
 	p->stopping = false;
 	p->threads = calloc(p->max, sizeof(*p->threads));
@@ -99,7 +105,15 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 	else
 		p->head = j;
 	p->tail = j;
-	if (p->idle == 0 && p->nthreads < p->max) {
+	if (p->idle > 0) {
+		/* Claim a waiting thread for this job now: until it runs it is
+		 * not idle, and the next submit must not count on it too (four
+		 * back-to-back submits to a warm pool of one thread ran one after
+		 * another: issue 20). */
+		p->idle--;
+		p->woken++;
+		pthread_cond_signal(&p->cv);
+	} else if (p->nthreads < p->max) {
 		/* Pool threads take no asynchronous signals: those belong to the
 		 * application's own threads.  The synchronous ones stay open, so
 		 * that a job's crash is reported (lib/guard.c). */
@@ -117,7 +131,6 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 		else
 			p->head = p->tail = NULL; /* no thread at all: give the job back */
 	}
-	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }

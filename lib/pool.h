@@ -31,7 +31,9 @@ struct ursa__pool {
 	pthread_cond_t cv;
 	struct ursa__job *head, *tail;
 	pthread_t *threads;
-	unsigned nthreads, max, idle;
+	unsigned nthreads, max;
+	unsigned idle;  /* threads waiting for work and not yet claimed by a submit */
+	unsigned woken; /* threads signalled for a job that have not woken yet */
 	bool stopping;
 };
 
