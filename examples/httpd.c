@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -256,7 +257,9 @@ static int hexdigit(char c)
 /*
  * The request path, percent-decoded, without the query, relative to the
  * root ("a/b.txt").  0, or the status to answer: 400 (bad escape, NUL),
- * 404 (a ".." segment: nothing outside the root is ever named), 414.
+ * 404 (a ".." segment), 414.  This is not what keeps requests inside the
+ * root: a decoded path may still be absolute ("//etc/passwd", "/%2Fetc")
+ * or lead out through a link; open_under_root refuses those in the kernel.
  */
 static int decode_path(const char *t, size_t n, char *out, size_t cap)
 {
@@ -293,6 +296,44 @@ static int decode_path(const char *t, size_t n, char *out, size_t cap)
 	return 0;
 }
 
+/*
+ * Open rel under the root, with the root as a wall the kernel enforces
+ * (openat2 on the ring): RESOLVE_BENEATH fails with -EXDEV any lookup that
+ * would leave the root, whether by an absolute path, an absolute link, or
+ * a ".." or relative link climbing out, however the request spelt it;
+ * RESOLVE_NO_MAGICLINKS refuses /proc's fd-like links (-ELOOP).  Links
+ * that stay inside the root are followed (docs/servers.md, "The root").
+ * -EAGAIN means a rename raced a ".." step; the lookup is simply retried.
+ */
+static int open_under_root(const char *rel)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = -EAGAIN;
+
+	for (int tries = 0; tries < 4 && fd == -EAGAIN; tries++)
+		fd = ursa_openat2(root_fd, rel, &how, sizeof(how));
+	return fd;
+}
+
+/* The status for a failed open: never tell what exists outside the root. */
+static int open_status(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EXDEV: /* outside the root */
+	case -ELOOP: /* a magic link, or a link loop */
+		return 404;
+	case -EACCES:
+		return 403;
+	default:
+		return 500;
+	}
+}
+
 /* Serve a file under the root: the head and, unless HEAD, the bytes. */
 static bool serve_file(struct http_conn *h, const char *rel, bool head_only, const char *conn_hdr)
 {
@@ -300,10 +341,9 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 	int fd, rc;
 	off_t off = 0;
 
-	fd = ursa_openat(root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	fd = open_under_root(rel);
 	if (fd < 0) {
-		add_simple(h, fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 404 :
-		              fd == -EACCES ? 403 : 500, head_only, conn_hdr, NULL);
+		add_simple(h, open_status(fd), head_only, conn_hdr, NULL);
 		return true;
 	}
 	rc = ursa_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st);

@@ -1,14 +1,19 @@
 # SPDX-License-Identifier: MIT
 """examples/httpd against real clients: curl (status, headers, bodies, HEAD,
-a 6 MiB file by checksum, 404s and traversal attempts), raw sockets (exact
+a 6 MiB file by checksum, 404s), the root as a wall (every absolute,
+encoded, dotted, linked and /proc spelling of a file outside it is a 404,
+NUL a 400, and no answer carries the outside file's bytes; by curl
+--path-as-is and raw sockets), raw sockets (exact
 bytes, keep-alive, pipelining, Connection: close, HTTP/1.0, request bodies,
 every refusal: garbage, truncated, a 100 KB header line, negative and huge
 Content-Length, bad chunk sizes), 300 concurrent connections, clients that
 reset mid-response or never read, the idle timeout, wrk for a bounded
 time, and graceful shutdown with a response in flight."""
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -21,6 +26,7 @@ from common import (Server, check, parse_http_head, closed_by_peer, recv_exact, 
                     recv_until_closed, reset, run, tool)
 
 root = tempfile.mkdtemp(prefix="httpd-test-")
+atexit.register(shutil.rmtree, root, True)
 with open(os.path.join(root, "small.txt"), "wb") as f:
     f.write(b"small file\n")
 big = os.urandom(6 << 20)
@@ -30,6 +36,24 @@ os.mkdir(os.path.join(root, "sub"))
 with open(os.path.join(root, "sub", "x y.html"), "wb") as f:
     f.write(b"<p>x</p>")
 big_sha = hashlib.sha256(big).hexdigest()
+
+# Outside the root: a file with a marker no answer may ever carry, and links
+# inside the root that lead out (to the file, to its directory, relatively,
+# to /proc/self).  In-root links stay served: sub/link.txt -> ../small.txt.
+outside = tempfile.mkdtemp(prefix="httpd-outside-")
+atexit.register(shutil.rmtree, outside, True)
+MARKER = b"URSA-OUTSIDE-" + os.urandom(12).hex().encode()
+with open(os.path.join(outside, "secret.txt"), "wb") as f:
+    f.write(MARKER + b"\n")
+os.symlink(os.path.join(outside, "secret.txt"), os.path.join(root, "outfile"))
+os.symlink(outside, os.path.join(root, "outdir"))
+os.symlink(os.path.relpath(os.path.join(outside, "secret.txt"), root),
+           os.path.join(root, "relout"))
+os.symlink("/proc/self", os.path.join(root, "procself"))
+os.symlink(os.path.join(root, "small.txt"), os.path.join(root, "absin"))
+os.symlink("../small.txt", os.path.join(root, "sub", "link.txt"))
+with open("/etc/passwd", "rb") as f:
+    PASSWD = f.readline().strip()
 
 srv = Server(sys.argv[1], "--cores", "2", "--root", root, "--idle-ms", "1500",
              "--grace-ms", "5000")
@@ -88,6 +112,52 @@ if curl:
              "-w", "%{http_code} %{num_connects}\n", base + "/", base + "/big.bin",
              base + "/small.txt"])
     check(r.stdout == b"200 1\n200 0\n200 0\n", "curl keep-alive reuse: %r" % r.stdout)
+
+# --- the root is a wall: no target names a file outside it, whatever its
+# spelling (absolute, encoded, dotted, through a link, through /proc), and
+# no answer carries an outside file's bytes.
+O = outside.lstrip("/")  # the outside directory, relative to /
+E = O.replace("/", "%2F")
+escapes = [
+    "//etc/passwd", "///etc/passwd", "/%2Fetc%2Fpasswd", "/%2fetc/passwd", "/%2Fetc/passwd",
+    "//%65tc/passwd", "//proc/self/environ", "//proc/self/root/etc/passwd",
+    "//proc/self/cwd/" + O + "/secret.txt", "//proc/self/root/" + O + "/secret.txt",
+    "/%2Fproc%2Fself%2Froot%2F" + E + "%2Fsecret.txt",
+    "//" + O + "/secret.txt", "///" + O + "/secret.txt", "/%2F" + E + "%2Fsecret.txt",
+    "/../etc/passwd", "/..%2Fetc%2Fpasswd", "/%2e%2e/etc/passwd", "/.%2e/etc/passwd",
+    "/sub/../../etc/passwd", "/sub/%2e%2e/%2e%2e/etc/passwd", "/sub%2F..%2F..%2Fetc%2Fpasswd",
+    "/" + "../" * 20 + "etc/passwd", "/" + "%2e%2e%2f" * 20 + O + "/secret.txt",
+    "/outfile", "/outdir/secret.txt", "/outdir/", "/relout", "/absin",
+    "/procself/environ", "/procself/root/etc/passwd", "/procself/root/" + O + "/secret.txt",
+    "/procself/cwd/" + O + "/secret.txt", "/procself/fd/0",
+]
+nul = ["/small.txt%00", "/%00/etc/passwd", "/outfile%00.txt"]
+
+
+def leaked(body):
+    return MARKER in body or PASSWD in body
+
+
+for path in escapes + nul:
+    want = 400 if "%00" in path else 404
+    c = srv.connect()
+    c.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, body, head = read_response(c)
+    check(st == want and not leaked(body) and not leaked(head),
+          "raw GET %s -> %r %r, want %d" % (path, st, body[:80], want))
+    c.close()
+    if curl:
+        r = run([curl, "-s", "--path-as-is", "-w", "\n%{http_code}", base + path])
+        check(r.stdout.endswith(b"\n%d" % want) and not leaked(r.stdout),
+              "curl --path-as-is %s: %r" % (path, r.stdout[-100:]))
+# Links that stay inside the root are followed; an encoded slash inside the
+# root names the file it spells.
+for path, want in [("/sub/link.txt", b"small file\n"), ("/sub%2Fx%20y.html", b"<p>x</p>")]:
+    c = srv.connect()
+    c.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, body, head = read_response(c)
+    check(st == 200 and body == want, "GET %s -> %r %r" % (path, st, body[:80]))
+    c.close()
 
 # --- raw sockets: exact bytes, keep-alive, pipelining
 s = srv.connect()
