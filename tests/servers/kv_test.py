@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: MIT
 """examples/kv against real clients: RESP replies byte for byte over a raw
 socket (every command, errors, arity, inline commands, pipelining, keys on
-both cores), redis-cli, redis-benchmark (plain and -P 16) with a bounded
-count, large values, many connections, bad input (garbage, protocol errors,
-truncated commands), clients that reset or never read, graceful shutdown."""
+both cores, expiry values at the edges as Redis 7 answers them), redis-cli,
+redis-benchmark (plain and -P 16) with a bounded count, large values, many
+connections, bad input (garbage, protocol errors, truncated commands),
+clients that reset or never read, graceful shutdown."""
 import os
 import signal
 import socket
@@ -62,6 +63,82 @@ ask(s, cmd("EXPIRE", "nokey", "50"), b":0\r\n")
 ask(s, cmd("EXPIRE", "k", "x"), b"-ERR value is not an integer or out of range\r\n")
 ask(s, cmd("SET", "k", "v"), b"+OK\r\n")
 ask(s, cmd("TTL", "k"), b":-1\r\n")  # SET clears the TTL
+# Expiry values at the edges, accepted and refused as Redis 7.0 answers
+# them (checked against redis-server 7.0.15): an out-of-range value is an
+# error that leaves the key alone; a huge one that fits is kept, with its
+# time to live; an EXPIRE into the past deletes the key.
+ttl_edge = [
+    (cmd("SET", "x1", "v", "PX", "9223372036854"), b"+OK\r\n"),
+    (cmd("GET", "x1"), b"$1\r\nv\r\n"),
+    (cmd("SET", "x2", "v", "EX", "9223372036"), b"+OK\r\n"),
+    (cmd("GET", "x2"), b"$1\r\nv\r\n"),
+    (cmd("SET", "x3", "v", "PX", "9223370000000000000"), b"+OK\r\n"),
+    (cmd("GET", "x3"), b"$1\r\nv\r\n"),
+    (cmd("SET", "x4", "v0"), b"+OK\r\n"),
+    (cmd("SET", "x4", "v", "PX", "9223372036854775807"),
+     b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "PX", "9223372036854775000"),
+     b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "EX", "9223372036854775"),
+     b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "EX", "9223372036854776"),
+     b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "EX", "-1"), b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "PX", "-9223372036854775808"),
+     b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "PX", "0"), b"-ERR invalid expire time in 'set' command\r\n"),
+    (cmd("SET", "x4", "v", "EX", "9223372036854775808"),
+     b"-ERR value is not an integer or out of range\r\n"),
+    (cmd("GET", "x4"), b"$2\r\nv0\r\n"),
+    (cmd("TTL", "x4"), b":-1\r\n"),
+    (cmd("EXPIRE", "x4", "9223372036"), b":1\r\n"),
+    (cmd("GET", "x4"), b"$2\r\nv0\r\n"),
+    (cmd("EXPIRE", "x4", "9223372036854775"), b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXPIRE", "x4", "9223372036854776"), b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXPIRE", "x4", "9223372036854775807"),
+     b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXPIRE", "x4", "-9223372036854776"),
+     b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXPIRE", "x4", "-9223372036854775808"),
+     b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXPIRE", "nokey", "9223372036854775807"),
+     b"-ERR invalid expire time in 'expire' command\r\n"),
+    (cmd("EXISTS", "x4"), b":1\r\n"),
+    (cmd("GET", "x4"), b"$2\r\nv0\r\n"),
+    (cmd("EXPIRE", "nokey", "-1"), b":0\r\n"),
+    (cmd("EXPIRE", "x4", "-9223372036854775"), b":1\r\n"),
+    (cmd("EXISTS", "x4"), b":0\r\n"),
+    (cmd("SET", "x4", "v"), b"+OK\r\n"),
+    (cmd("EXPIRE", "x4", "0"), b":1\r\n"),
+    (cmd("EXISTS", "x4"), b":0\r\n"),
+]
+for request, want in ttl_edge:
+    ask(s, request, want)
+
+
+def int_reply(s, request):
+    s.sendall(request)
+    line = b""
+    while not line.endswith(b"\r\n"):
+        chunk = s.recv(1)
+        check(chunk, "closed after %r" % request)
+        line += chunk
+    check(line.startswith(b":"), "%r -> %r" % (request, line))
+    return int(line[1:-2])
+
+
+# The times to live are whole: the elapsed time aside (a minute, for a
+# loaded machine), not saturated or wrapped.
+for key, unit, want in [("x1", "PTTL", 9223372036854), ("x2", "TTL", 9223372036),
+                        ("x3", "PTTL", 9223370000000000000)]:
+    got = int_reply(s, cmd(unit, key))
+    slack = 60 if unit == "TTL" else 60000
+    check(want - slack <= got <= want, "%s %s: %d, want about %d" % (unit, key, got, want))
+ask(s, cmd("SET", "x4", "v"), b"+OK\r\n")
+ask(s, cmd("EXPIRE", "x4", "9223372036"), b":1\r\n")
+got = int_reply(s, cmd("TTL", "x4"))
+check(9223372036 - 60 <= got <= 9223372036, "TTL after EXPIRE 9223372036: %d" % got)
+ask(s, cmd("DEL", "x1", "x2", "x3", "x4"), b":4\r\n")
 ask(s, cmd("INCR", "n"), b":1\r\n")
 ask(s, cmd("INCR", "n"), b":2\r\n")
 ask(s, cmd("SET", "n", "9223372036854775807"), b"+OK\r\n")
@@ -181,6 +258,19 @@ if cli:
     check(b"ERR value is not an integer" in r.stdout, "redis-cli error: %r" % r.stdout)
     r = run(base, input=b"PING\nDBSIZE\n")
     check(r.stdout.startswith(b"PONG\n"), "redis-cli from stdin: %r" % r.stdout)
+    # The expiry edges through redis-cli too (issue 20: the release build
+    # answered OK and lost the key; the UBSan build aborted).
+    r = run(base + ["SET", "clix", "v", "PX", "9223372036854"])
+    check(r.stdout == b"OK\n", "redis-cli SET PX 9223372036854: %r %r" % (r.stdout, r.stderr))
+    r = run(base + ["SET", "clix", "v", "EX", "9223372036"])
+    check(r.stdout == b"OK\n", "redis-cli SET EX 9223372036: %r %r" % (r.stdout, r.stderr))
+    r = run(base + ["EXPIRE", "clix", "-9223372036854775808"])
+    check(r.stdout.startswith(b"ERR invalid expire time in 'expire' command\n"),
+          "redis-cli EXPIRE huge negative: %r" % r.stdout)
+    r = run(base + ["EXPIRE", "clix", "9223372036"])
+    check(r.stdout == b"1\n", "redis-cli EXPIRE 9223372036: %r" % r.stdout)
+    r = run(base + ["GET", "clix"])
+    check(r.stdout == b"v\n", "redis-cli GET after the expiry edges: %r" % r.stdout)
     r = run(base + ["--pipe"], input=b"".join(cmd("SET", "pipe%d" % i, i) for i in range(500)))
     check(b"errors: 0, replies: 500" in r.stdout, "redis-cli --pipe: %r" % r.stdout)
 
