@@ -202,3 +202,101 @@ Test(http_parser, chunked_refusals)
 	c = (struct http_chunked){0};
 	cr_assert_eq(feed_all(&c, "2\nab", 100), -400, "bare LF");
 }
+
+Test(http_parser, chunk_extensions_follow_the_grammar)
+{
+	static const char *const good[] = {
+		"2;a\r\nab\r\n0\r\n\r\n",
+		"2 ;a\r\nab\r\n0\r\n\r\n",
+		"2\t; a = b ;c\r\nab\r\n0\r\n\r\n",
+		"2;a=\"q \\\"x\\\\\" ;b=1\r\nab\r\n0;z\r\n\r\n",
+		"2 \r\nab\r\n0\r\n\r\n",
+	};
+	static const char *const bad[] = {
+		"2 erf\r\nab\r\n0\r\n\r\n", /* a word after blanks, no ";" */
+		"2erf\r\n",
+		"2;\r\n",                    /* empty name */
+		"2; \r\n",
+		"2;=x\r\n",
+		"2;a=\r\n",                  /* no value after "=" */
+		"2;a=\"x\r\n",               /* unterminated quoted string */
+		"2;a=b c\r\n",
+		"2;a b\r\n",
+		"2;a=\"x\"y\r\n",
+		"2;a@b\r\n",
+		" 2\r\n",
+		"0 erf\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct http_chunked c = {0};
+		long n = feed_all(&c, good[i], 100);
+
+		cr_expect_eq(n, (long)strlen(good[i]), "%s: %ld", good[i], n);
+		cr_expect(c.done, "%s", good[i]);
+		cr_expect_eq(c.total, 2, "%s", good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_chunked c = {0};
+
+		cr_expect_eq(feed_all(&c, bad[i], 100), -400, "%s", bad[i]);
+	}
+}
+
+/* Feed a body made of `chunk` repeated until the decoder stops; returns the
+ * bytes it consumed before its answer in *used and the answer. */
+static long feed_repeated(const char *chunk, size_t max_bytes, uint64_t max_body, size_t *used)
+{
+	struct http_chunked c = {0};
+	size_t n = strlen(chunk);
+
+	*used = 0;
+	while (*used < max_bytes) {
+		long r = http_chunked_feed(&c, chunk, n, max_body);
+
+		if (r < 0)
+			return r;
+		*used += (size_t)r;
+	}
+	return 0;
+}
+
+Test(http_parser, chunk_framing_is_bounded_in_total)
+{
+	char ext[4200];
+	size_t used;
+	long r;
+
+	/* 1-byte chunks with 4 KiB extensions: CVE-2024-22019's shape. */
+	memcpy(ext, "1;", 2);
+	memset(ext + 2, 'a', 4000);
+	strcpy(ext + 4002, "\r\nx\r\n");
+	r = feed_repeated(ext, 300u << 20, 1u << 20, &used);
+	cr_assert_eq(r, -413);
+	cr_assert_leq(used, HTTP_CHUNK_FRAMING_FREE + 9 * 8, "read %zu bytes", used);
+	/* Leading zeros do the same without an extension. */
+	memset(ext, '0', 4000);
+	strcpy(ext + 4000, "1\r\nx\r\n");
+	r = feed_repeated(ext, 300u << 20, 1u << 20, &used);
+	cr_assert_eq(r, -413);
+	cr_assert_leq(used, HTTP_CHUNK_FRAMING_FREE + 9 * 8, "read %zu bytes", used);
+	/* 1-byte chunks with a short extension (7 bytes of framing each) are
+	 * fine, up to max_body. */
+	r = feed_repeated("1;a\r\nx\r\n", 16u << 20, 1u << 20, &used);
+	cr_assert_eq(r, -413, "max_body still applies");
+	cr_assert_eq(used, 8u << 20, "read %zu bytes", used); /* 1 MiB of 8-byte chunks */
+	{
+		struct http_chunked c = {0};
+		size_t n = 0;
+
+		for (int i = 0; i < 100000; i++) {
+			r = feed_all(&c, "1;a\r\nx\r\n", 1u << 20);
+			cr_assert_eq(r, 8, "chunk %d: %ld", i, r);
+			n += 8;
+		}
+		cr_assert_eq(feed_all(&c, "0\r\n\r\n", 1u << 20), 5);
+		cr_assert(c.done);
+		cr_assert_eq(c.total, 100000);
+		cr_assert_eq(c.framing, n - 100000 + 5);
+	}
+}
