@@ -28,8 +28,17 @@
 #include "server.h"
 
 #define IN_CAP (32u << 10)     /* input buffer; must exceed limits.max_head */
-#define OUT_FLUSH (64u << 10)  /* flush pipelined responses past this */
-#define FILE_CHUNK (256u << 10) /* bytes per pread of a large file */
+/*
+ * The output buffer: the most of its answers a connection holds in memory.
+ * A file is streamed through it, read in pieces that fill it and sent
+ * before the next is read, so a slow reader of a large file costs OUT_CAP
+ * here whatever the file's size (the rest waits on disk; the kernel's
+ * socket buffer is its own).  Pipelined answers are sent once OUT_FLUSH
+ * bytes are waiting; a small answer (under 1 KiB) then still fits.
+ */
+#define OUT_CAP (64u << 10)
+#define OUT_FLUSH (OUT_CAP - 1024)
+#define FILE_MIN_READ (16u << 10) /* send first rather than read less than this */
 #define PATH_MAX_LEN 4096
 
 static const struct http_limits limits = {
@@ -354,11 +363,17 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 	}
 	add_head(h, 200, content_type(rel), st.stx_size, conn_hdr, NULL);
 	while (!head_only && (uint64_t)off < st.stx_size) {
-		size_t want = st.stx_size - (uint64_t)off > FILE_CHUNK ? FILE_CHUNK
-		                                                       : (size_t)(st.stx_size - (uint64_t)off);
+		uint64_t left = st.stx_size - (uint64_t)off;
+		size_t want;
 		ssize_t r;
 
-		/* Read straight into the output buffer, after the head. */
+		/* Read straight into the output buffer, after what waits there,
+		 * at most up to OUT_CAP; send a full buffer before reading on. */
+		if (h->out_len + FILE_MIN_READ > OUT_CAP && !flush(h))
+			break;
+		want = OUT_CAP - h->out_len;
+		if (want > left)
+			want = (size_t)left;
 		if (!out_reserve(h, want))
 			break;
 		r = ursa_pread(fd, h->out + h->out_len, want, off);
@@ -366,8 +381,6 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 			break; /* the file shrank or failed: the length promised is wrong */
 		h->out_len += (size_t)r;
 		off += r;
-		if (h->out_len >= OUT_FLUSH && !flush(h))
-			break;
 	}
 	ursa_close(fd);
 	return head_only || (uint64_t)off == st.stx_size;

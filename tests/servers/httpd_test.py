@@ -7,9 +7,9 @@ NUL a 400, and no answer carries the outside file's bytes; by curl
 pipelining, Connection: close, HTTP/1.0, request bodies, every refusal:
 garbage, truncated, a 100 KB header line, negative and huge Content-Length,
 bad chunk sizes and chunk lines, 64 MiB of chunk extensions), 300
-concurrent connections, clients that reset mid-response or never read, the
-idle timeout, wrk for a bounded time, and graceful shutdown with a response
-in flight."""
+concurrent connections, clients that reset mid-response or never read, RSS
+per slow reader (release builds), the idle timeout, wrk for a bounded time,
+and graceful shutdown with a response in flight."""
 import atexit
 import hashlib
 import os
@@ -23,8 +23,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Server, check, parse_http_head, closed_by_peer, recv_exact,  # noqa: E402
-                    recv_until_closed, reset, run, tool)
+from common import (Server, check, parse_http_head, closed_by_peer, is_asan,  # noqa: E402
+                    recv_exact, recv_until_closed, reset, rss_kib, run, tool)
 
 root = tempfile.mkdtemp(prefix="httpd-test-")
 atexit.register(shutil.rmtree, root, True)
@@ -307,6 +307,41 @@ sender.join(60)
 check(flood_sent[0] < FLOOD, "the server read all %d bytes of chunk extensions" % FLOOD)
 c.close()
 
+# --- a slow reader of a large file costs a bounded amount of memory: the
+# file is streamed through a 64 KiB buffer (OUT_CAP in httpd.c), never read
+# whole or in large pieces ahead of the reader.  A server of its own with a
+# long idle timeout, so that none is dropped while RSS is read; release
+# builds only (ASan's shadow and redzones change the sum).
+if not is_asan(sys.argv[1]):
+    lone = Server(sys.argv[1], "--cores", "1", "--root", root, "--idle-ms", "60000")
+    warm = lone.connect()
+    warm.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    recv_until_closed(warm)
+    warm.close()
+    before = rss_kib(lone.p.pid)
+    readers = []
+    for _ in range(100):
+        r = socket.socket()
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        r.connect(("127.0.0.1", lone.port))
+        r.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        readers.append(r)
+    # Until the server is stuck on every reader: RSS stops growing.
+    peak, steady = 0, 0
+    for _ in range(100):
+        time.sleep(0.3)
+        now = rss_kib(lone.p.pid)
+        steady = steady + 1 if now == peak else 0
+        peak = max(peak, now)
+        if steady == 3:
+            break
+    per_reader = (peak - before) / len(readers)
+    print("slow readers of a 6 MiB file: %.1f KiB of RSS each" % per_reader)
+    check(per_reader < 160, "%.1f KiB of RSS per slow reader (bound 160; it was 278 when "
+          "files were read 256 KiB ahead)" % per_reader)
+    for r in readers:
+        reset(r)
+    lone.kill()
 
 # --- 300 concurrent connections, two requests each (sent together: on a
 # loaded machine reading 299 answers first can outlast the idle timeout of
