@@ -17,6 +17,7 @@
  * across cores; FLUSHDB and DBSIZE visit every core.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -319,19 +320,33 @@ static bool arg_eq(const struct resp_arg *a, const char *s)
 	return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }
 
-/* Strict signed decimal, as Redis's string2ll. */
+/*
+ * Strict signed decimal, the rule of Redis's string2ll: every byte counts
+ * (so "5\0junk" is no number, where strtoll stopped at the NUL), an optional
+ * '-', no blanks or '+' (strtoll skipped leading tabs: "\t5" passed), no
+ * leading zero but "0" itself ("-0" is refused), and a value that fits.
+ */
 static bool parse_ll(const char *p, size_t n, long long *out)
 {
-	char tmp[24], *end;
+	unsigned long long v = 0, limit;
+	bool neg = n > 0 && p[0] == '-';
+	size_t i = neg;
 
-	if (n == 0 || n > 20 || p[0] == ' ' || p[0] == '+')
+	if (n == 1 && p[0] == '0') {
+		*out = 0;
+		return true;
+	}
+	if (i >= n || p[i] < '1' || p[i] > '9')
 		return false;
-	memcpy(tmp, p, n);
-	tmp[n] = 0;
-	errno = 0;
-	*out = strtoll(tmp, &end, 10);
-	return errno == 0 && *end == 0 && !(n > 1 && tmp[0] == '0') &&
-	       !(n > 1 && tmp[0] == '-' && tmp[1] == '0');
+	limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	for (; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' || v > (limit - (unsigned)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (unsigned)(p[i] - '0');
+	}
+	*out = neg ? (v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v)
+	           : (long long)v;
+	return true;
 }
 
 static void op_get(struct kv_msg *m)
@@ -549,7 +564,9 @@ static long long all_op(struct kv_conn *k, void (*fn)(struct kv_msg *))
 
 static void cmd_ping(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc == 2)
+	if (cmd->argc > 2) /* Redis 7: PING [message], arity -1 checked here */
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'ping' command");
+	else if (cmd->argc == 2)
 		resp_out_bulk(&k->out, cmd->argv[1].p, cmd->argv[1].len);
 	else
 		resp_out_simple(&k->out, "PONG");
@@ -655,7 +672,8 @@ static void cmd_dbsize(struct kv_conn *k, const struct resp_cmd *cmd)
 
 static void cmd_flushdb(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc == 2 && !arg_eq(&cmd->argv[1], "ASYNC") && !arg_eq(&cmd->argv[1], "SYNC")) {
+	if (cmd->argc > 2 ||
+	    (cmd->argc == 2 && !arg_eq(&cmd->argv[1], "ASYNC") && !arg_eq(&cmd->argv[1], "SYNC"))) {
 		resp_out_error(&k->out, "ERR syntax error");
 		return;
 	}
@@ -663,12 +681,17 @@ static void cmd_flushdb(struct kv_conn *k, const struct resp_cmd *cmd)
 	resp_out_simple(&k->out, "OK");
 }
 
+/* kv has database 0 only; Redis's 1 to 15 are out of range here. */
 static void cmd_select(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (arg_eq(&cmd->argv[1], "0"))
-		resp_out_simple(&k->out, "OK");
-	else
+	long long db;
+
+	if (!parse_ll(cmd->argv[1].p, cmd->argv[1].len, &db))
+		resp_out_error(&k->out, "ERR value is not an integer or out of range");
+	else if (db != 0)
 		resp_out_error(&k->out, "ERR DB index is out of range");
+	else
+		resp_out_simple(&k->out, "OK");
 }
 
 static void cmd_quit(struct kv_conn *k, const struct resp_cmd *cmd)
@@ -680,22 +703,64 @@ static void cmd_quit(struct kv_conn *k, const struct resp_cmd *cmd)
 
 static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd);
 
-/* CONFIG GET name: what redis-benchmark asks at start ("save", "appendonly"). */
+/* Redis 7's reply to a subcommand it does not know. */
+static void unknown_subcommand(struct kv_conn *k, const struct resp_arg *sub, const char *cmd)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.",
+	         (int)(sub->len > 128 ? 128 : sub->len), sub->p, cmd);
+	for (char *c = msg; *c; c++)
+		if (*c == '\r' || *c == '\n')
+			*c = ' ';
+	resp_out_error(&k->out, msg);
+}
+
+/*
+ * CONFIG GET name...: what redis-benchmark asks at start ("save",
+ * "appendonly"; names matched exactly, not as globs); CONFIG SET knows no
+ * option.  Errors worded as Redis 7's.
+ */
 static void cmd_config(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (!arg_eq(&cmd->argv[1], "GET") || cmd->argc != 3) {
-		resp_out_error(&k->out, "ERR CONFIG subcommand not supported by this server");
+	unsigned found = 0;
+
+	if (arg_eq(&cmd->argv[1], "SET")) {
+		char msg[200];
+		const struct resp_arg *name = cmd->argc > 2 ? &cmd->argv[2] : &cmd->argv[1];
+
+		if (cmd->argc < 4) {
+			resp_out_error(&k->out, "ERR wrong number of arguments for 'config|set' command");
+			return;
+		}
+		snprintf(msg, sizeof(msg),
+		         "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+		         (int)(name->len > 128 ? 128 : name->len), name->p);
+		for (char *c = msg; *c; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
+		resp_out_error(&k->out, msg);
 		return;
 	}
-	if (arg_eq(&cmd->argv[2], "save") || arg_eq(&cmd->argv[2], "appendonly")) {
-		resp_out_array(&k->out, 2);
-		resp_out_bulk(&k->out, cmd->argv[2].p, cmd->argv[2].len);
-		if (arg_eq(&cmd->argv[2], "save"))
+	if (!arg_eq(&cmd->argv[1], "GET")) {
+		unknown_subcommand(k, &cmd->argv[1], "CONFIG");
+		return;
+	}
+	if (cmd->argc < 3) {
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'config|get' command");
+		return;
+	}
+	for (unsigned i = 2; i < cmd->argc; i++)
+		found += arg_eq(&cmd->argv[i], "save") || arg_eq(&cmd->argv[i], "appendonly");
+	resp_out_array(&k->out, 2 * (long long)found);
+	for (unsigned i = 2; i < cmd->argc; i++) {
+		if (arg_eq(&cmd->argv[i], "save")) {
+			resp_out_bulk(&k->out, "save", 4);
 			resp_out_bulk(&k->out, "", 0);
-		else
+		} else if (arg_eq(&cmd->argv[i], "appendonly")) {
+			resp_out_bulk(&k->out, "appendonly", 10);
 			resp_out_bulk(&k->out, "no", 2);
-	} else {
-		resp_out_array(&k->out, 0);
+		}
 	}
 }
 
@@ -719,8 +784,10 @@ static const struct kv_command {
  * COMMAND: one entry of name and arity per command. */
 static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "COUNT")) {
+	if (cmd->argc == 2 && arg_eq(&cmd->argv[1], "COUNT")) {
 		resp_out_int(&k->out, (long long)NCOMMANDS);
+	} else if (cmd->argc > 2 && arg_eq(&cmd->argv[1], "COUNT")) {
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'command|count' command");
 	} else if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "DOCS")) {
 		resp_out_array(&k->out, 0);
 	} else if (cmd->argc == 1) {
@@ -731,7 +798,7 @@ static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd)
 			resp_out_int(&k->out, commands[i].arity);
 		}
 	} else {
-		resp_out_error(&k->out, "ERR unknown subcommand for 'command'");
+		unknown_subcommand(k, &cmd->argv[1], "COMMAND");
 	}
 }
 
@@ -828,7 +895,7 @@ static void *kv_conn(void *arg)
 		}
 		if (n < 0) {
 			/* As Redis: report the protocol error, then close. */
-			resp_out_error(&k->out, resp_strerror(n));
+			resp_out_proto_error(&k->out, n, &k->cmd);
 			flush_out(k);
 			break;
 		}
