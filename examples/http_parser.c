@@ -77,6 +77,48 @@ static int check_line_prefix(const char *buf, size_t len, const struct http_limi
 	return 0;
 }
 
+/*
+ * The target in origin form (RFC 9112 section 3.2): an origin-form target
+ * ("/a?b") is itself; an absolute-form one ("http://host:80/a?b", scheme
+ * http or https in any case, a non-empty authority) is its path and query,
+ * "/" when the authority is followed by nothing or by a query.  The
+ * asterisk and authority forms, and other schemes, have none (NULL).
+ */
+static void origin_path(struct http_request *req)
+{
+	const char *t = req->target, *end = t + req->target_len, *a;
+
+	req->path = NULL;
+	req->path_len = 0;
+	if (t[0] == '/') {
+		req->path = t;
+		req->path_len = req->target_len;
+		return;
+	}
+	if (req->target_len > 7 && ieq(t, 7, "http://"))
+		a = t + 7;
+	else if (req->target_len > 8 && ieq(t, 8, "https://"))
+		a = t + 8;
+	else
+		return;
+	for (const char *p = a; p < end; p++) {
+		if (*p == '/' || *p == '?' || *p == '#') {
+			if (p == a)
+				return; /* no authority: "http:///x" */
+			if (*p == '/') {
+				req->path = p;
+				req->path_len = (size_t)(end - p);
+			} else {
+				req->path = "/";
+				req->path_len = 1;
+			}
+			return;
+		}
+	}
+	req->path = "/";
+	req->path_len = 1;
+}
+
 /* Parse "METHOD SP target SP HTTP/1.x" (without its CRLF). */
 static int parse_request_line(const char *p, size_t n, struct http_request *req)
 {
@@ -95,6 +137,7 @@ static int parse_request_line(const char *p, size_t n, struct http_request *req)
 		return -400;
 	req->target = p + t;
 	req->target_len = i - t;
+	origin_path(req);
 	i++;
 	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' || p[i + 5] > '9' ||
 	    p[i + 6] != '.' || p[i + 7] < '0' || p[i + 7] > '9')
@@ -192,7 +235,9 @@ static int parse_header(const char *p, size_t n, struct http_request *req, bool 
 			return -400;
 		*seen_host = true;
 	} else if (ieq(h->name, h->name_len, "expect")) {
-		if (ieq(h->value, h->value_len, "100-continue"))
+		/* RFC 9110 section 10.1.1: an HTTP/1.0 client's 100-continue is
+		 * ignored (it may not understand a 1xx answer). */
+		if (ieq(h->value, h->value_len, "100-continue") && req->version_minor >= 1)
 			req->expect_continue = true;
 	}
 	return 0;

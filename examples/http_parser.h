@@ -32,13 +32,18 @@ struct http_request {
 	size_t method_len;
 	const char *target;
 	size_t target_len;
+	const char *path;         /* the target in origin form ("/a?b"), also from an
+	                             absolute-form target ("http://h/a?b"); NULL for
+	                             the asterisk and authority forms and other
+	                             schemes (origin_path in http_parser.c) */
+	size_t path_len;
 	int version_minor;        /* HTTP/1.<minor>: 0 or 1 */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	unsigned nheaders;
 	int64_t content_length;   /* -1: no Content-Length header */
 	bool chunked;             /* Transfer-Encoding: chunked */
 	bool keep_alive;          /* after the version and Connection headers */
-	bool expect_continue;     /* Expect: 100-continue */
+	bool expect_continue;     /* Expect: 100-continue, from an HTTP/1.1 client */
 };
 
 /*

@@ -333,8 +333,9 @@ static int open_status(int err)
 	switch (err) {
 	case -ENOENT:
 	case -ENOTDIR:
-	case -EXDEV: /* outside the root */
-	case -ELOOP: /* a magic link, or a link loop */
+	case -EXDEV:        /* outside the root */
+	case -ELOOP:        /* a magic link, or a link loop */
+	case -ENAMETOOLONG: /* a component over NAME_MAX: no such file */
 		return 404;
 	case -EACCES:
 		return 403;
@@ -402,11 +403,14 @@ static bool respond(struct http_conn *h, const struct http_request *req)
 		add_simple(h, 405, false, conn_hdr, "Allow: GET, HEAD\r\n");
 		return true;
 	}
-	if (req->target_len == 0 || req->target[0] != '/') {
+	/* Origin form, or the path of an absolute-form target (RFC 9112
+	 * section 3.2.2: a server must accept it; its authority then wins over
+	 * Host, which this server does not use either way). */
+	if (!req->path) {
 		add_simple(h, 400, head, "close", NULL);
 		return false;
 	}
-	if (req->target_len == 1 || (req->target_len >= 2 && req->target[1] == '?')) {
+	if (req->path_len == 1 || req->path[1] == '?') {
 		add_head(h, 200, "text/plain", 11, conn_hdr, NULL);
 		if (!head)
 			out_add(h, "hello world", 11);
@@ -416,7 +420,7 @@ static bool respond(struct http_conn *h, const struct http_request *req)
 		add_simple(h, 404, head, conn_hdr, NULL);
 		return true;
 	}
-	status = decode_path(req->target, req->target_len, path, sizeof(path));
+	status = decode_path(req->path, req->path_len, path, sizeof(path));
 	if (status) {
 		add_simple(h, status, head, status == 404 ? conn_hdr : "close", NULL);
 		return status == 404;

@@ -81,6 +81,54 @@ Test(http_parser, connection_and_versions)
 	cr_assert_null(http_find_header(&r, "nope"));
 }
 
+Test(http_parser, an_http_1_0_expect_100_continue_is_ignored)
+{
+	struct http_request r;
+
+	cr_assert_gt(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	                   &r), 0);
+	cr_assert_not(r.expect_continue, "RFC 9110 section 10.1.1");
+	cr_assert_not_null(http_find_header(&r, "expect"));
+}
+
+Test(http_parser, the_path_of_origin_and_absolute_form_targets)
+{
+	static const struct {
+		const char *target, *path; /* path NULL: none */
+	} cases[] = {
+		{"/a/b?c", "/a/b?c"},
+		{"/", "/"},
+		{"http://h/a/b?c", "/a/b?c"},
+		{"HTTP://h.example:8080/x", "/x"},
+		{"https://h/", "/"},
+		{"http://h", "/"},
+		{"http://h?q=1", "/"},
+		{"http://h//etc/passwd", "//etc/passwd"},
+		{"http://user@h:1/%2F", "/%2F"},
+		{"http:///x", NULL},
+		{"http://", NULL},
+		{"ftp://h/x", NULL},
+		{"h/x", NULL},
+		{"*", NULL},
+		{"h:443", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char req[256];
+		struct http_request r;
+
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", cases[i].target);
+		cr_assert_gt(parse(req, &r), 0, "%s", cases[i].target);
+		if (!cases[i].path) {
+			cr_expect_null(r.path, "%s", cases[i].target);
+			continue;
+		}
+		cr_expect(r.path && r.path_len == strlen(cases[i].path) &&
+		          memcmp(r.path, cases[i].path, r.path_len) == 0,
+		          "%s -> %.*s", cases[i].target, (int)r.path_len, r.path ? r.path : "(null)");
+	}
+}
+
 Test(http_parser, malformed_is_400)
 {
 	static const char *bad[] = {

@@ -160,6 +160,38 @@ for path, want in [("/sub/link.txt", b"small file\n"), ("/sub%2Fx%20y.html", b"<
     check(st == 200 and body == want, "GET %s -> %r %r" % (path, st, body[:80]))
     c.close()
 
+# --- protocol details: absolute-form targets are served by their path (RFC
+# 9112 section 3.2.2; the wall holds for them too), other schemes and an
+# empty authority are 400; a path component longer than a file name can be
+# is a 404 (it was a 500: ENAMETOOLONG), a decoded path over 4 KiB a 414.
+for target, want, body in [
+        ("http://t/small.txt", 200, b"small file\n"), ("HTTP://T:80/sub/x%20y.html", 200, b"<p>x</p>"),
+        ("http://t", 200, b"hello world"), ("http://t?x=1", 200, b"hello world"),
+        ("http://t//etc/passwd", 404, None), ("http://t/%2Fetc%2Fpasswd", 404, None),
+        ("http://t/outdir/secret.txt", 404, None), ("ftp://t/small.txt", 400, None),
+        ("http:///small.txt", 400, None), ("/" + "n" * 300, 404, None),
+        ("/sub/" + "n" * 300 + "/x", 404, None), ("/" + "n/" * 2500, 414, None)]:
+    c = srv.connect()
+    c.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, got, head = read_response(c)
+    check(st == want and (body is None or got == body) and not leaked(got),
+          "GET %s -> %r %r, want %d" % (target[:60], st, got[:60], want))
+    c.close()
+# Expect: 100-continue gets its interim answer from HTTP/1.1 only; an
+# HTTP/1.0 client's is ignored (RFC 9110 section 10.1.1).
+for version, want_100 in [(b"1.1", True), (b"1.0", False)]:
+    c = srv.connect()
+    c.sendall(b"POST / HTTP/" + version + b"\r\nHost: t\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 5\r\nConnection: close\r\n\r\n")
+    if want_100:
+        check(recv_exact(c, 25) == b"HTTP/1.1 100 Continue\r\n\r\n", "no 100 Continue for 1.1")
+    else:
+        time.sleep(0.2)  # time for a wrong 100 Continue to be sent before the body
+    c.sendall(b"hello")
+    st, h, got, head = read_response(c)
+    check(st == 405, "HTTP/%s POST with Expect: 100-continue -> %r" % (version.decode(), head))
+    c.close()
+
 # --- raw sockets: exact bytes, keep-alive, pipelining
 s = srv.connect()
 exact(s, GET, HELLO)
