@@ -329,22 +329,22 @@ Test(http_parser, chunk_framing_is_bounded_in_total)
 	cr_assert_eq(r, -413);
 	cr_assert_leq(used, HTTP_CHUNK_FRAMING_FREE + 9 * 8, "read %zu bytes", used);
 	/* 1-byte chunks with a short extension (7 bytes of framing each) are
-	 * fine, up to max_body. */
-	r = feed_repeated("1;a\r\nx\r\n", 16u << 20, 1u << 20, &used);
+	 * fine, up to max_body (64 KiB here, to keep the test quick). */
+	r = feed_repeated("1;a\r\nx\r\n", 16u << 20, 64u << 10, &used);
 	cr_assert_eq(r, -413, "max_body still applies");
-	cr_assert_eq(used, 8u << 20, "read %zu bytes", used); /* 1 MiB of 8-byte chunks */
+	cr_assert_eq(used, 8u * (64u << 10), "read %zu bytes", used); /* 64 KiB of 8-byte chunks */
 	{
 		struct http_chunked c = {0};
 		size_t n = 0;
 
-		for (int i = 0; i < 100000; i++) {
+		for (int i = 0; i < 20000; i++) {
 			r = feed_all(&c, "1;a\r\nx\r\n", 1u << 20);
 			cr_assert_eq(r, 8, "chunk %d: %ld", i, r);
 			n += 8;
 		}
 		cr_assert_eq(feed_all(&c, "0\r\n\r\n", 1u << 20), 5);
 		cr_assert(c.done);
-		cr_assert_eq(c.total, 100000);
-		cr_assert_eq(c.framing, n - 100000 + 5);
+		cr_assert_eq(c.total, 20000);
+		cr_assert_eq(c.framing, n - 20000 + 5);
 	}
 }
