@@ -41,9 +41,10 @@ int ursa_openat2(int dirfd, const char *path, const struct open_how *how, size_t
 	int err;
 
 	/* openat2(2) refuses sizes above a page; the ring op would instead walk
-	 * all of them checking that the tail is zero. */
+	 * all of them checking that the tail is zero.  (Checked before an SQE
+	 * is taken, which could not be given back.) */
 	if (size > 4096)
-		return -E2BIG;
+		return ursa_self() ? -E2BIG : -EPERM;
 	if (!(sqe = ursa__io_sqe(&self, &err)))
 		return err;
 	/* liburing 2.3 takes a non-const how; the kernel only reads it (at

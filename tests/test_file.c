@@ -266,6 +266,7 @@ Test(file, openat2_outside_a_task_returns_eperm)
 	struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_BENEATH};
 
 	cr_assert_eq(ursa_openat2(AT_FDCWD, "/", &how, sizeof(how)), -EPERM);
+	cr_assert_eq(ursa_openat2(AT_FDCWD, "/", &how, 8192), -EPERM);
 }
 
 /* ------------------------------------------ scattered concurrent writes */
