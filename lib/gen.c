@@ -13,7 +13,7 @@
  * for its next call, so nothing is lost.  Closing cancels the producer: its
  * pending yield returns -ECANCELED and it cleans up.
  */
-#include "core.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
  */
 #include "guard.h"
 
-#include "core.h"
+#include "task.h"
 
 #include <dlfcn.h>
 #include <errno.h>

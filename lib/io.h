@@ -7,7 +7,7 @@
 #ifndef URSA_IO_INTERNAL_H
 #define URSA_IO_INTERNAL_H
 
-#include "core.h"
+#include "op.h"
 #include "scope.h"
 
 #include <limits.h>
@@ -27,6 +27,10 @@ struct ursa__io_core {
 
 /* The calling core's io state, created if needed; NULL when out of memory. */
 struct ursa__io_core *ursa__io_core(struct ursa__core *c);
+
+/* Release core c's io state; after the ring has closed, so the kernel no
+ * longer uses its buffers. */
+void ursa__io_core_fini(struct ursa__core *c);
 
 /*
  * Step one of a call: the calling task (into *self) and a fresh SQE, or NULL

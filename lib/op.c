@@ -6,6 +6,8 @@
  * wait for the op's own CQE before returning, so nothing is written into this
  * stack after the call is gone; if the op completed anyway, its result wins.
  */
+#include "op.h"
+
 #include "scope.h"
 
 #include <errno.h>

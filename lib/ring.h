@@ -26,6 +26,15 @@ enum {
 	URSA__UD_CALL = 5    /* struct ursa__call *: its own function takes the
 	                        CQE (multishot ops, two-CQE ops such as SEND_ZC) */
 };
+/*
+ * A record whose CQEs its own function handles (URSA__UD_CALL): multishot ops that queue their results, ops with two CQEs
+ * (SEND_ZC).  The function runs on the owner core inside the reaper; it keeps
+ * `pending` right itself and wakes whom it must.
+ */
+struct ursa__call {
+	void (*fn)(struct ursa__call *call, int res, unsigned flags);
+};
+
 #define URSA__UD_KIND(ud) ((unsigned)((ud) & 7u))
 #define URSA__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
 #define URSA__UD_MAKE(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (kind))

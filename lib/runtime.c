@@ -12,6 +12,7 @@
  */
 #include "fiber/switch.h"
 #include "guard.h"
+#include "io.h"
 #include "scope.h"
 #include "stall.h"
 #include "task.h"

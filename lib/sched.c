@@ -15,9 +15,10 @@
  *      completions, waiting for one only if there is nothing to run.  The
  *      enter is skipped when there is nothing to submit and nothing owed.
  */
-#include "core.h"
+#include "sched.h"
 
 #include "fiber/switch.h"
+#include "op.h"
 #include "scope.h"
 #include "task.h"
 

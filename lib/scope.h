@@ -7,7 +7,7 @@
 #ifndef URSA_SCOPE_H
 #define URSA_SCOPE_H
 
-#include "core.h"
+#include "task.h"
 
 /* A scope's timer: an IORING_OP_TIMEOUT (user_data kind URSA__UD_TIMER). */
 struct ursa__timer {

@@ -14,7 +14,7 @@
  */
 #include "stall.h"
 
-#include "core.h"
+#include "task.h"
 
 #include <dlfcn.h>
 #include <errno.h>

@@ -2,6 +2,7 @@
 /*
  * time.c: the monotonic clock and sleeping on io_uring timeouts.
  */
+#include "op.h"
 #include "scope.h"
 
 #include <errno.h>

@@ -18,7 +18,7 @@
 #ifndef URSA_WAITQ_H
 #define URSA_WAITQ_H
 
-#include "core.h"
+#include "task.h"
 
 #include <sched.h>
 

@@ -12,7 +12,7 @@
 #ifndef URSA_WATCH_H
 #define URSA_WATCH_H
 
-#include "core.h"
+#include "task.h"
 
 /* The joiner value that stands for watch w. */
 static inline struct ursa_task *ursa__watch_tag(struct ursa_watch_ *w)

@@ -8,7 +8,7 @@
  */
 #include "helpers.h"
 
-#include "scope.h"
+#include "op.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
  */
 #include "test_io_helpers.h"
 
-#include "core.h" /* the ring's memory, which a forked child must not reach */
+#include "sched.h" /* the ring's memory, which a forked child must not reach */
 
 #include <pthread.h>
 #include <signal.h>
