@@ -175,7 +175,7 @@ int ursa_future_wait(struct ursa_future *f, void **result)
 
 	if (ursa_future_done(f))
 		return outcome(f, result);
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return wait_thread(f, result);
 	ursa__spin_lock(&f->lock_);
@@ -233,7 +233,7 @@ static void *submit_main(void *arg)
 
 int ursa_blocking_submit(struct ursa_future *f, ursa_fn fn, void *arg)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_spawn_opts o = {.flags = URSA_SPAWN_DETACHED, .name = "blocking_submit"};
 	struct submit *s;
 	int rc;

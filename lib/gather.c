@@ -130,7 +130,7 @@ static void cancel_all(struct ursa_task *const *tasks, size_t n)
 int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
                 uint32_t flags)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	bool all = flags & URSA_GATHER_ALL, cancelling = false;
@@ -190,7 +190,7 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t deadline,
               bool *done)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	size_t registered, taken = 0, ended = 0, withdrawn = 0, k;
@@ -260,7 +260,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
 	uint64_t now = ursa_now();
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	ursa_scope_enter(&s, timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
 	rc = ursa_join_outcome(t, &o);
@@ -290,7 +290,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
 int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const *tasks,
                            size_t n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {NULL, NULL};
 	int rc;
 
@@ -321,7 +321,7 @@ int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const
 
 int ursa_as_completed_next(struct ursa_as_completed *ac)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {ac->ready_head_, ac->ready_tail_};
 	int rc;
 

@@ -38,7 +38,7 @@ struct child {
 void ursa_group_enter(struct ursa_group *g)
 {
 	memset(g, 0, sizeof(*g));
-	g->owner_ = ursa__self();
+	g->owner_ = ursa__sched_self();
 	g->watch_.waiter_ = g->owner_;
 	ursa_scope_enter(&g->scope_, URSA_FOREVER);
 }
@@ -46,7 +46,7 @@ void ursa_group_enter(struct ursa_group *g)
 static void *child_main(void *arg)
 {
 	struct child *c = arg;
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	void *r = c->fn(c->arg);
 
 	/* The group outlives us: its exit waits for this task to end. */
@@ -129,7 +129,7 @@ static void collect(struct ursa_group *g)
 int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *arg,
                         const struct ursa_spawn_opts *opts)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_spawn_opts o = {0};
 	struct ursa__runtime *rt;
 	struct ursa_task *t;
@@ -182,7 +182,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		 * while this child is counted. */
 		ursa__watch_push(&g->watch_, t);
 		if (self != g->owner_)
-			ursa__task_wake(g->owner_);
+			ursa__sched_wake(g->owner_);
 	}
 	if (self == g->owner_)
 		collect(g);
@@ -191,7 +191,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 
 int ursa_group_spawn(struct ursa_group *g, ursa_fn fn, void *arg)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 
 	if (!self)
 		return -EPERM;
@@ -211,7 +211,7 @@ void ursa_group_cancel(struct ursa_group *g)
 
 int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int body_rc, rc = 0;
 
 	if (!self || self != g->owner_)

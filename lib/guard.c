@@ -63,7 +63,7 @@ static void chain(const struct sigaction *old, int sig, siginfo_t *si, void *uct
 
 static void on_fault(int sig, siginfo_t *si, void *uctx)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c ? c->current : NULL;
 
 	if (t && t->stack.map && ursa__stack_in_guard(&t->stack, si->si_addr)) {

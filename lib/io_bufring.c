@@ -73,7 +73,7 @@ static void give_back(struct ursa_bufgroup *g, int32_t bid)
 		struct ursa_rx *rx = ursa__container_of(n, struct ursa_rx, starved);
 
 		if (rx->waiter)
-			ursa__task_wake(rx->waiter);
+			ursa__sched_wake(rx->waiter);
 	}
 }
 
@@ -107,7 +107,7 @@ static int free_bgid(struct ursa__io_core *io)
 
 int ursa_bufgroup_create(struct ursa_bufgroup **out, unsigned count, size_t size)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__io_core *io;
 	struct ursa_bufgroup *g;
 	int rc, id;
@@ -164,7 +164,7 @@ int ursa_bufgroup_create(struct ursa_bufgroup **out, unsigned count, size_t size
 
 int ursa_bufgroup_destroy(struct ursa_bufgroup *g)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 
 	if (!g)
 		return 0;
@@ -234,12 +234,12 @@ static void rx_complete(struct ursa__call *k, int res, unsigned flags)
 		}
 	}
 	if (rx->waiter)
-		ursa__task_wake(rx->waiter);
+		ursa__sched_wake(rx->waiter);
 }
 
 int ursa_rx_open(struct ursa_rx **out, int fd, struct ursa_bufgroup *g)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_rx *rx;
 
 	if (!self)
@@ -291,7 +291,7 @@ static void rx_park(struct ursa_task *self, struct ursa_rx *rx)
 
 ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_bufgroup *g;
 	int rc;
 
@@ -354,7 +354,7 @@ ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 
 int ursa_rx_close(struct ursa_rx *rx)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_bufgroup *g;
 
 	if (!rx)

@@ -42,7 +42,7 @@ void ursa__io_core_fini(struct ursa__core *c)
 
 struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err)
 {
-	struct ursa_task *t = ursa__self();
+	struct ursa_task *t = ursa__sched_self();
 
 	*self = t;
 	if (!t) {
@@ -92,7 +92,7 @@ int ursa__io_close_fresh(struct ursa_task *self, int fd)
 
 int ursa_close(int fd)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__ring *r;
 	struct io_uring_sqe *sqe;
 	int rc;

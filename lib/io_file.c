@@ -214,7 +214,7 @@ int ursa_read_file(const char *path, void **out, size_t *outlen)
 	char *buf;
 	int fd, rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if (!path || !out || !outlen)
 		return -EINVAL;
@@ -316,7 +316,7 @@ static int sync_dir(const char *path)
 
 int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flags)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_scope shield;
 	struct statx st;
 	mode_t mode = 0666; /* less the umask, applied by the kernel */

@@ -30,7 +30,7 @@
 
 int ursa_socket(int domain, int type, int protocol)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct io_uring_sqe *sqe;
 	int err, fd;
 
@@ -314,13 +314,13 @@ static void zc_complete(struct ursa__call *k, int res, unsigned flags)
 	}
 	if (z->done)
 		z->task->core->pending--;
-	ursa__task_wake(z->task);
+	ursa__sched_wake(z->task);
 }
 
 ssize_t ursa_send_zc(int fd, const void *buf, size_t n, int flags)
 {
 	struct zc_op z = {.call.fn = zc_complete};
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct io_uring_sqe *sqe;
 	int err, why = 0;
 

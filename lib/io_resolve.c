@@ -89,7 +89,7 @@ static void *gai_helper(void *arg)
 		return NULL;
 	}
 	j->done = true;
-	ursa__task_wake(j->waiter);
+	ursa__sched_wake(j->waiter);
 	return NULL;
 }
 
@@ -110,7 +110,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
                      struct addrinfo **res)
 {
 	struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "getaddrinfo"};
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct gai_job *j;
 	int rc;
 
@@ -177,7 +177,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 /* A socket bound and listening at addr; the fd or -errno. */
 static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, unsigned flags)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int one = 1, v6only = (flags & URSA_LISTEN_V6ONLY) ? 1 : 0;
 	int fd, rc = 0;
 
@@ -216,7 +216,7 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 	char service[8];
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = port_string(port, service)) < 0)
 		return rc;
@@ -255,7 +255,7 @@ int ursa_tcp_listen(const char *host, unsigned port, int backlog)
 
 static int connect_to(const struct sockaddr *addr, socklen_t len, int type)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int fd = ursa_socket(addr->sa_family, type | SOCK_CLOEXEC, 0);
 	int rc;
 
@@ -276,7 +276,7 @@ int ursa_tcp_connect(const char *host, unsigned port)
 	char service[8];
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = port_string(port, service)) < 0)
 		return rc;
@@ -323,7 +323,7 @@ static int unix_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
 
 int ursa_unix_listen(const char *path, int backlog)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct sockaddr_un a;
 	socklen_t len;
 	int fd, rc;
@@ -350,7 +350,7 @@ int ursa_unix_connect(const char *path)
 	socklen_t len;
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = unix_addr(path, &a, &len)) < 0)
 		return rc;

@@ -40,7 +40,7 @@ static void *pool_thread(void *arg)
 		/* FINISHING keeps the task waiting while we still touch it; DONE
 		 * (release: publishes result) is our last access to the job. */
 		atomic_store_explicit(&j->state, URSA__JOB_FINISHING, memory_order_release);
-		ursa__task_wake(j->task);
+		ursa__sched_wake(j->task);
 		atomic_store_explicit(&j->state, URSA__JOB_DONE, memory_order_release);
 
 		pthread_mutex_lock(&p->mu);
@@ -129,7 +129,7 @@ bool ursa__pool_withdraw(struct ursa__pool *p, struct ursa__job *j)
 
 int ursa_blocking(ursa_fn fn, void *arg, void **result)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__job j = {.fn = fn, .arg = arg, .task = self};
 	int rc;
 

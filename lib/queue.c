@@ -282,7 +282,7 @@ int ursa_queue_get_nowait(struct ursa_queue *q, void **item)
 
 int ursa_queue_put(struct ursa_queue *q, void *item)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;
@@ -301,7 +301,7 @@ int ursa_queue_put(struct ursa_queue *q, void *item)
 
 int ursa_queue_get(struct ursa_queue *q, void **item)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;
@@ -360,7 +360,7 @@ int ursa_queue_task_done(struct ursa_queue *q)
 
 int ursa_queue_join(struct ursa_queue *q)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wait w;
 
 	ursa__spin_lock(&q->lock);
@@ -422,7 +422,7 @@ static void complete_arm(struct ursa_queue_sel *a, struct ursa__wakes *ws)
 
 int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wnode stack_nodes[SEL_STACK_ARMS], *nodes = stack_nodes;
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;

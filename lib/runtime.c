@@ -258,7 +258,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 
-	ursa__tls_core = c;
+	ursa__sched_core = c;
 	find_thread_stack(c);
 	c->tsan_fiber = ursa__fiber_tsan_current();
 	if (c->id == 0) {
@@ -273,12 +273,12 @@ static void *worker_main(void *arg)
 		} else {
 			atomic_store(&rt->stopping, true);
 			for (unsigned i = 1; i < rt->cfg.cores; i++)
-				ursa__core_kick(&rt->cores[i]);
+				ursa__sched_kick(&rt->cores[i]);
 		}
 	}
 	ursa__sched_loop(c);
 	core_fini_local(c);
-	ursa__tls_core = NULL;
+	ursa__sched_core = NULL;
 	return NULL;
 }
 
@@ -292,7 +292,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	unsigned started = 0;
 	int rc;
 
-	if (ursa__tls_core)
+	if (ursa__sched_core)
 		return -EBUSY;
 	if (!main)
 		return -EINVAL;

@@ -4,7 +4,7 @@
  * the options after defaults, one worker's state and the runtime that owns
  * the workers.  Each subsystem keeps its per-core state here, set up and
  * torn down by runtime.c in a fixed order; a thread finds its own core
- * through ursa__tls_core (sched.h).
+ * through ursa__sched_core (sched.h).
  */
 #ifndef URSA_RUNTIME_H
 #define URSA_RUNTIME_H

@@ -24,28 +24,33 @@ enum {
 };
 
 /* The calling thread's core (NULL off the workers). */
-extern __thread struct ursa__core *ursa__tls_core;
+extern __thread struct ursa__core *ursa__sched_core;
 
-static inline struct ursa_task *ursa__self(void)
+/* The task running on the calling thread (NULL off the workers). */
+static inline struct ursa_task *ursa__sched_self(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->current : NULL;
 }
 
-/* Park the calling task until ursa__task_wake.  May return spuriously:
+/* Park the calling task until ursa__sched_wake.  May return spuriously:
  * callers loop on their own condition. */
 void ursa__sched_park(void);
 
 /* Make t runnable if it is parked (or make its next park return).  Any
  * thread. */
-void ursa__task_wake(struct ursa_task *t);
+void ursa__sched_wake(struct ursa_task *t);
 
 /* Queue a task that has never run (any thread). */
-void ursa__task_enqueue_new(struct ursa_task *t);
+void ursa__sched_start(struct ursa_task *t);
+
+/* t's last reference was dropped off its core (t has ended): have its core
+ * free it (any thread). */
+void ursa__sched_release(struct ursa_task *t);
 
 /* Tell core c to look at its inbox (any thread). */
-void ursa__core_kick(struct ursa__core *c);
+void ursa__sched_kick(struct ursa__core *c);
 
 /* Queue the calling task behind the runnable ones and switch away. */
 void ursa__sched_yield(void);
@@ -56,8 +61,5 @@ _Noreturn void ursa__sched_exit(void);
 
 /* Core c's run loop (its worker thread, until the runtime stops). */
 void ursa__sched_loop(struct ursa__core *c);
-
-/* The CQE dispatcher the ring calls for this core. */
-void ursa__sched_complete(void *core, uint64_t ud, int res, unsigned flags);
 
 #endif /* URSA_SCHED_H */

@@ -83,7 +83,7 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
 				 * purpose (for an op's own CQE, say).
 				 */
 				if (arm)
-					ursa__task_wake(t);
+					ursa__sched_wake(t);
 				return -ETIMEDOUT;
 			}
 			if (s->deadline_ns < earliest)
@@ -115,7 +115,7 @@ void ursa__timer_complete(struct ursa__core *c, struct ursa__timer *tm, int res)
 		 * wait sees the expired scope and cancels its op. */
 		if (res == -ETIME) {
 			__atomic_fetch_or(&s->state_, URSA__SCOPE_EXPIRED, __ATOMIC_RELAXED);
-			ursa__task_wake(s->task_);
+			ursa__sched_wake(s->task_);
 		}
 	}
 	tm->next_free = c->free_timers;
@@ -158,7 +158,7 @@ void ursa__timers_fini(struct ursa__core *c)
 
 static void enter(struct ursa_scope *s, uint64_t deadline, uint32_t flags)
 {
-	struct ursa_task *t = ursa__self();
+	struct ursa_task *t = ursa__sched_self();
 
 	s->deadline_ns = deadline;
 	s->flags = flags;
@@ -213,5 +213,5 @@ void ursa_scope_cancel(struct ursa_scope *s)
 	/* release: the owner's acquire load in check_and_arm or exit. */
 	__atomic_fetch_or(&s->state_, URSA__SCOPE_CANCELLED, __ATOMIC_RELEASE);
 	/* Wake it wherever it is parked; its wait sees the cancelled scope. */
-	ursa__task_wake(s->task_);
+	ursa__sched_wake(s->task_);
 }

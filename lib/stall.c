@@ -35,7 +35,7 @@ static struct sigaction old_action;
 
 static void on_sample(int sig, siginfo_t *si, void *uctx)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c ? c->current : NULL;
 	const char *entry = "?";
 	void *frames[48];

@@ -37,7 +37,7 @@ static void release_all(struct ursa_barrier *b, struct ursa__wakes *ws, int rc)
 
 int ursa_barrier_wait(struct ursa_barrier *b)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;

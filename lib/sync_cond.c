@@ -19,7 +19,7 @@ void ursa_cond_init(struct ursa_cond *c)
 
 int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wait w;
 	struct ursa__wnode n;
 	struct ursa_scope shield;

@@ -57,7 +57,7 @@ int ursa_event_wait(struct ursa_event *e)
 
 	if (ursa_event_is_set(e))
 		return 0; /* settled by ursa_event_is_set */
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&e->lock_);

@@ -132,7 +132,7 @@ int ursa_mutex_lock(struct ursa_mutex *m)
 
 	if (ursa_mutex_trylock(m) == 0)
 		return 0;
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	if (lock_spin(m))

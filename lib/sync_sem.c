@@ -53,7 +53,7 @@ int ursa_sem_acquire(struct ursa_sem *s)
 
 	if (take_settled(s))
 		return 0;
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&s->lock_);

@@ -53,7 +53,7 @@ int ursa_waitgroup_wait(struct ursa_waitgroup *wg)
 		ursa__spin_settle(&wg->lock_);
 		return 0;
 	}
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&wg->lock_);

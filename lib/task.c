@@ -40,7 +40,7 @@ static void task_main(void *arg)
 int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
                      ursa_fn fn, void *arg, const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 	bool detached = opts && (opts->flags & URSA_SPAWN_DETACHED);
 	size_t stack_size = opts ? opts->stack_size : 0;
 	struct ursa_task *t;
@@ -74,7 +74,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
 	if (out)
 		*out = detached ? NULL : t;
-	ursa__task_enqueue_new(t);
+	ursa__sched_start(t);
 	return 0;
 }
 
@@ -85,29 +85,16 @@ void ursa__task_ref(struct ursa_task *t)
 
 void ursa__task_unref(struct ursa_task *t)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 
 	/* acq_rel: the freeing thread must see every other holder's writes. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (here == t->core) {
+	/* Only the owner unlinks and frees. */
+	if (here == t->core)
 		ursa__task_free(here, t);
-		return;
-	}
-	/* Only the owner unlinks and frees.  After DONE, msg is free for this. */
-	t->msg.kind = URSA__MSG_FREE;
-	{
-		struct ursa__core *c = t->core;
-		struct ursa__msg *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
-
-		do {
-			t->msg.next = head;
-		} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, &t->msg,
-		                                                memory_order_release,
-		                                                memory_order_relaxed));
-		if (!head)
-			ursa__core_kick(c);
-	}
+	else
+		ursa__sched_release(t);
 }
 
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
@@ -127,7 +114,7 @@ static void kick_others(struct ursa__core *c)
 
 	for (unsigned i = 0; i < rt->cfg.cores; i++)
 		if (&rt->cores[i] != c)
-			ursa__core_kick(&rt->cores[i]);
+			ursa__sched_kick(&rt->cores[i]);
 }
 
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
@@ -174,7 +161,7 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 			if (w)
 				ursa__watch_push(w, t);
 			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
-			ursa__task_wake(joiner);
+			ursa__sched_wake(joiner);
 			ursa__task_unref(joiner);
 			break;
 		}
@@ -191,7 +178,7 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 static struct ursa__core *core_of_call(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c && c->current ? c : NULL;
 }
@@ -329,13 +316,13 @@ int ursa_cancel(struct ursa_task *t)
 		return -ESRCH;
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
 	/* Wake it wherever it is parked; its wait notices the request. */
-	ursa__task_wake(t);
+	ursa__sched_wake(t);
 	return 0;
 }
 
 void *ursa_task_fail(int err, const char *fmt, ...)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	char *msg = NULL;
 
 	if (!self)
@@ -378,7 +365,7 @@ void ursa_yield(void)
 
 struct ursa_task *ursa_self(void)
 {
-	return ursa__self();
+	return ursa__sched_self();
 }
 
 void ursa_task_set_name(struct ursa_task *t, const char *name)
@@ -395,14 +382,14 @@ const char *ursa_task_name(const struct ursa_task *t)
 
 unsigned ursa_core(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->id : 0;
 }
 
 unsigned ursa_ncores(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->rt->cfg.cores : 0;
 }

@@ -12,7 +12,7 @@
 /*
  * Task states.  Only the owner core moves a task out of QUEUED (to RUNNING)
  * and only the task itself moves RUNNING to PARKED; any thread may move
- * PARKED to QUEUED or RUNNING to NOTIFIED (ursa__task_wake).  NOTIFIED is a
+ * PARKED to QUEUED or RUNNING to NOTIFIED (ursa__sched_wake).  NOTIFIED is a
  * wake that arrived before the task parked: its next park returns at once.
  */
 enum {

@@ -32,7 +32,7 @@ static int park_forever(struct ursa_task *self)
 
 int ursa_sleep_until(uint64_t t)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct __kernel_timespec ts;
 	struct io_uring_sqe *sqe;
 	struct ursa__op op;
@@ -69,7 +69,7 @@ int ursa_sleep_until(uint64_t t)
 
 int ursa_sleep(uint64_t ns)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int rc;
 
 	if (!self)

@@ -105,7 +105,7 @@ void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void
 
 void ursa__wakes_run(struct ursa__wakes *ws)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 	struct ursa__wait *w = ws->head;
 
 	while (w) {
@@ -118,7 +118,7 @@ void ursa__wakes_run(struct ursa__wakes *ws)
 			ursa__task_ref(t);
 		/* release: the waiter's acquire load of DONE sees the verdict. */
 		atomic_store_explicit(&w->state, URSA__WAIT_DONE, memory_order_release);
-		ursa__task_wake(t);
+		ursa__sched_wake(t);
 		if (remote)
 			ursa__task_unref(t);
 		w = next;

@@ -19,7 +19,7 @@
 /* A read through the internal op API, into a buffer on this fiber's stack. */
 static int ring_read_byte(int fd, char *out)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	char buf[64]; /* on the fiber stack: what a stray late write would hit */
 	struct ursa__op op;
 	struct io_uring_sqe *sqe;
@@ -49,7 +49,7 @@ static void *reader(void *arg)
 
 	r->rc = ring_read_byte(r->fd, &r->got);
 	/* The op's own CQE must have arrived before the call returned. */
-	r->owed_after = ursa__tls_core->pending;
+	r->owed_after = ursa__sched_core->pending;
 	/* Reuse the stack right away: a late kernel write would land here. */
 	{
 		volatile char scribble[4096];
