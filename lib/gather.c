@@ -163,7 +163,7 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 		if (seen == n)
 			break;
 		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
+			rc = ursa__scope_check(self, NULL);
 			if (rc) {
 				/* Cancelling gather cancels what it waits for; it still
 				 * waits, so that it can release every task. */
@@ -226,7 +226,7 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 			taken += k;
 			continue;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc)
 			break;
 		if (self->scope)
@@ -343,7 +343,7 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			rc = -ENOENT;
 			break;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc)
 			break;
 		if (self->scope)

@@ -231,7 +231,7 @@ int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 		if (!live)
 			break;
 		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
+			rc = ursa__scope_check(self, NULL);
 			if (rc)
 				cancel_children(g, 0); /* and keep waiting for them */
 			else if (self->scope)

@@ -309,7 +309,7 @@ ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 		rx->held = -1;
 	}
 	for (;;) {
-		if ((rc = ursa__cancel_check(self, NULL)))
+		if ((rc = ursa__scope_check(self, NULL)))
 			return rc;
 		if (rx->head >= 0) {
 			int32_t bid = rx->head;

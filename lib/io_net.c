@@ -36,7 +36,7 @@ int ursa_socket(int domain, int type, int protocol)
 
 	if (self && !self->core->ring.caps.socket) {
 		/* Before 5.19: socket(2) never blocks, so make it here. */
-		if ((err = ursa__cancel_check(self, NULL)))
+		if ((err = ursa__scope_check(self, NULL)))
 			return err;
 		fd = socket(domain, type, protocol);
 		return fd < 0 ? -errno : fd;
@@ -342,7 +342,7 @@ ssize_t ursa_send_zc(int fd, const void *buf, size_t n, int flags)
 		if (z.done)
 			break;
 		if (!z.cancel_sent && !z.have_res) {
-			why = ursa__cancel_check(self, NULL);
+			why = ursa__scope_check(self, NULL);
 			if (why) {
 				sqe = ursa__ring_sqe(&self->core->ring);
 				io_uring_prep_cancel64(sqe, URSA__UD_MAKE(&z, URSA__UD_CALL), 0);

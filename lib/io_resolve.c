@@ -118,7 +118,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 		return -EPERM;
 	if (!res || (!host && !service))
 		return -EINVAL;
-	if ((rc = ursa__cancel_check(self, NULL)))
+	if ((rc = ursa__scope_check(self, NULL)))
 		return rc;
 	if (numeric(host, service)) {
 		/* No I/O: answer here, and make sure getaddrinfo cannot try a
@@ -154,7 +154,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 		return rc;
 	}
 	while (!j->done) {
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc) {
 			j->waiter = NULL; /* the helper frees the job */
 			return rc;

@@ -14,7 +14,7 @@
 
 struct io_uring_sqe *ursa__op_sqe(struct ursa_task *self, int *err)
 {
-	int rc = ursa__cancel_check(self, NULL);
+	int rc = ursa__scope_check(self, NULL);
 
 	if (rc) {
 		*err = rc;
@@ -54,7 +54,7 @@ int ursa__op_wait(struct ursa_task *self, struct ursa__op *op, struct io_uring_s
 		if (op->done)
 			break;
 		if (!op->cancel_sent) {
-			why = ursa__cancel_check(self, NULL);
+			why = ursa__scope_check(self, NULL);
 			if (why)
 				send_cancel(c, op);
 		}

@@ -137,7 +137,7 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
 	rc = ursa__pool_submit(&self->core->rt->pool, &j);
@@ -155,7 +155,7 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 			ursa__sched_yield();
 			continue;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc && state == URSA__JOB_QUEUED && ursa__pool_withdraw(&self->core->rt->pool, &j))
 			return rc;
 		/* Queued or running: wait.  Once running it cannot be stopped, and

@@ -458,7 +458,7 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 			return (int)i;
 		}
 	}
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
 

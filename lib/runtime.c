@@ -204,7 +204,7 @@ static void core_fini_local(struct ursa__core *c)
 	}
 	ursa__guard_thread_fini(c);
 	ursa__stack_cache_fini(&c->stacks);
-	ursa__timers_fini(c);
+	ursa__scope_fini(c);
 }
 
 /* The worker thread's own stack, which ASan must know about. */

@@ -19,7 +19,6 @@
 
 #include "fiber/switch.h"
 #include "op.h"
-#include "scope.h"
 #include "task.h"
 
 #include <errno.h>
@@ -245,9 +244,6 @@ static void dispatch(void *core, uint64_t ud, int res, unsigned flags)
 		ursa__sched_wake(op->task);
 		break;
 	}
-	case URSA__UD_TIMER:
-		ursa__timer_complete(c, URSA__UD_PTR(ud), res);
-		break;
 	case URSA__UD_CALL: {
 		struct ursa__call *k = URSA__UD_PTR(ud);
 

@@ -9,9 +9,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm);
+/*
+ * A scope's timer: an IORING_OP_TIMEOUT whose CQE comes to timer_complete
+ * (a call record, so the dispatcher in sched.c knows nothing of scopes).
+ * Records are kept on their core's free list and reused.
+ */
+struct ursa__timer {
+	struct ursa__call call;          /* first: the timeout's user_data */
+	struct ursa__core *core;
+	struct ursa_scope *scope;        /* NULL once orphaned by scope exit */
+	struct ursa__timer *next_free;
+	struct __kernel_timespec ts;     /* absolute, CLOCK_MONOTONIC */
+};
 
-int ursa__cancel_check(struct ursa_task *t, uint64_t *deadline)
+static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm);
+static void timer_complete(struct ursa__call *k, int res, unsigned flags);
+
+int ursa__scope_check(struct ursa_task *t, uint64_t *deadline)
 {
 	return check_and_arm(t, deadline, false);
 }
@@ -39,12 +53,14 @@ static void arm_timer(struct ursa__core *c, struct ursa_scope *s)
 
 	if (!tm)
 		return; /* out of memory: the deadline is still checked at every wake */
+	tm->call.fn = timer_complete;
+	tm->core = c;
 	tm->scope = s;
 	tm->ts.tv_sec = (long long)(s->deadline_ns / 1000000000u);
 	tm->ts.tv_nsec = (long long)(s->deadline_ns % 1000000000u);
 	sqe = ursa__ring_sqe(&c->ring);
 	io_uring_prep_timeout(sqe, &tm->ts, 0, IORING_TIMEOUT_ABS);
-	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(tm, URSA__UD_TIMER));
+	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(&tm->call, URSA__UD_CALL));
 	c->pending++;
 	s->timer_ = tm;
 }
@@ -104,10 +120,14 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
 	return 0;
 }
 
-void ursa__timer_complete(struct ursa__core *c, struct ursa__timer *tm, int res)
+/* The timer's CQE (res -ETIME: it fired; -ECANCELED: it was removed). */
+static void timer_complete(struct ursa__call *k, int res, unsigned flags)
 {
+	struct ursa__timer *tm = ursa__container_of(k, struct ursa__timer, call);
+	struct ursa__core *c = tm->core;
 	struct ursa_scope *s = tm->scope;
 
+	(void)flags;
 	c->pending--;
 	if (s) {
 		s->timer_ = NULL;
@@ -133,7 +153,7 @@ static void disarm(struct ursa__core *c, struct ursa_scope *s)
 	tm->scope = NULL;
 	s->timer_ = NULL;
 	sqe = ursa__ring_sqe(&c->ring);
-	io_uring_prep_timeout_remove(sqe, URSA__UD_MAKE(tm, URSA__UD_TIMER), 0);
+	io_uring_prep_timeout_remove(sqe, URSA__UD_MAKE(&tm->call, URSA__UD_CALL), 0);
 	io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
 }
 
@@ -144,7 +164,7 @@ void ursa__scope_abandon(struct ursa_task *t)
 	t->scope = NULL;
 }
 
-void ursa__timers_fini(struct ursa__core *c)
+void ursa__scope_fini(struct ursa__core *c)
 {
 	while (c->free_timers) {
 		struct ursa__timer *tm = c->free_timers;

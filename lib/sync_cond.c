@@ -27,7 +27,7 @@ int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 
 	if (!self)
 		return -EPERM;
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc; /* as if woken by the cancellation at once: m still held */
 	ursa__wait_init(&w, self);

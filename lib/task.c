@@ -256,7 +256,7 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
 		return collect(t, result, out);
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
 	if (j != URSA__JOIN_NONE)
@@ -273,7 +273,7 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 			return collect(t, result, out);
 		if (j == URSA__JOIN_WAKING)
 			continue;
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc) {
 			/* Withdraw; if t ended meanwhile, its result wins. */
 			if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_NONE,

@@ -20,7 +20,7 @@ uint64_t ursa_now(void)
 static int park_forever(struct ursa_task *self)
 {
 	for (;;) {
-		int rc = ursa__cancel_check(self, NULL);
+		int rc = ursa__scope_check(self, NULL);
 
 		if (rc)
 			return rc;
@@ -42,7 +42,7 @@ int ursa_sleep_until(uint64_t t)
 
 	if (!self)
 		return -EPERM;
-	rc = ursa__cancel_check(self, &deadline);
+	rc = ursa__scope_check(self, &deadline);
 	if (rc)
 		return rc;
 	if (t == URSA_FOREVER && deadline == URSA_FOREVER)
@@ -54,7 +54,7 @@ int ursa_sleep_until(uint64_t t)
 		clipped = true;
 	}
 	if (t <= ursa_now())
-		return clipped ? ursa__cancel_check(self, NULL) : 0;
+		return clipped ? ursa__scope_check(self, NULL) : 0;
 	sqe = ursa__op_sqe(self, &rc);
 	if (!sqe)
 		return rc;
@@ -63,7 +63,7 @@ int ursa_sleep_until(uint64_t t)
 	io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
 	rc = ursa__op_wait(self, &op, sqe);
 	if (rc == -ETIME) /* the timeout expired: the sleep is complete */
-		return clipped ? ursa__cancel_check(self, NULL) : 0;
+		return clipped ? ursa__scope_check(self, NULL) : 0;
 	return rc;
 }
 
@@ -75,7 +75,7 @@ int ursa_sleep(uint64_t ns)
 	if (!self)
 		return -EPERM;
 	if (ns == 0) {
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc)
 			return rc;
 		ursa_yield();

@@ -168,7 +168,7 @@ int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__
 		if (s == URSA__WAIT_DONE)
 			break;
 		if (s == URSA__WAIT_WAITING) {
-			int rc = ursa__cancel_check(self, NULL);
+			int rc = ursa__scope_check(self, NULL);
 
 			if (rc) {
 				if (withdraw(w, nodes, n, on_withdraw, ctx))
@@ -191,7 +191,7 @@ int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lo
                      struct ursa__wait *w, void *item, void (*on_withdraw)(void *ctx), void *ctx)
 {
 	struct ursa__wnode n;
-	int rc = ursa__cancel_check(self, NULL);
+	int rc = ursa__scope_check(self, NULL);
 
 	if (rc) {
 		if (on_withdraw)
