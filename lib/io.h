@@ -21,7 +21,7 @@
 struct ursa__io_core {
 	int reserve_fd;               /* spare fd for shedding on EMFILE, or -1    */
 	uint64_t emfile_backoff_ns;   /* 0 outside an fd shortage                 */
-	struct ursa__list emfile_waiters; /* struct ursa__emfile_wait, parked      */
+	struct ursa__list fd_waiters; /* struct ursa__io_fd_wait: accepts parked */
 	struct ursa__list groups;     /* struct ursa_bufgroup of this core         */
 };
 
@@ -50,6 +50,13 @@ static inline unsigned ursa__io_len(size_t n)
 	return n > URSA__IO_MAX ? URSA__IO_MAX : (unsigned)n;
 }
 
+/* An accept parked for want of an fd (io_net.c), on its core's fd_waiters:
+ * op is its timeout, which ursa__io_fd_freed makes expire at once. */
+struct ursa__io_fd_wait {
+	struct ursa__list link;
+	struct ursa__op *op;
+};
+
 /* An fd was closed on core c: wake the accepts parked for want of one. */
 void ursa__io_fd_freed(struct ursa__core *c);
 
@@ -57,10 +64,5 @@ void ursa__io_fd_freed(struct ursa__core *c);
  * cancel step (nothing else can have ops on an fd this file just made). */
 int ursa__io_close_fresh(struct ursa_task *self, int fd);
 
-/* Free every buffer group left on this core (io_bufring.c; ring closed). */
-void ursa__bufgroup_fini_all(struct ursa__io_core *io);
-
-/* How often g's receivers met an empty ring (-ENOBUFS), for tests. */
-unsigned ursa__bufgroup_enobufs(const struct ursa_bufgroup *g);
 
 #endif /* URSA_IO_INTERNAL_H */

@@ -18,7 +18,7 @@
  * runs dry the kernel ends the multishot recv with -ENOBUFS: back-pressure.
  * The receiver does not re-arm until a buffer has come back.
  */
-#include "io.h"
+#include "io_bufring.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -180,12 +180,12 @@ int ursa_bufgroup_destroy(struct ursa_bufgroup *g)
 	return 0;
 }
 
-unsigned ursa__bufgroup_enobufs(const struct ursa_bufgroup *g)
+unsigned ursa__io_bufring_enobufs(const struct ursa_bufgroup *g)
 {
 	return g->enobufs;
 }
 
-void ursa__bufgroup_fini_all(struct ursa__io_core *io)
+void ursa__io_bufring_fini_all(struct ursa__io_core *io)
 {
 	struct ursa__list *n;
 

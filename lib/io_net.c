@@ -49,39 +49,13 @@ int ursa_socket(int domain, int type, int protocol)
 
 /* ------------------------------------------------------------------ accept */
 
-/* An accept parked for want of an fd; ursa__io_fd_freed fires its timer. */
-struct emfile_wait {
-	struct ursa__list link;
-	struct ursa__op *op;
-};
-
-void ursa__io_fd_freed(struct ursa__core *c)
-{
-	/* Read by the kernel when it takes the SQE; never written. */
-	static struct __kernel_timespec now_ts = {0, 1};
-	struct ursa__io_core *io = c->io;
-	struct ursa__list *n;
-
-	if (!io)
-		return;
-	while ((n = ursa__list_shift(&io->emfile_waiters))) {
-		struct emfile_wait *w = ursa__container_of(n, struct emfile_wait, link);
-		struct io_uring_sqe *sqe = ursa__ring_sqe(&c->ring);
-
-		/* Make the waiter's timeout expire now (TIMEOUT_UPDATE, 5.11); it
-		 * completes as if its time had come, through its own CQE. */
-		io_uring_prep_timeout_update(sqe, &now_ts, URSA__UD_MAKE(w->op, URSA__UD_OP), 0);
-		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
-	}
-}
-
 /* Park for backoff_ns, or until an fd is freed on this core.  0, or the
  * cancellation / deadline error. */
 static int emfile_park(struct ursa_task *self, struct ursa__io_core *io, uint64_t backoff_ns)
 {
 	struct __kernel_timespec ts = {(long long)(backoff_ns / 1000000000u),
 	                               (long long)(backoff_ns % 1000000000u)};
-	struct emfile_wait w;
+	struct ursa__io_fd_wait w;
 	struct io_uring_sqe *sqe;
 	struct ursa__op op;
 	int rc;
@@ -90,7 +64,7 @@ static int emfile_park(struct ursa_task *self, struct ursa__io_core *io, uint64_
 		return rc;
 	io_uring_prep_timeout(sqe, &ts, 0, 0);
 	w.op = &op;
-	ursa__list_push(&io->emfile_waiters, &w.link);
+	ursa__list_push(&io->fd_waiters, &w.link);
 	rc = ursa__op_wait(self, &op, sqe);
 	ursa__list_unlink(&w.link); /* harmless if fd_freed took it already */
 	return rc == -ETIME ? 0 : rc;

@@ -63,7 +63,7 @@ struct ursa__core {
 	void *altstack;                /* SIGSEGV handler stack */
 	int init_err;
 	bool ring_refused; /* init_err came from io_uring_setup itself */
-	struct ursa__io_core *io;      /* io_core.c: created on first use */
+	struct ursa__io_core *io;      /* io.c: created on first use */
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
