@@ -78,7 +78,7 @@ int ursa_sleep(uint64_t ns)
 		rc = ursa__scope_check(self, NULL);
 		if (rc)
 			return rc;
-		ursa_yield();
+		ursa__sched_yield();
 		return 0;
 	}
 	uint64_t now = ursa_now();
