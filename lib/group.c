@@ -14,8 +14,8 @@
  * other child.  The owner is the only one to walk the list for that.
  */
 #include "scope.h"
+#include "spin.h"
 #include "task.h"
-#include "waitq.h"
 #include "watch.h"
 
 #include <errno.h>

@@ -156,15 +156,15 @@ int ursa_mutex_unlock(struct ursa_mutex *m)
 	n = ursa__waitq_claim(&m->waiters_);
 	if (n) {
 		/* Hand-off: the mutex stays held, now by the waiter.  The release
-		 * of DONE in ursa__wakes_run publishes our critical section. */
-		ursa__wakes_add(&ws, n, 0, NULL);
+		 * of DONE in ursa__waitq_wake publishes our critical section. */
+		ursa__waitq_grant(&ws, n, 0, NULL);
 		if (ursa__waitq_empty(&m->waiters_))
 			__atomic_store_n(&m->state_, HANDED, __ATOMIC_RELAXED);
 	} else {
 		__atomic_store_n(&m->state_, FREE, __ATOMIC_RELEASE);
 	}
 	ursa__spin_unlock(&m->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return 0;
 }
 

@@ -87,7 +87,7 @@ struct ursa__wnode *ursa__waitq_claim(struct ursa_waitq_ *q)
 	return NULL;
 }
 
-void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value)
+void ursa__waitq_grant(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value)
 {
 	struct ursa__wait *w = n->w;
 
@@ -103,7 +103,7 @@ void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void
 	ws->n++;
 }
 
-void ursa__wakes_run(struct ursa__wakes *ws)
+void ursa__waitq_wake(struct ursa__wakes *ws)
 {
 	struct ursa__core *here = ursa__sched_core;
 	struct ursa__wait *w = ws->head;
@@ -127,7 +127,7 @@ void ursa__wakes_run(struct ursa__wakes *ws)
 	ws->n = 0;
 }
 
-void ursa__wait_unlink_all(struct ursa__wnode *nodes, unsigned n)
+void ursa__waitq_unlink_all(struct ursa__wnode *nodes, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
 		struct ursa__wnode *x = &nodes[i];
@@ -154,11 +154,11 @@ static bool withdraw(struct ursa__wait *w, struct ursa__wnode *nodes, unsigned n
 	if (on_withdraw)
 		on_withdraw(ctx);
 	ursa__spin_unlock(nodes[0].lock);
-	ursa__wait_unlink_all(nodes + 1, n - 1);
+	ursa__waitq_unlink_all(nodes + 1, n - 1);
 	return true;
 }
 
-int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
+int ursa__waitq_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
                      unsigned n, void (*on_withdraw)(void *ctx), void *ctx)
 {
 	for (;;) {
@@ -183,7 +183,7 @@ int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__
 		ursa__sched_park();
 	}
 	if (n > 1) /* a select: its other nodes may still be queued */
-		ursa__wait_unlink_all(nodes, n);
+		ursa__waitq_unlink_all(nodes, n);
 	return 0;
 }
 
@@ -200,9 +200,9 @@ int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lo
 		return rc;
 	}
 	ursa__wait_init(w, self);
-	ursa__wnode_init(&n, w, q, lock, 0);
+	ursa__waitq_node_init(&n, w, q, lock, 0);
 	n.item = item;
 	ursa__waitq_push(q, &n);
 	ursa__spin_unlock(lock);
-	return ursa__wait_block(self, w, &n, 1, on_withdraw, ctx);
+	return ursa__waitq_block(self, w, &n, 1, on_withdraw, ctx);
 }

@@ -18,9 +18,8 @@
 #ifndef URSA_WAITQ_H
 #define URSA_WAITQ_H
 
+#include "spin.h"
 #include "task.h"
-
-#include <sched.h>
 
 enum {
 	URSA__WAIT_WAITING = 0,   /* in its queue(s); nobody has claimed it     */
@@ -59,47 +58,6 @@ struct ursa__wakes {
 };
 #define URSA__WAKES_INIT {NULL, NULL, 0}
 
-/* A spinlock for the few instructions that edit a queue; never held while
- * anything waits.  The holder may be a foreign thread that gets preempted,
- * so a spinner yields the CPU after a while instead of burning it. */
-static inline void ursa__spin_lock(unsigned *l)
-{
-	for (;;) {
-		/* acquire: pairs with the release in ursa__spin_unlock. */
-		if (!__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
-			return;
-		for (unsigned i = 1; __atomic_load_n(l, __ATOMIC_RELAXED); i++)
-			if (!(i % 256))
-				sched_yield();
-	}
-}
-
-static inline void ursa__spin_unlock(unsigned *l)
-{
-	__atomic_store_n(l, 0u, __ATOMIC_RELEASE);
-}
-
-/*
- * For a caller that has just seen, without the lock, a state published under
- * it (an event set, a count at zero, a unit released, a mutex freed, a future
- * completed): wait until the publisher has let go of the lock, its last touch
- * of the object, so that the caller may free the object as soon as it
- * returns.  A primitive on a waiter's stack, signalled from another core, is
- * the common case (examples/kv.c's messages; Go's WaitGroup idiom).
- *
- * One load when nobody holds the lock.  It cannot miss the publisher: its
- * taking of the lock precedes its release-store of the state, which the
- * caller's acquire-load observed.  A later, unrelated holder only costs a
- * short wait.
- */
-static inline void ursa__spin_settle(unsigned *l)
-{
-	if (__atomic_load_n(l, __ATOMIC_ACQUIRE)) {
-		ursa__spin_lock(l);
-		ursa__spin_unlock(l);
-	}
-}
-
 static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
 {
 	w->task = self;
@@ -110,7 +68,7 @@ static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
 	w->wake_next = NULL;
 }
 
-static inline void ursa__wnode_init(struct ursa__wnode *n, struct ursa__wait *w,
+static inline void ursa__waitq_node_init(struct ursa__wnode *n, struct ursa__wait *w,
                                     struct ursa_waitq_ *q, unsigned *lock, unsigned index)
 {
 	n->prev = n->next = NULL;
@@ -136,9 +94,9 @@ static inline bool ursa__waitq_empty(const struct ursa_waitq_ *q)
 struct ursa__wnode *ursa__waitq_claim(struct ursa_waitq_ *q);
 
 /* Under the lock: record the verdict in n's claimed wait and queue it on ws. */
-void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
+void ursa__waitq_grant(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
 /* After the lock: mark each wait on ws DONE and wake its task. */
-void ursa__wakes_run(struct ursa__wakes *ws);
+void ursa__waitq_wake(struct ursa__wakes *ws);
 
 /*
  * The waiting side: park until w is granted (returns 0; w->rc, w->value and
@@ -148,7 +106,7 @@ void ursa__wakes_run(struct ursa__wakes *ws);
  * not NULL it runs under nodes[0]'s lock when the wait is withdrawn, so the
  * primitive can undo what the waiter's arrival changed.
  */
-int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
+int ursa__waitq_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
                      unsigned n, void (*on_withdraw)(void *ctx), void *ctx);
 
 /*
@@ -156,13 +114,13 @@ int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__
  * decided to wait.  If the task may not wait (cancelled, deadline passed) it
  * runs on_withdraw, drops the lock and returns why; otherwise it queues a
  * node for w (carrying item, for a putter), drops the lock and waits as
- * ursa__wait_block.  w is initialised here.
+ * ursa__waitq_block.  w is initialised here.
  */
 int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lock,
                      struct ursa__wait *w, void *item, void (*on_withdraw)(void *ctx), void *ctx);
 
 /* Take nodes[0..n) out of their queues (each under its lock): the end of a
  * select that completed or gave up. */
-void ursa__wait_unlink_all(struct ursa__wnode *nodes, unsigned n);
+void ursa__waitq_unlink_all(struct ursa__wnode *nodes, unsigned n);
 
 #endif /* URSA_WAITQ_H */
