@@ -7,6 +7,7 @@
  * however many it waits for.
  */
 #include "scope.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -170,13 +171,14 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 				caller_rc = rc;
 				cancel_all(tasks, n);
 				cancelling = true;
-			} else if (self->scope) {
-				ursa__scope_arm(self);
 			}
 		}
 		if (take_into(&w, &ready))
 			continue;
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else
+			(void)ursa__wait_park(self); /* an error: the check above, next round */
 	}
 	for (size_t i = 0; i < n; i++)
 		ursa__task_unref(tasks[i]); /* the handles: every task has ended */
@@ -226,12 +228,9 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 			taken += k;
 			continue;
 		}
-		rc = ursa__scope_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	/* Withdraw from the tasks still running; one that is ending right now
 	 * will still be pushed, and counts as done. */
@@ -343,12 +342,9 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			rc = -ENOENT;
 			break;
 		}
-		rc = ursa__scope_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	ac->ready_head_ = c.head;
 	ac->ready_tail_ = c.tail;

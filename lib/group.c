@@ -16,6 +16,7 @@
 #include "scope.h"
 #include "spin.h"
 #include "task.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -230,14 +231,10 @@ int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 		ursa__spin_unlock(&g->lock_);
 		if (!live)
 			break;
-		if (!cancelling) {
-			rc = ursa__scope_check(self, NULL);
-			if (rc)
-				cancel_children(g, 0); /* and keep waiting for them */
-			else if (self->scope)
-				ursa__scope_arm(self);
-		}
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else if ((rc = ursa__wait_park(self)))
+			cancel_children(g, 0); /* and keep waiting for them */
 	}
 	if (g->failed_) {
 		struct ursa_outcome scratch, *o = first ? first : &scratch;

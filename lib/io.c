@@ -43,40 +43,15 @@ void ursa__io_core_fini(struct ursa__core *c)
 	c->io = NULL;
 }
 
-struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err)
-{
-	struct ursa_task *t = ursa__sched_self();
-
-	*self = t;
-	if (!t) {
-		*err = -EPERM;
-		return NULL;
-	}
-	return ursa__op_sqe(t, err);
-}
-
-int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
-{
-	struct ursa__op op;
-	int rc = ursa__op_wait(self, &op, sqe);
-
-	/* The kernel cancelled an op we did not ask about: ursa_close's cancel
-	 * by fd.  The fd is gone from under the call. */
-	if (rc == -ECANCELED && !op.cancel_sent)
-		return -EBADF;
-	return rc;
-}
-
 /* Wait for sqe's op with cancellation held off: for calls that must finish
  * (closing, removing a temporary) even in a cancelled task. */
 static int wait_shielded(struct ursa_task *self, struct io_uring_sqe *sqe)
 {
 	struct ursa_scope shield;
-	struct ursa__op op;
 	int rc;
 
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	(void)ursa_scope_exit(&shield);
 	return rc;
 }
@@ -96,7 +71,7 @@ void ursa__io_fd_freed(struct ursa__core *c)
 
 		/* Make the waiter's timeout expire now (TIMEOUT_UPDATE, 5.11); it
 		 * completes as if its time had come, through its own CQE. */
-		io_uring_prep_timeout_update(sqe, &now_ts, URSA__UD_MAKE(w->op, URSA__UD_OP), 0);
+		io_uring_prep_timeout_update(sqe, &now_ts, ursa__op_user_data(w->op), 0);
 		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
 	}
 }

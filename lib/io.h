@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * io.h: what the io_*.c files share: the per-core io state, the two-step
- * shape of every call (take an SQE, wait for its CQE) and the hooks between
- * subsystems (ursa_close wakes accepts parked on EMFILE).
+ * io.h: what the io_*.c files share (io.c): the per-core io state, the
+ * largest count one op moves, and the hooks between them (ursa_close wakes
+ * the accepts parked on EMFILE).  Each call is an op (lib/op.h).
  */
 #ifndef URSA_IO_INTERNAL_H
 #define URSA_IO_INTERNAL_H
@@ -32,19 +32,6 @@ struct ursa__io_core *ursa__io_core(struct ursa__core *c);
  * longer uses its buffers. */
 void ursa__io_core_fini(struct ursa__core *c);
 
-/*
- * Step one of a call: the calling task (into *self) and a fresh SQE, or NULL
- * with *err = -EPERM (not in a task) or the pending cancellation/deadline.
- */
-struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err);
-
-/*
- * Step two: wait for the op prepared in sqe (ursa__op_wait), mapping a
- * -ECANCELED that this task did not ask for (ursa_close cancelled the op by
- * its fd) to -EBADF.
- */
-int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe);
-
 static inline unsigned ursa__io_len(size_t n)
 {
 	return n > URSA__IO_MAX ? URSA__IO_MAX : (unsigned)n;
@@ -63,6 +50,5 @@ void ursa__io_fd_freed(struct ursa__core *c);
 /* Close fd through the ring, shielded from cancellation, without the fd
  * cancel step (nothing else can have ops on an fd this file just made). */
 int ursa__io_close_fresh(struct ursa_task *self, int fd);
-
 
 #endif /* URSA_IO_INTERNAL_H */

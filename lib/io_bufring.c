@@ -20,6 +20,8 @@
  */
 #include "io_bufring.h"
 
+#include "wait.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -273,18 +275,19 @@ static void arm(struct ursa_rx *rx)
 }
 
 /*
- * Park until rx_complete or give_back wakes us.  While parked the task is
- * owed a CQE, so it counts in `pending` (the loop then keeps reaping even on
- * a busy core); an armed receiver nobody waits on does not count, so one the
- * program forgot cannot hold up the runtime's exit.
+ * Park until rx_complete or give_back wakes us (both run on this core), a
+ * deadline passes or the task is cancelled; ursa_rx_recv's loop looks at
+ * which.  While parked the task is owed a CQE, so it counts in `pending`
+ * (the loop then keeps reaping even on a busy core); an armed receiver
+ * nobody waits on does not count, so one the program forgot cannot hold up
+ * the runtime's exit.
  */
 static void rx_park(struct ursa_task *self, struct ursa_rx *rx)
 {
 	rx->waiter = self;
 	self->core->pending++;
-	if (self->scope)
-		ursa__scope_arm(self);
-	ursa__sched_park();
+	/* An error is found again by the check at the top of that loop. */
+	(void)ursa__wait_park(self);
 	self->core->pending--;
 	rx->waiter = NULL;
 }

@@ -26,12 +26,12 @@ int ursa_openat(int dirfd, const char *path, int flags, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
 	/* A cancelled open whose CQE carries an fd returns that fd: the result
-	 * wins (ursa__op_wait), so it is never leaked. */
-	return ursa__io_wait(self, sqe);
+	 * wins (ursa__op_wait_on), so it is never leaked. */
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_open(const char *path, int flags, mode_t mode)
@@ -45,13 +45,13 @@ static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READ)
 		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
 	else
 		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_read(int fd, void *buf, size_t n)
@@ -84,13 +84,13 @@ static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t
 
 	if (iovcnt < 0)
 		return -EINVAL;
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READV)
 		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -119,10 +119,10 @@ static int sync_op(int fd, unsigned fsync_flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fsync(sqe, fd, fsync_flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_fsync(int fd)
@@ -141,10 +141,10 @@ int ursa_fallocate(int fd, int mode, off_t off, off_t len)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fallocate(sqe, fd, mode, off, len);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
@@ -153,10 +153,10 @@ int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct sta
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_statx(sqe, dirfd, path, flags, mask, st);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 static int unlink_op(const char *path, int flags)
@@ -165,10 +165,10 @@ static int unlink_op(const char *path, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_unlink(const char *path)
@@ -187,10 +187,10 @@ int ursa_rename(const char *from, const char *to)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_mkdir(const char *path, mode_t mode)
@@ -199,10 +199,10 @@ int ursa_mkdir(const char *path, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_mkdirat(sqe, AT_FDCWD, path, mode);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* ------------------------------------------------------ whole-file helpers */

@@ -495,13 +495,13 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 			break; /* granted already: collect it below */
 		}
 		ursa__waitq_node_init(x, &w, a->op == URSA_SEL_GET ? &a->q->getters : &a->q->putters,
-		                 &a->q->lock, i);
+		                      &a->q->lock, i);
 		x->item = a->op == URSA_SEL_PUT ? a->item : NULL;
 		ursa__waitq_push(x->q, x);
 		ursa__spin_unlock(&a->q->lock);
 		queued++;
 	}
-	rc = ursa__waitq_block(self, &w, nodes, queued, NULL, NULL);
+	rc = ursa__waitq_block(&w, nodes, queued, NULL, NULL);
 	if (rc == 0) {
 		struct ursa_queue_sel *a = &arms[w.which];
 

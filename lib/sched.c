@@ -18,7 +18,6 @@
 #include "sched.h"
 
 #include "fiber/switch.h"
-#include "op.h"
 #include "task.h"
 
 #include <errno.h>
@@ -225,25 +224,14 @@ void ursa__sched_exit(void)
 
 /* --------------------------------------------------------- completions */
 
-/* The CQE dispatcher the ring calls for this core. */
+/* The CQE dispatcher the ring calls for this core.  A record's own function
+ * takes its CQE (an op's, a scope timer's, a receiver's): this file knows
+ * none of them. */
 static void dispatch(void *core, uint64_t ud, int res, unsigned flags)
 {
 	struct ursa__core *c = core;
 
 	switch (URSA__UD_KIND(ud)) {
-	case URSA__UD_OP: {
-		struct ursa__op *op = URSA__UD_PTR(ud);
-
-		op->res = res;
-		op->cqe_flags = flags;
-		/* A multishot op stays armed while the kernel says MORE. */
-		if (!(flags & IORING_CQE_F_MORE)) {
-			op->done = true;
-			c->pending--;
-		}
-		ursa__sched_wake(op->task);
-		break;
-	}
 	case URSA__UD_CALL: {
 		struct ursa__call *k = URSA__UD_PTR(ud);
 

@@ -30,9 +30,9 @@ int ursa__scope_check(struct ursa_task *t, uint64_t *deadline)
 	return check_and_arm(t, deadline, false);
 }
 
-void ursa__scope_arm(struct ursa_task *t)
+int ursa__scope_arm(struct ursa_task *t)
 {
-	(void)check_and_arm(t, NULL, true);
+	return check_and_arm(t, NULL, true);
 }
 
 static struct ursa__timer *timer_get(struct ursa__core *c)
@@ -86,20 +86,12 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm)
 			if (!now)
 				now = ursa_now();
 			if (s->deadline_ns <= now) {
+				/* No timer is armed for a deadline that has passed:
+				 * when arming, the caller learns it here instead of
+				 * parking with nothing to wake it (a recv on an idle
+				 * socket waited forever when the two were separate
+				 * steps; found by tests/fuzz_cancel.c). */
 				__atomic_fetch_or(&s->state_, URSA__SCOPE_EXPIRED, __ATOMIC_RELAXED);
-				/*
-				 * Arming: the deadline passed since the caller's
-				 * check, which is about to park, and no timer will
-				 * be armed for it: nothing else would wake the task
-				 * (a recv on an idle socket waited forever; found by
-				 * tests/fuzz_cancel.c).  Its park now returns at once
-				 * and its next check sees the expired scope.  Only
-				 * here: a scope already expired, or a cancellation,
-				 * was seen by the caller, which may keep waiting on
-				 * purpose (for an op's own CQE, say).
-				 */
-				if (arm)
-					ursa__sched_wake(t);
 				return -ETIMEDOUT;
 			}
 			if (s->deadline_ns < earliest)

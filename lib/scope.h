@@ -23,8 +23,10 @@
  */
 int ursa__scope_check(struct ursa_task *t, uint64_t *deadline);
 
-/* Arm the timers of the scopes that govern t and have none yet. */
-void ursa__scope_arm(struct ursa_task *t);
+/* ursa__scope_check, arming on the way the timers of the scopes that govern
+ * t and have none yet (so that a deadline wakes t once it parks); one walk
+ * of the scopes.  For ursa__wait_park, right before it parks. */
+int ursa__scope_arm(struct ursa_task *t);
 
 /* t ends with scopes still entered (a bug in t): disarm them all. */
 void ursa__scope_abandon(struct ursa_task *t);

@@ -36,7 +36,7 @@ int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 	ursa__waitq_push(&c->waiters_, &n);
 	ursa__spin_unlock(&c->lock_);
 	ursa_mutex_unlock(m);
-	rc = ursa__waitq_block(self, &w, &n, 1, NULL, NULL);
+	rc = ursa__waitq_block(&w, &n, 1, NULL, NULL);
 	/* Take m back whatever happened; nothing may interrupt this. */
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
 	while (ursa_mutex_lock(m) != 0)

@@ -4,22 +4,27 @@
  *
  * A task has two references from birth: its handle (given up by join or
  * detach) and its run (given up when it ends).  Anyone else who must touch a
- * task that might end meanwhile (a waker) holds a reference too.  The last
- * reference frees the task on its owner core.
+ * task that might end meanwhile holds a reference too (an ending task waking
+ * a watcher; the waker of a waiter record needs none, lib/wait.h).  The
+ * last reference frees the task on its owner core.
  *
- * join/end handshake, on t->joiner:
- *   NONE --join--> <joiner> --end--> WAKING --(ref joiner, wake it)--> DONE
+ * join/end, on t->joiner, whose every change but DETACHED's is a
+ * compare-and-swap:
+ *   NONE --join--> <joiner's record> --end--> DONE, then ursa__wait_done
+ *                        \--joiner gives up--> NONE
  *   NONE --end--> DONE --join: collect at once
  *   NONE --detach--> DETACHED --end: drop the handle
- * A joiner leaves only on DONE, so it is alive while the ending task wakes it.
- * A watch (lib/watch.h: gather, wait, groups) takes the joiner's place with
- * the same handshake; between WAKING and DONE the ending task also pushes
- * itself onto the watch's list of ended tasks.
+ * The ending task's swap to DONE claims the joiner's waiter record
+ * (lib/wait.h), which the joiner can then no longer withdraw; it completes
+ * the record as any waker does.  A watch (lib/watch.h: gather, wait, groups)
+ * takes the joiner's place; the ending task that claims it pushes itself
+ * onto the watch's list.
  */
 #include "task.h"
 
 #include "fiber/switch.h"
 #include "scope.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -120,7 +125,7 @@ static void kick_others(struct ursa__core *c)
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 {
 	struct ursa__runtime *rt = c->rt;
-	struct ursa_task *j;
+	void *j;
 
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
@@ -138,33 +143,35 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	for (;;) {
-		if (j == URSA__JOIN_NONE) {
-			if (atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
-			                                          memory_order_acq_rel,
-			                                          memory_order_acquire))
-				break;
-		} else if (j == URSA__JOIN_DETACHED) {
+		struct ursa_task *waiter;
+		struct ursa_watch_ *w;
+
+		if (j == URSA__JOIN_DETACHED) {
 			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
 			ursa__task_unref(t); /* the handle */
 			break;
-		} else {
-			struct ursa_task *joiner = j;
-			struct ursa_watch_ *w = ursa__watch_of(j);
-
-			if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_WAKING,
-			                                           memory_order_acq_rel,
-			                                           memory_order_acquire))
-				continue; /* the joiner withdrew; j was reloaded */
-			if (w)
-				joiner = w->waiter_;
-			ursa__task_ref(joiner); /* before the push: then the watcher may leave */
-			if (w)
-				ursa__watch_push(w, t);
-			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
-			ursa__sched_wake(joiner);
-			ursa__task_unref(joiner);
+		}
+		/* Claim: a joiner or watcher can no longer withdraw, and a join
+		 * that comes later collects at once. */
+		if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
+		                                           memory_order_acq_rel, memory_order_acquire))
+			continue; /* someone came, withdrew or detached; j was reloaded */
+		if (j == URSA__JOIN_NONE)
+			break;
+		w = ursa__watch_of(j);
+		if (!w) {
+			ursa__wait_done(j); /* the joiner's record */
 			break;
 		}
+		/* A watch: its waiter may leave once t is on its list, so the
+		 * wake that follows the push holds a reference (safe here: t still
+		 * counts as live, so no core can stop and free the waiter). */
+		waiter = w->waiter_;
+		ursa__task_ref(waiter);
+		ursa__watch_push(w, t); /* our last touch of the watch */
+		ursa__sched_wake(waiter);
+		ursa__task_unref(waiter);
+		break;
 	}
 	ursa__task_unref(t); /* the run */
 
@@ -239,11 +246,30 @@ static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
 	return rc;
 }
 
+/* A joiner's waiter record, and the task it waits for. */
+struct join_wait {
+	struct ursa__wait w;
+	struct ursa_task *t;
+};
+
+/* ursa__wait_for's withdraw: give up unless t has ended and claimed us. */
+static bool join_withdraw(void *ctx, int why)
+{
+	struct join_wait *jw = ctx;
+	void *mine = &jw->w;
+
+	(void)why;
+	return atomic_compare_exchange_strong_explicit(&jw->t->joiner, &mine, URSA__JOIN_NONE,
+	                                               memory_order_acq_rel, memory_order_acquire);
+}
+
 /* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
 static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 {
 	struct ursa__core *c = core_of_call();
-	struct ursa_task *self, *j;
+	struct join_wait jw;
+	struct ursa_task *self;
+	void *j;
 	int rc;
 
 	if (!c)
@@ -261,30 +287,17 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 		return rc;
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
-	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, self, memory_order_acq_rel,
+	ursa__wait_init(&jw.w, self);
+	jw.t = t;
+	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,
 	                                             memory_order_acquire))
 		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
-	for (;;) {
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
-		j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-		if (j == URSA__JOIN_DONE)
-			return collect(t, result, out);
-		if (j == URSA__JOIN_WAKING)
-			continue;
-		rc = ursa__scope_check(self, NULL);
-		if (rc) {
-			/* Withdraw; if t ended meanwhile, its result wins. */
-			if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_NONE,
-			                                            memory_order_acq_rel,
-			                                            memory_order_acquire))
-				return rc;
-			if (j == URSA__JOIN_DONE)
-				return collect(t, result, out);
-			/* WAKING: the wake is coming; wait for DONE. */
-		}
-	}
+	/* Withdrawn (cancelled, deadline): the handle stays ours.  Else t has
+	 * ended, and if that raced the cancellation its result wins. */
+	rc = ursa__wait_for(&jw.w, join_withdraw, &jw);
+	if (rc)
+		return rc;
+	return collect(t, result, out);
 }
 
 int ursa_join(struct ursa_task *t, void **result)

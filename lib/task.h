@@ -23,13 +23,11 @@ enum {
 	URSA__TASK_DONE = 4,
 };
 
-/* Values of ursa_task.joiner besides a waiting task's address. */
-#define URSA__JOIN_NONE ((struct ursa_task *)0)
-#define URSA__JOIN_DONE ((struct ursa_task *)1)
-#define URSA__JOIN_DETACHED ((struct ursa_task *)2)
-/* The ending task is waking its joiner: the joiner must keep waiting for
- * DONE, so that it is still alive when the wake reaches it. */
-#define URSA__JOIN_WAKING ((struct ursa_task *)3)
+/* Values of ursa_task.joiner besides a joiner's waiter record (lib/wait.h)
+ * and a watch (lib/watch.h, tagged with bit 0). */
+#define URSA__JOIN_NONE ((void *)0)
+#define URSA__JOIN_DONE ((void *)1)     /* ended; a joiner or watch is served */
+#define URSA__JOIN_DETACHED ((void *)2)
 
 struct ursa_task {
 	struct ursa__ctx ctx;
@@ -45,7 +43,7 @@ struct ursa_task {
 	void *tsan_fiber;            /* TSan's context for this fiber (TSan builds) */
 	_Atomic int state;           /* URSA__TASK_* */
 	_Atomic int refs;            /* handle + running + transient holders */
-	_Atomic(struct ursa_task *) joiner; /* URSA__JOIN_* or the joining task */
+	_Atomic(void *) joiner;      /* URSA__JOIN_*, a joiner's record or a watch */
 	atomic_bool cancel_requested;
 	bool exiting;                /* fn returned; the scheduler finishes it */
 	bool linked;                 /* on core->tasks */

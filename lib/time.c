@@ -4,6 +4,7 @@
  */
 #include "op.h"
 #include "scope.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <time.h>
@@ -20,13 +21,10 @@ uint64_t ursa_now(void)
 static int park_forever(struct ursa_task *self)
 {
 	for (;;) {
-		int rc = ursa__scope_check(self, NULL);
+		int rc = ursa__wait_park(self);
 
 		if (rc)
 			return rc;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 }
 
@@ -35,7 +33,6 @@ int ursa_sleep_until(uint64_t t)
 	struct ursa_task *self = ursa__sched_self();
 	struct __kernel_timespec ts;
 	struct io_uring_sqe *sqe;
-	struct ursa__op op;
 	uint64_t deadline;
 	bool clipped = false;
 	int rc;
@@ -55,13 +52,13 @@ int ursa_sleep_until(uint64_t t)
 	}
 	if (t <= ursa_now())
 		return clipped ? ursa__scope_check(self, NULL) : 0;
-	sqe = ursa__op_sqe(self, &rc);
+	sqe = ursa__op_sqe(&self, &rc);
 	if (!sqe)
 		return rc;
 	ts.tv_sec = (long long)(t / 1000000000u);
 	ts.tv_nsec = (long long)(t % 1000000000u);
 	io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	if (rc == -ETIME) /* the timeout expired: the sleep is complete */
 		return clipped ? ursa__scope_check(self, NULL) : 0;
 	return rc;

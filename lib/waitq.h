@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * waitq.h: how a task waits for a primitive (lib/sync_*.c, queue.c,
- * future.c): a wait record on the waiting fiber's stack, FIFO queues of its
- * nodes under a small spinlock, and the grant / withdraw protocol
- * (lib/waitq.c explains it).
+ * future.c): a waiter record (lib/wait.h) on the waiting fiber's stack,
+ * FIFO queues of its nodes under a small spinlock (lib/spin.h), and the
+ * grant / withdraw protocol (lib/waitq.c explains it).
  *
  *   task's stack                       primitive (anywhere)
  *   +------------------+               +-----------------------------+
@@ -20,25 +20,7 @@
 
 #include "spin.h"
 #include "task.h"
-
-enum {
-	URSA__WAIT_WAITING = 0,   /* in its queue(s); nobody has claimed it     */
-	URSA__WAIT_CLAIMED = 1,   /* a granter owns it and is filling it in     */
-	URSA__WAIT_DONE = 2,      /* granted; the granter now touches only the
-	                             task (holding a reference), never this     */
-	URSA__WAIT_WITHDRAWN = 3, /* the waiter gave up, or completed a select
-	                             itself; granters skip it                   */
-};
-
-/* One waiting task.  Lives on its stack for the duration of one wait. */
-struct ursa__wait {
-	struct ursa_task *task;
-	_Atomic int state;             /* URSA__WAIT_* */
-	int rc;                        /* the granter's verdict: 0, or e.g. -EPIPE */
-	unsigned which;                /* index of the node that was granted */
-	void *value;                   /* what the granter handed over */
-	struct ursa__wait *wake_next;  /* the granter's private chain (CLAIMED) */
-};
+#include "wait.h"
 
 /* The wait's place in one queue, guarded by *lock. */
 struct ursa__wnode {
@@ -58,18 +40,8 @@ struct ursa__wakes {
 };
 #define URSA__WAKES_INIT {NULL, NULL, 0}
 
-static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
-{
-	w->task = self;
-	atomic_init(&w->state, URSA__WAIT_WAITING);
-	w->rc = 0;
-	w->which = 0;
-	w->value = NULL;
-	w->wake_next = NULL;
-}
-
 static inline void ursa__waitq_node_init(struct ursa__wnode *n, struct ursa__wait *w,
-                                    struct ursa_waitq_ *q, unsigned *lock, unsigned index)
+                                         struct ursa_waitq_ *q, unsigned *lock, unsigned index)
 {
 	n->prev = n->next = NULL;
 	n->w = w;
@@ -95,19 +67,20 @@ struct ursa__wnode *ursa__waitq_claim(struct ursa_waitq_ *q);
 
 /* Under the lock: record the verdict in n's claimed wait and queue it on ws. */
 void ursa__waitq_grant(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
-/* After the lock: mark each wait on ws DONE and wake its task. */
+/* After the lock: complete each wait on ws (ursa__wait_done), in order. */
 void ursa__waitq_wake(struct ursa__wakes *ws);
 
 /*
- * The waiting side: park until w is granted (returns 0; w->rc, w->value and
- * w->which carry the grant) or until the task is cancelled or a deadline
+ * The waiting side (ursa__wait_for, with the queues' withdraw): park until w
+ * is granted (returns 0; w->rc, w->value and w->which carry the grant) or
+ * until the task is cancelled or a deadline
  * passes (returns -ECANCELED or -ETIMEDOUT, after taking every node out of
  * its queue).  nodes[0..n) must all be queued already.  If on_withdraw is
  * not NULL it runs under nodes[0]'s lock when the wait is withdrawn, so the
  * primitive can undo what the waiter's arrival changed.
  */
-int ursa__waitq_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
-                     unsigned n, void (*on_withdraw)(void *ctx), void *ctx);
+int ursa__waitq_block(struct ursa__wait *w, struct ursa__wnode *nodes, unsigned n,
+                      void (*on_withdraw)(void *ctx), void *ctx);
 
 /*
  * The common case, one queue: called with *lock held after the caller has

@@ -19,18 +19,17 @@
 /* A read through the internal op API, into a buffer on this fiber's stack. */
 static int ring_read_byte(int fd, char *out)
 {
-	struct ursa_task *self = ursa__sched_self();
+	struct ursa_task *self;
 	char buf[64]; /* on the fiber stack: what a stray late write would hit */
-	struct ursa__op op;
 	struct io_uring_sqe *sqe;
 	int rc;
 
 	memset(buf, 0, sizeof(buf));
-	sqe = ursa__op_sqe(self, &rc);
+	sqe = ursa__op_sqe(&self, &rc);
 	if (!sqe)
 		return rc;
 	io_uring_prep_read(sqe, fd, buf, 1, 0);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	if (rc == 1)
 		*out = buf[0];
 	return rc;
