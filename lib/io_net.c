@@ -5,11 +5,11 @@
  * forms, zero-copy send, shutdown.
  *
  * Out of fds (EMFILE/ENFILE), an accept loop that simply retries would spin:
- * the kernel answers each retry at once (1.6 M -EMFILE CQEs a second,
- * measured).  So ursa_accept, on that error, sheds the backlog through a
- * spare fd kept for the purpose (libuv's trick), then parks the task until
- * ursa_close frees an fd on this core or a backoff passes, and only then
- * returns the error.  Everything else on the core runs meanwhile.
+ * the kernel answers each retry at once (docs/io.md has the rate).  So
+ * ursa_accept, on that error, sheds the backlog through a spare fd kept for
+ * the purpose (libuv's trick), then parks the task until ursa_close frees an
+ * fd on this core or a backoff passes, and only then returns the error.
+ * Everything else on the core runs meanwhile.
  */
 #include "io.h"
 

@@ -1,12 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * spin.h: the spinlock of the primitives (lib/sync_*.c, queue.c, future.c,
- * group.c) and the settle rule for their lock-free fast paths.
+ * group.c), the settle rule for their lock-free fast paths, and the CPU's
+ * spin-wait hint.
  */
 #ifndef URSA_SPIN_H
 #define URSA_SPIN_H
 
 #include <sched.h>
+
+/*
+ * The CPU's spin-wait hint (x86 `pause`, aarch64 `yield`; nothing elsewhere):
+ * one instruction, so it lives here rather than behind a file per
+ * architecture (lib/fiber/), and is the only architecture #if outside it.
+ */
+static inline void ursa__spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
 
 /* A spinlock for the few instructions that edit a queue; never held while
  * anything waits.  The holder may be a foreign thread that gets preempted,
