@@ -7,6 +7,7 @@
  * however many it waits for.
  */
 #include "scope.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -130,7 +131,7 @@ static void cancel_all(struct ursa_task *const *tasks, size_t n)
 int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
                 uint32_t flags)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	bool all = flags & URSA_GATHER_ALL, cancelling = false;
@@ -163,20 +164,21 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 		if (seen == n)
 			break;
 		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
+			rc = ursa__scope_check(self, NULL);
 			if (rc) {
 				/* Cancelling gather cancels what it waits for; it still
 				 * waits, so that it can release every task. */
 				caller_rc = rc;
 				cancel_all(tasks, n);
 				cancelling = true;
-			} else if (self->scope) {
-				ursa__scope_arm(self);
 			}
 		}
 		if (take_into(&w, &ready))
 			continue;
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else
+			(void)ursa__wait_park(self); /* an error: the check above, next round */
 	}
 	for (size_t i = 0; i < n; i++)
 		ursa__task_unref(tasks[i]); /* the handles: every task has ended */
@@ -190,7 +192,7 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t deadline,
               bool *done)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	size_t registered, taken = 0, ended = 0, withdrawn = 0, k;
@@ -226,12 +228,9 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 			taken += k;
 			continue;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	/* Withdraw from the tasks still running; one that is ending right now
 	 * will still be pushed, and counts as done. */
@@ -260,7 +259,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
 	uint64_t now = ursa_now();
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	ursa_scope_enter(&s, timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
 	rc = ursa_join_outcome(t, &o);
@@ -290,7 +289,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
 int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const *tasks,
                            size_t n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {NULL, NULL};
 	int rc;
 
@@ -321,7 +320,7 @@ int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const
 
 int ursa_as_completed_next(struct ursa_as_completed *ac)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {ac->ready_head_, ac->ready_tail_};
 	int rc;
 
@@ -343,12 +342,9 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			rc = -ENOENT;
 			break;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	ac->ready_head_ = c.head;
 	ac->ready_tail_ = c.tail;

@@ -4,22 +4,27 @@
  *
  * A task has two references from birth: its handle (given up by join or
  * detach) and its run (given up when it ends).  Anyone else who must touch a
- * task that might end meanwhile (a waker) holds a reference too.  The last
- * reference frees the task on its owner core.
+ * task that might end meanwhile holds a reference too (an ending task waking
+ * a watcher; the waker of a waiter record needs none, lib/wait.h).  The
+ * last reference frees the task on its owner core.
  *
- * join/end handshake, on t->joiner:
- *   NONE --join--> <joiner> --end--> WAKING --(ref joiner, wake it)--> DONE
+ * join/end, on t->joiner, whose every change but DETACHED's is a
+ * compare-and-swap:
+ *   NONE --join--> <joiner's record> --end--> DONE, then ursa__wait_done
+ *                        \--joiner gives up--> NONE
  *   NONE --end--> DONE --join: collect at once
  *   NONE --detach--> DETACHED --end: drop the handle
- * A joiner leaves only on DONE, so it is alive while the ending task wakes it.
- * A watch (lib/watch.h: gather, wait, groups) takes the joiner's place with
- * the same handshake; between WAKING and DONE the ending task also pushes
- * itself onto the watch's list of ended tasks.
+ * The ending task's swap to DONE claims the joiner's waiter record
+ * (lib/wait.h), which the joiner can then no longer withdraw; it completes
+ * the record as any waker does.  A watch (lib/watch.h: gather, wait, groups)
+ * takes the joiner's place; the ending task that claims it pushes itself
+ * onto the watch's list.
  */
 #include "task.h"
 
 #include "fiber/switch.h"
 #include "scope.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -40,7 +45,7 @@ static void task_main(void *arg)
 int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
                      ursa_fn fn, void *arg, const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 	bool detached = opts && (opts->flags & URSA_SPAWN_DETACHED);
 	size_t stack_size = opts ? opts->stack_size : 0;
 	struct ursa_task *t;
@@ -74,7 +79,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
 	if (out)
 		*out = detached ? NULL : t;
-	ursa__task_enqueue_new(t);
+	ursa__sched_start(t);
 	return 0;
 }
 
@@ -85,29 +90,16 @@ void ursa__task_ref(struct ursa_task *t)
 
 void ursa__task_unref(struct ursa_task *t)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 
 	/* acq_rel: the freeing thread must see every other holder's writes. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (here == t->core) {
+	/* Only the owner unlinks and frees. */
+	if (here == t->core)
 		ursa__task_free(here, t);
-		return;
-	}
-	/* Only the owner unlinks and frees.  After DONE, msg is free for this. */
-	t->msg.kind = URSA__MSG_FREE;
-	{
-		struct ursa__core *c = t->core;
-		struct ursa__msg *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
-
-		do {
-			t->msg.next = head;
-		} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, &t->msg,
-		                                                memory_order_release,
-		                                                memory_order_relaxed));
-		if (!head)
-			ursa__core_kick(c);
-	}
+	else
+		ursa__sched_release(t);
 }
 
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
@@ -127,13 +119,13 @@ static void kick_others(struct ursa__core *c)
 
 	for (unsigned i = 0; i < rt->cfg.cores; i++)
 		if (&rt->cores[i] != c)
-			ursa__core_kick(&rt->cores[i]);
+			ursa__sched_kick(&rt->cores[i]);
 }
 
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 {
 	struct ursa__runtime *rt = c->rt;
-	struct ursa_task *j;
+	void *j;
 
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
@@ -151,33 +143,35 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	for (;;) {
-		if (j == URSA__JOIN_NONE) {
-			if (atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
-			                                          memory_order_acq_rel,
-			                                          memory_order_acquire))
-				break;
-		} else if (j == URSA__JOIN_DETACHED) {
+		struct ursa_task *waiter;
+		struct ursa_watch_ *w;
+
+		if (j == URSA__JOIN_DETACHED) {
 			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
 			ursa__task_unref(t); /* the handle */
 			break;
-		} else {
-			struct ursa_task *joiner = j;
-			struct ursa_watch_ *w = ursa__watch_of(j);
-
-			if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_WAKING,
-			                                           memory_order_acq_rel,
-			                                           memory_order_acquire))
-				continue; /* the joiner withdrew; j was reloaded */
-			if (w)
-				joiner = w->waiter_;
-			ursa__task_ref(joiner); /* before the push: then the watcher may leave */
-			if (w)
-				ursa__watch_push(w, t);
-			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
-			ursa__task_wake(joiner);
-			ursa__task_unref(joiner);
+		}
+		/* Claim: a joiner or watcher can no longer withdraw, and a join
+		 * that comes later collects at once. */
+		if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
+		                                           memory_order_acq_rel, memory_order_acquire))
+			continue; /* someone came, withdrew or detached; j was reloaded */
+		if (j == URSA__JOIN_NONE)
+			break;
+		w = ursa__watch_of(j);
+		if (!w) {
+			ursa__wait_done(j); /* the joiner's record */
 			break;
 		}
+		/* A watch: its waiter may leave once t is on its list, so the
+		 * wake that follows the push holds a reference (safe here: t still
+		 * counts as live, so no core can stop and free the waiter). */
+		waiter = w->waiter_;
+		ursa__task_ref(waiter);
+		ursa__watch_push(w, t); /* our last touch of the watch */
+		ursa__sched_wake(waiter);
+		ursa__task_unref(waiter);
+		break;
 	}
 	ursa__task_unref(t); /* the run */
 
@@ -191,7 +185,7 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 static struct ursa__core *core_of_call(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c && c->current ? c : NULL;
 }
@@ -252,11 +246,30 @@ static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
 	return rc;
 }
 
+/* A joiner's waiter record, and the task it waits for. */
+struct join_wait {
+	struct ursa__wait w;
+	struct ursa_task *t;
+};
+
+/* ursa__wait_for's withdraw: give up unless t has ended and claimed us. */
+static bool join_withdraw(void *ctx, int why)
+{
+	struct join_wait *jw = ctx;
+	void *mine = &jw->w;
+
+	(void)why;
+	return atomic_compare_exchange_strong_explicit(&jw->t->joiner, &mine, URSA__JOIN_NONE,
+	                                               memory_order_acq_rel, memory_order_acquire);
+}
+
 /* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
 static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 {
 	struct ursa__core *c = core_of_call();
-	struct ursa_task *self, *j;
+	struct join_wait jw;
+	struct ursa_task *self;
+	void *j;
 	int rc;
 
 	if (!c)
@@ -269,35 +282,22 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
 		return collect(t, result, out);
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
-	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, self, memory_order_acq_rel,
+	ursa__wait_init(&jw.w, self);
+	jw.t = t;
+	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,
 	                                             memory_order_acquire))
 		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
-	for (;;) {
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
-		j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-		if (j == URSA__JOIN_DONE)
-			return collect(t, result, out);
-		if (j == URSA__JOIN_WAKING)
-			continue;
-		rc = ursa__cancel_check(self, NULL);
-		if (rc) {
-			/* Withdraw; if t ended meanwhile, its result wins. */
-			if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_NONE,
-			                                            memory_order_acq_rel,
-			                                            memory_order_acquire))
-				return rc;
-			if (j == URSA__JOIN_DONE)
-				return collect(t, result, out);
-			/* WAKING: the wake is coming; wait for DONE. */
-		}
-	}
+	/* Withdrawn (cancelled, deadline): the handle stays ours.  Else t has
+	 * ended, and if that raced the cancellation its result wins. */
+	rc = ursa__wait_for(&jw.w, join_withdraw, &jw);
+	if (rc)
+		return rc;
+	return collect(t, result, out);
 }
 
 int ursa_join(struct ursa_task *t, void **result)
@@ -329,13 +329,13 @@ int ursa_cancel(struct ursa_task *t)
 		return -ESRCH;
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
 	/* Wake it wherever it is parked; its wait notices the request. */
-	ursa__task_wake(t);
+	ursa__sched_wake(t);
 	return 0;
 }
 
 void *ursa_task_fail(int err, const char *fmt, ...)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	char *msg = NULL;
 
 	if (!self)
@@ -378,7 +378,7 @@ void ursa_yield(void)
 
 struct ursa_task *ursa_self(void)
 {
-	return ursa__self();
+	return ursa__sched_self();
 }
 
 void ursa_task_set_name(struct ursa_task *t, const char *name)
@@ -395,14 +395,14 @@ const char *ursa_task_name(const struct ursa_task *t)
 
 unsigned ursa_core(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->id : 0;
 }
 
 unsigned ursa_ncores(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->rt->cfg.cores : 0;
 }
