@@ -3,8 +3,8 @@
  * ursa/future.h: futures (asyncio.Future, the Grizzly notes' Future): a
  * result, a done flag and an error message, set once from any thread and
  * awaited by any number of tasks; the bridge between tasks and plain threads
- * or callback-based libraries, and run_in_executor.  Part of <ursa.h>;
- * include that, not this.
+ * or callback-based libraries, and run_in_executor.  Self-contained:
+ * include <ursa.h> for everything, or this header alone.
  */
 #ifndef URSA_FUTURE_H
 #define URSA_FUTURE_H
@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
-#include "sync.h"
+#include "runtime.h"
+#include "sync.h" /* struct ursa_waitq_ */
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,8 +2,8 @@
 /*
  * ursa/group.h: working with many tasks: how a task ends (result, error or
  * cancelled), gather, wait, as_completed, wait_for, task groups (asyncio's
- * TaskGroup, Trio's nurseries) and periodic ticks.  Part of <ursa.h>;
- * include that, not this.
+ * TaskGroup, Trio's nurseries) and periodic ticks.  Self-contained: include
+ * <ursa.h> for everything, or this header alone.
  */
 #ifndef URSA_GROUP_H
 #define URSA_GROUP_H
@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
-#include "sync.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -4,7 +4,8 @@
  * operation (or a linked pair) that parks only the calling task, keeps the
  * POSIX shape of the call it replaces, and returns a count, 0 or a negative
  * errno.  docs/io.md names the operation behind each call, the kernel it
- * needs and what happens without it.
+ * needs and what happens without it.  Self-contained: include <ursa.h> for
+ * everything, or this header alone.
  *
  * Rules common to every blocking call below:
  *   - Call from inside a task; from elsewhere the call returns -EPERM.
@@ -26,7 +27,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -2,7 +2,8 @@
 /*
  * ursa/queue.h: queues between tasks (asyncio.Queue, PriorityQueue,
  * LifoQueue; Go's channels and select) and generators (async generators,
- * async for).  Part of <ursa.h>; include that, not this.
+ * async for).  Self-contained: include <ursa.h> for everything, or this
+ * header alone.
  *
  * The sharing and cancellation rules of ursa/sync.h apply: FIFO service of
  * waiting tasks, a grant that races a cancellation wins (an item handed to a
@@ -16,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {

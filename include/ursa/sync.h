@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ursa/sync.h: synchronisation between tasks (asyncio.Lock, Condition,
- * Semaphore, BoundedSemaphore, Event, Barrier; Go's WaitGroup).  Part of
- * <ursa.h>; include that, not this.
+ * Semaphore, BoundedSemaphore, Event, Barrier; Go's WaitGroup).
+ * Self-contained: include <ursa.h> for everything, or this header alone.
  *
  * Every primitive here is small and caller-allocated: put it anywhere (a
  * global, a struct, a task's stack), initialise it with its URSA_*_INIT
@@ -36,17 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-/* printf-style checking of a message argument, where the compiler has it. */
-#if defined(__GNUC__)
-#define URSA_PRINTF_(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define URSA_PRINTF_(fmt, args)
 #endif
 
 /* Private: a FIFO of waiting tasks, whose records live on their stacks
