@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait,
+ * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait_until,
  * ursa_as_completed_*, and ursa_wait_for.  All of them register one watch
  * (lib/watch.h) in every task, so each task's end costs one push and one
  * wake, and the waiter learns which tasks ended in the order they ended,
@@ -187,8 +187,8 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 
 /* ------------------------------------------------------------------- wait */
 
-int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t deadline,
-              bool *done)
+int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
+                    uint64_t deadline, bool *done)
 {
 	struct ursa_task *self = ursa__self();
 	struct chain ready = {NULL, NULL};

@@ -58,7 +58,7 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-int ursa_gen_start(struct ursa_gen **out, ursa_gen_fn fn, void *arg)
+int ursa_gen_create(struct ursa_gen **out, ursa_gen_fn fn, void *arg)
 {
 	struct ursa_gen *g;
 	int rc;
@@ -132,7 +132,7 @@ int ursa_gen_next(struct ursa_gen *g, void **v)
 	return rc;
 }
 
-int ursa_gen_close(struct ursa_gen *g)
+int ursa_gen_destroy(struct ursa_gen *g)
 {
 	struct ursa_scope shield;
 

@@ -315,7 +315,7 @@ static void *main_wait_first(void *arg)
 
 	for (int i = 0; i < 3; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_wait(t, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
+	out[0] = ursa_wait_until(t, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
 	out[1] = done[0];
 	out[2] = done[1];
 	out[3] = done[2];
@@ -359,7 +359,7 @@ static void *main_wait_deadline(void *arg)
 
 	for (int i = 0; i < 3; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_wait(t, 3, URSA_WAIT_ALL_COMPLETED, t0 + 20 * MS, done);
+	out[0] = ursa_wait_until(t, 3, URSA_WAIT_ALL_COMPLETED, t0 + 20 * MS, done);
 	out[1] = ursa_now() - t0 >= 20 * MS;
 	out[2] = done[0] && !done[1] && !done[2];
 	out[3] = ursa_sleep(1 * MS); /* the wait's deadline is gone with it */
@@ -397,7 +397,7 @@ static void *main_wait_exception(void *arg)
 	for (int i = 0; i < 4; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
 	ursa_cancel(t[3]); /* a cancellation is not an exception */
-	out[0] = ursa_wait(t, 4, URSA_WAIT_FIRST_EXCEPTION, URSA_FOREVER, done);
+	out[0] = ursa_wait_until(t, 4, URSA_WAIT_FIRST_EXCEPTION, URSA_FOREVER, done);
 	out[1] = done[0];
 	out[2] = done[2];
 	ursa_cancel(t[0]);
@@ -422,7 +422,7 @@ static void *waiter_task(void *arg)
 {
 	struct ursa_task **t = arg;
 
-	return P(ursa_wait(t, 2, URSA_WAIT_ALL_COMPLETED, URSA_FOREVER, NULL));
+	return P(ursa_wait_until(t, 2, URSA_WAIT_ALL_COMPLETED, URSA_FOREVER, NULL));
 }
 
 static void *main_wait_cancelled(void *arg)

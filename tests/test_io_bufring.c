@@ -57,7 +57,7 @@ static void *receiver(void *arg)
 	struct conn *c = arg;
 	struct ursa_rx *rx;
 	uint64_t h = FNV_INIT;
-	int rc = ursa_rx_open(&rx, c->sv[0], M->g);
+	int rc = ursa_rx_create(&rx, c->sv[0], M->g);
 
 	EXPECT(&S, rc == 0, rc);
 	if (rc)
@@ -78,7 +78,7 @@ static void *receiver(void *arg)
 		ursa_yield();
 	}
 	c->sum_in = h;
-	EXPECT(&S, ursa_rx_close(rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(rx) == 0, 0);
 	return NULL;
 }
 
@@ -181,11 +181,11 @@ static void *recv_on_closed(void *arg)
 	struct ursa_rx *rx;
 	const void *d;
 
-	EXPECT(&S, ursa_rx_open(&rx, e->tv[0], e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&rx, e->tv[0], e->g) == 0, 0);
 	ursa_scope_enter(&s, ursa_now() + 5000 * MS);
 	e->closed_under = ursa_rx_recv(rx, &d);
 	(void)ursa_scope_exit(&s);
-	EXPECT(&S, ursa_rx_close(rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(rx) == 0, 0);
 	return NULL;
 }
 
@@ -194,7 +194,7 @@ static void *other_core(void *arg)
 	struct edges *e = arg;
 	struct ursa_rx *rx;
 
-	e->xdev = ursa_rx_open(&rx, e->sv[0], e->g);
+	e->xdev = ursa_rx_create(&rx, e->sv[0], e->g);
 	return NULL;
 }
 
@@ -209,7 +209,7 @@ static void *main_edges(void *arg)
 
 	e->bad_count = ursa_bufgroup_create(&e->g, 3, 64);
 	EXPECT(&S, ursa_bufgroup_create(&e->g, 4, 64) == 0, 0);
-	EXPECT(&S, ursa_rx_open(&e->rx, e->sv[0], e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&e->rx, e->sv[0], e->g) == 0, 0);
 	e->busy_destroy = ursa_bufgroup_destroy(e->g);
 
 	EXPECT(&S, ursa_send(e->sv[1], "abc", 3, 0) == 3, 0);
@@ -233,12 +233,12 @@ static void *main_edges(void *arg)
 	/* Queued data dropped by close; every buffer returns to the group. */
 	EXPECT(&S, ursa_send(e->sv[1], "ghi", 3, 0) == 3, 0);
 	(void)ursa_sleep(10 * MS);
-	e->close_queued = ursa_rx_close(e->rx);
-	EXPECT(&S, ursa_rx_open(&e->rx, e->sv[0], e->g) == 0, 0);
+	e->close_queued = ursa_rx_destroy(e->rx);
+	EXPECT(&S, ursa_rx_create(&e->rx, e->sv[0], e->g) == 0, 0);
 	EXPECT(&S, ursa_shutdown(e->sv[1], SHUT_WR) == 0, 0);
 	e->eof = ursa_rx_recv(e->rx, &d);
 	e->eof_again = ursa_rx_recv(e->rx, &d);
-	EXPECT(&S, ursa_rx_close(e->rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(e->rx) == 0, 0);
 
 	/* ursa_close under a waiting receiver. */
 	EXPECT(&S, ursa_spawn(&t, recv_on_closed, e) == 0, 0);
@@ -251,11 +251,11 @@ static void *main_edges(void *arg)
 	c = ursa_tcp_connect("127.0.0.1", local_port(lfd));
 	a = ursa_accept(lfd, NULL, NULL);
 	EXPECT(&S, lfd >= 0 && c >= 0 && a >= 0, a);
-	EXPECT(&S, ursa_rx_open(&e->rx, a, e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&e->rx, a, e->g) == 0, 0);
 	EXPECT(&S, setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0, errno);
 	EXPECT(&S, ursa_close(c) == 0, c);
 	e->reset = ursa_rx_recv(e->rx, &d);
-	EXPECT(&S, ursa_rx_close(e->rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(e->rx) == 0, 0);
 	EXPECT(&S, ursa_close(a) == 0, a);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
 
@@ -306,7 +306,7 @@ static void *main_forgotten(void *arg)
 	const void *d;
 
 	EXPECT(&S, ursa_bufgroup_create(&g, 8, 128) == 0, 0);
-	EXPECT(&S, ursa_rx_open(&rx, sv[0], g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&rx, sv[0], g) == 0, 0);
 	EXPECT(&S, ursa_send(sv[1], "x", 1, 0) == 1, 0);
 	EXPECT(&S, ursa_rx_recv(rx, &d) == 1, 0);
 	return NULL; /* rx armed, g registered */

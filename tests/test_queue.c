@@ -580,9 +580,9 @@ static void *main_select(void *arg)
 	    ursa_queue_create(&full, 1, 0) || ursa_queue_put(full, P(9)))
 		return P(1);
 	struct ursa_queue_sel arms[3] = {
-		{.q = a, .op = URSA_SEL_GET},
-		{.q = b, .op = URSA_SEL_GET},
-		{.q = full, .op = URSA_SEL_PUT, .item = P(10)},
+		{.q = a, .op = URSA_QUEUE_SEL_GET},
+		{.q = b, .op = URSA_QUEUE_SEL_GET},
+		{.q = full, .op = URSA_QUEUE_SEL_PUT, .item = P(10)},
 	};
 	/* Nothing ready: wait; an item arrives on b from another core. */
 	p = (struct putter){b, 42, 1};
@@ -672,8 +672,8 @@ static void *main_select_stress(void *arg)
 		p[i] = (struct putter){q[i], (uintptr_t)i * SEL_ITEMS, 0};
 		bad += ursa_spawn_on(&t[i], 1, fill, &p[i]) != 0;
 	}
-	struct ursa_queue_sel arms[2] = {{.q = q[0], .op = URSA_SEL_GET},
-	                                 {.q = q[1], .op = URSA_SEL_GET}};
+	struct ursa_queue_sel arms[2] = {{.q = q[0], .op = URSA_QUEUE_SEL_GET},
+	                                 {.q = q[1], .op = URSA_QUEUE_SEL_GET}};
 	while (open) {
 		int i = ursa_queue_select(arms, 2);
 
@@ -735,7 +735,7 @@ static void *main_gen(void *arg)
 	void *v;
 	int rc, k = 0;
 
-	if (ursa_gen_start(&g, count_to, &s))
+	if (ursa_gen_create(&g, count_to, &s))
 		return P(1);
 	settle();
 	out[k++] = s.started; /* lazy: not before the first next */
@@ -743,13 +743,13 @@ static void *main_gen(void *arg)
 		out[k++] = (int)U(v);
 	out[k++] = rc;                     /* 0: exhausted */
 	out[k++] = ursa_gen_next(g, &v);   /* still 0 */
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	/* A failing body: next reports its error. */
 	s = (struct gen_state){-1, 0, 0, 0};
-	if (ursa_gen_start(&g, count_to, &s))
+	if (ursa_gen_create(&g, count_to, &s))
 		return P(2);
 	out[k++] = ursa_gen_next(g, &v);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	return NULL;
 }
 
@@ -773,12 +773,12 @@ static void *main_gen_abandon(void *arg)
 	struct ursa_gen *g;
 	void *v;
 
-	if (ursa_gen_start(&g, count_to, &s))
+	if (ursa_gen_create(&g, count_to, &s))
 		return P(1);
 	for (int i = 0; i < 3; i++)
 		if (ursa_gen_next(g, &v) != 1)
 			return P(2);
-	out[0] = ursa_gen_close(g); /* abandon after 3 of a million */
+	out[0] = ursa_gen_destroy(g); /* abandon after 3 of a million */
 	out[1] = s.cleaned_up;
 	out[2] = s.yield_rc;
 	return NULL;
@@ -814,7 +814,7 @@ static void *main_gen_cancel_consumer(void *arg)
 	void *v;
 	int k = 0, rc;
 
-	if (ursa_gen_start(&g, slow_values, NULL))
+	if (ursa_gen_create(&g, slow_values, NULL))
 		return P(1);
 	ursa_scope_enter(&s, ursa_now() + 2 * MS);
 	out[k++] = ursa_gen_next(g, &v); /* times out while 1 is being made */
@@ -822,7 +822,7 @@ static void *main_gen_cancel_consumer(void *arg)
 	while ((rc = ursa_gen_next(g, &v)) > 0)
 		out[k++] = (int)U(v);
 	out[k++] = rc;
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	return NULL;
 }
 

@@ -533,7 +533,7 @@ static void *main_admit(void *arg)
 
 Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
 {
-	static struct admit a = {.s = URSA_BOUNDED_SEM_INIT(SEM_N)};
+	static struct admit a = {.s = URSA_SEM_BOUNDED_INIT(SEM_N)};
 
 	cr_assert_null(run_on(2, main_admit, &a));
 	cr_assert_eq(a.errors, 0);
@@ -545,7 +545,7 @@ Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
 static void *main_sem_basics(void *arg)
 {
 	int *out = arg;
-	struct ursa_sem b = URSA_BOUNDED_SEM_INIT(1);
+	struct ursa_sem b = URSA_SEM_BOUNDED_INIT(1);
 	struct ursa_sem u;
 
 	ursa_sem_init(&u, 0, false);

@@ -44,7 +44,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 2; i++) {
 		if (ursa_queue_create(&s[i].q, 1, 0) || ursa_spawn(&t[i], produce, &s[i]))
 			return (void *)1;
-		arms[i] = (struct ursa_queue_sel){.q = s[i].q, .op = URSA_SEL_GET};
+		arms[i] = (struct ursa_queue_sel){.q = s[i].q, .op = URSA_QUEUE_SEL_GET};
 	}
 	while (open) {
 		int i = ursa_queue_select(arms, 2);

@@ -88,7 +88,7 @@ static void *main_task(void *arg)
 {
 	struct ursa_task *t[3];
 	struct ursa_queue *prio, *lifo;
-	struct ursa_sem bounded = URSA_BOUNDED_SEM_INIT(2);
+	struct ursa_sem bounded = URSA_SEM_BOUNDED_INIT(2);
 	intptr_t items[5] = {3, 1, 4, 1, 5};
 
 	(void)arg;

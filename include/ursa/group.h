@@ -20,7 +20,7 @@ extern "C" {
 
 /* --------------------------------------------------------------- outcomes */
 
-#define URSA_MSG_SIZE 120
+#define URSA_OUTCOME_MSG_SIZE 120
 
 /*
  * How a task ended, as gather and ursa_join_outcome report it.
@@ -32,7 +32,7 @@ extern "C" {
 struct ursa_outcome {
 	int err;
 	void *result;
-	char msg[URSA_MSG_SIZE];
+	char msg[URSA_OUTCOME_MSG_SIZE];
 };
 
 /*
@@ -107,8 +107,8 @@ enum {
  * Nothing is released or cancelled: join, cancel or detach the tasks
  * afterwards (joining an ended task does not wait).  Blocks the fiber.
  */
-URSA_API int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when,
-                       uint64_t deadline, bool *done);
+URSA_API int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
+                             uint64_t deadline, bool *done);
 
 /*
  * asyncio.wait_for on a task: wait for t at most timeout_ns; always releases

@@ -237,11 +237,11 @@ struct ursa_rx; /* opaque */
 
 /* Open a receiver on fd (which it does not own).  0 and *rx, or -ENOMEM,
  * -EXDEV (g is another core's).  Does not block. */
-URSA_API URSA_NODISCARD int ursa_rx_open(struct ursa_rx **rx, int fd, struct ursa_bufgroup *g);
+URSA_API URSA_NODISCARD int ursa_rx_create(struct ursa_rx **rx, int fd, struct ursa_bufgroup *g);
 
 /*
  * The next data received: returns the byte count and points *data into a
- * buffer of the group, valid until the next ursa_rx_recv or ursa_rx_close on
+ * buffer of the group, valid until the next ursa_rx_recv or ursa_rx_destroy on
  * rx (which give the buffer back); 0 when the peer has shut down (and at
  * every later call); -errno on a socket error (reported once), -ECANCELED,
  * -ETIMEDOUT (data that arrive meanwhile stay queued for the next call),
@@ -258,7 +258,7 @@ URSA_API URSA_NODISCARD ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **da
  * interrupt it).  Data received and not yet taken are dropped.  0, or
  * -EBUSY while a task is inside ursa_rx_recv on rx.
  */
-URSA_API int ursa_rx_close(struct ursa_rx *rx);
+URSA_API int ursa_rx_destroy(struct ursa_rx *rx);
 
 #ifdef __cplusplus
 }

@@ -89,12 +89,12 @@ URSA_API bool ursa_queue_closed(struct ursa_queue *q);
 
 /* ----------------------------------------------------------------- select */
 
-enum { URSA_SEL_GET = 1, URSA_SEL_PUT = 2 };
+enum { URSA_QUEUE_SEL_GET = 1, URSA_QUEUE_SEL_PUT = 2 };
 
 /* One arm of a select. */
 struct ursa_queue_sel {
 	struct ursa_queue *q; /* NULL: arm disabled (skipped) */
-	int op;               /* URSA_SEL_GET or URSA_SEL_PUT */
+	int op;               /* URSA_QUEUE_SEL_GET or URSA_QUEUE_SEL_PUT */
 	void *item;           /* PUT: the item; GET: receives the item */
 	int res;              /* out: the completed arm's result: 0, -EPIPE
 	                         (closed), or -ENOMEM (an unbounded queue
@@ -125,7 +125,7 @@ typedef int (*ursa_gen_fn)(struct ursa_gen *g, void *arg);
  * and, after each ursa_gen_yield, waits until the consumer asks for the next
  * value.  Returns 0, -ENOMEM.  Call from a task; does not block.
  */
-URSA_API URSA_NODISCARD int ursa_gen_start(struct ursa_gen **g, ursa_gen_fn fn, void *arg);
+URSA_API URSA_NODISCARD int ursa_gen_create(struct ursa_gen **g, ursa_gen_fn fn, void *arg);
 
 /*
  * In the producer: hand v to the consumer and wait until it wants the next
@@ -147,9 +147,9 @@ URSA_API int ursa_gen_next(struct ursa_gen *g, void **v);
  * Abandon or finish the generator (aclose): cancel the producer if it is
  * still running, wait for its clean-up (shielded: this completes even in a
  * cancelled task), and free g.  Call it exactly once for every generator
- * started, after the last ursa_gen_next.  Returns 0.  Blocks the fiber.
+ * created, after the last ursa_gen_next.  Returns 0.  Blocks the fiber.
  */
-URSA_API int ursa_gen_close(struct ursa_gen *g);
+URSA_API int ursa_gen_destroy(struct ursa_gen *g);
 
 #ifdef __cplusplus
 }

@@ -127,7 +127,7 @@ struct ursa_sem {
 	struct ursa_waitq_ waiters_;
 };
 #define URSA_SEM_INIT(n) {.value_ = (n), .max_ = 0}
-#define URSA_BOUNDED_SEM_INIT(n) {.value_ = (n), .max_ = (n)}
+#define URSA_SEM_BOUNDED_INIT(n) {.value_ = (n), .max_ = (n)}
 
 /* A semaphore of `value` units; `bounded`: releasing beyond the initial
  * value is an error (asyncio.BoundedSemaphore). */
