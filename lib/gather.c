@@ -10,6 +10,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -139,6 +140,8 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 
 	if (!self)
 		return -EPERM;
+	if ((flags & ~URSA_GATHER_ALL) || n > INT_MAX)
+		return -EINVAL; /* an unknown bit; a count the return cannot hold */
 	rc = watch_all(&w, tasks, n, &registered, &ready);
 	if (rc)
 		return rc;
@@ -200,7 +203,8 @@ int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
 
 	if (!self)
 		return -EPERM;
-	if (return_when < URSA_WAIT_FIRST_COMPLETED || return_when > URSA_WAIT_ALL_COMPLETED)
+	if (return_when < URSA_WAIT_FIRST_COMPLETED || return_when > URSA_WAIT_ALL_COMPLETED ||
+	    n > INT_MAX)
 		return -EINVAL;
 	rc = watch_all(&w, tasks, n, &registered, &ready);
 	if (rc)
@@ -297,6 +301,8 @@ int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const
 	memset(ac, 0, sizeof(*ac));
 	if (!self)
 		return -EPERM;
+	if (n > INT_MAX)
+		return -EINVAL; /* _next returns an index as an int */
 	/* fini must know which tasks are still watched without touching the
 	 * others: the caller may have released them since. */
 	ac->taken_ = calloc(n ? n : 1, 1);
@@ -340,7 +346,7 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			break;
 		}
 		if (!ac->left_) {
-			rc = -ENOENT;
+			rc = -EPIPE; /* end of stream */
 			break;
 		}
 		rc = ursa__cancel_check(self, NULL);

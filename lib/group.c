@@ -146,7 +146,10 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		return -EINVAL;
 	if (opts)
 		o = *opts;
-	o.flags &= ~URSA_SPAWN_DETACHED;
+	/* URSA_SPAWN_DETACHED contradicts the group's ownership of its
+	 * children; no other bit is defined. */
+	if (o.flags)
+		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;

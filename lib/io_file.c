@@ -314,7 +314,7 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flags)
+int ursa_write_file(const char *path, const void *buf, size_t len, uint32_t flags)
 {
 	struct ursa_task *self = ursa__self();
 	struct ursa_scope shield;

@@ -175,7 +175,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 /* ------------------------------------------------------------------- TCP */
 
 /* A socket bound and listening at addr; the fd or -errno. */
-static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, unsigned flags)
+static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, uint32_t flags)
 {
 	struct ursa_task *self = ursa__self();
 	int one = 1, v6only = (flags & URSA_LISTEN_V6ONLY) ? 1 : 0;
@@ -208,7 +208,7 @@ static int port_string(unsigned port, char out[8])
 	return 0;
 }
 
-int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned flags)
+int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, uint32_t flags)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE};

@@ -48,6 +48,8 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 
 	if (!fn || (!out && !detached))
 		return -EINVAL;
+	if (opts && (opts->flags & ~URSA_SPAWN_DETACHED))
+		return -EINVAL; /* a bit this version does not know */
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;

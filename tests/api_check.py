@@ -6,7 +6,9 @@ usage: api_check.py INCLUDE_DIR CC [CC ARGS...]
   - each of ursa.h and ursa/*.h compiles alone, included first, as C11
     (-Wall -Wextra -Werror) and, where a C++ compiler is found (clang++, else
     c++), as C++17; without one the C++ half is skipped with a message;
-  - no ursa/*.h includes ursa.h: the sub-headers include one way.
+  - no ursa/*.h includes ursa.h: the sub-headers include one way;
+  - every flag parameter or field that ursa defines is uint32_t (the POSIX
+    calls keep their int flags, passed to the kernel as they are).
 
 tools/check-install.sh runs the header checks again on the installed tree.
 """
@@ -69,9 +71,106 @@ def check_headers(scratch):
                   "%s includes ursa.h (sub-headers include one way)" % h)
 
 
+def strip_comments(text):
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", " ", text)
+    # preprocessor lines, continuations included
+    return re.sub(r"^[ \t]*#(?:[^\n]*\\\n)*[^\n]*", " ", text, flags=re.M)
+
+
+def split_params(params):
+    """Top-level comma split of a parameter list."""
+    out, depth, cur = [], 0, ""
+    for ch in params:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return [] if out == ["void"] else out
+
+
+def param_name_type(param):
+    """(name, type) of one parameter; function pointers give their name."""
+    m = re.match(r"^(.*?)\(\s*\*\s*(\w+)\s*\)\s*\(.*\)$", param, re.S)
+    if m:
+        return m.group(2), m.group(1).strip() + " (*)()"
+    if param == "...":
+        return "...", "..."
+    m = re.match(r"^(.*?)(\w+)\s*(\[\s*\w*\s*\])?$", param, re.S)
+    return m.group(2), " ".join(m.group(1).split())
+
+
+class Decl:
+    def __init__(self, header, ret, name, params, nodiscard):
+        self.header, self.ret, self.name, self.nodiscard = header, ret, name, nodiscard
+        self.params = [param_name_type(p) for p in split_params(params)]
+
+
+def declarations():
+    """Every exported function: URSA_API [URSA_NODISCARD] ret name(params)."""
+    decls = []
+    for h in headers():
+        text = strip_comments(open(os.path.join(inc, h)).read())
+        for m in re.finditer(r"URSA_API\s+(URSA_NODISCARD\s+)?([^;(]*?)\b(ursa_\w+)\s*"
+                             r"\((.*?)\)\s*(?:URSA_PRINTF_\(\s*\d+\s*,\s*\d+\s*\)\s*)?;",
+                             text, re.S):
+            decls.append(Decl(h, " ".join(m.group(2).split()), m.group(3), m.group(4),
+                              bool(m.group(1))))
+    return decls
+
+
+def struct_fields():
+    """(struct, field, type) for every public struct's fields."""
+    out = []
+    for h in headers():
+        text = strip_comments(open(os.path.join(inc, h)).read())
+        for m in re.finditer(r"struct\s+(ursa_\w+)\s*\{(.*?)\}\s*;", text, re.S):
+            for field in m.group(2).split(";"):
+                field = " ".join(field.split())
+                if not field:
+                    continue
+                name, typ = param_name_type(field)
+                out.append((m.group(1), name, typ))
+    return out
+
+
+# POSIX-shaped calls: their int flags go to the kernel unchanged.
+POSIX_FLAGS = {"ursa_open", "ursa_openat", "ursa_statx", "ursa_accept4", "ursa_recv",
+               "ursa_send", "ursa_send_zc", "ursa_recvmsg", "ursa_sendmsg", "ursa_sendto",
+               "ursa_recvfrom"}
+
+
+def check_flags(decls):
+    n = 0
+    for d in decls:
+        for name, typ in d.params:
+            if name != "flags":
+                continue
+            n += 1
+            if d.name in POSIX_FLAGS:
+                check(typ == "int", "%s: POSIX flags should stay int, not %s" % (d.name, typ))
+            else:
+                check(typ == "uint32_t", "%s: flags is %s, not uint32_t" % (d.name, typ))
+    for struct, name, typ in struct_fields():
+        if name == "flags":  # private fields end in '_' and are not checked
+            n += 1
+            check(typ == "uint32_t", "struct %s.flags is %s, not uint32_t" % (struct, typ))
+    check(n >= 15, "only %d flag parameters and fields found: is the parser broken?" % n)
+
+
 def main():
     with tempfile.TemporaryDirectory() as scratch:
         check_headers(scratch)
+    decls = declarations()
+    check(len(decls) > 140, "only %d declarations parsed: is the parser broken?" % len(decls))
+    check_flags(decls)
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1

@@ -537,14 +537,14 @@ static void *main_as_completed_all(void *arg)
 	return NULL;
 }
 
-Test(group, as_completed_returns_every_task_once_then_enoent)
+Test(group, as_completed_returns_every_task_once_then_epipe)
 {
 	int out[3];
 
 	cr_assert_null(run_on(2, main_as_completed_all, out));
 	cr_assert_eq(out[2], 0);
 	cr_assert_eq(out[0], 200);
-	cr_assert_eq(out[1], -ENOENT);
+	cr_assert_eq(out[1], -EPIPE, "end of stream");
 }
 
 /* ------------------------------------------------------------- wait_for */
@@ -861,4 +861,61 @@ Test(group, ticker_ticks_on_a_grid_and_reports_skipped_ticks)
 		cr_assert_geq(out[i], 1);
 	cr_assert(out[4]);
 	cr_assert_geq(out[5], 3, "ticks skipped: %d", out[5]);
+}
+
+/* --------------------------------------------- flags a call does not know */
+
+static struct seen flags_seen;
+
+static void *main_gather_bad_flags(void *arg)
+{
+	struct seen *S = &flags_seen;
+	struct job j[2] = {{.sleep_ns = 1 * MS, .result = 1}, {.result = 2}};
+	struct ursa_task *t[2];
+	struct ursa_outcome o[2];
+	void *r = NULL;
+	int bad = 0;
+
+	(void)arg;
+	t[0] = start(&j[0], 0, &bad);
+	t[1] = start(&j[1], 1, &bad);
+	memset(o, 0x5a, sizeof(o));
+	EXPECT(S, ursa_gather(t, 2, o, 0x80) == -EINVAL, 1);
+	EXPECT(S, o[0].err == 0x5a5a5a5a && o[1].err == 0x5a5a5a5a, o[0].err); /* untouched */
+	/* Nothing was cancelled, waited for or released: both joins work. */
+	EXPECT(S, ursa_join(t[0], &r) == 0 && U(r) == 1, U(r));
+	EXPECT(S, ursa_join(t[1], &r) == 0 && U(r) == 2, U(r));
+	EXPECT(S, bad == 0, bad);
+	return NULL;
+}
+
+Test(group, gather_rejects_unknown_flags_and_touches_nothing)
+{
+	cr_assert_null(run_on(2, main_gather_bad_flags, NULL));
+	ASSERT_SEEN(&flags_seen);
+}
+
+static void *main_group_spawn_detached(void *arg)
+{
+	struct seen *S = &flags_seen;
+	struct ursa_spawn_opts detached = {.flags = URSA_SPAWN_DETACHED};
+	struct ursa_spawn_opts unknown = {.flags = 0x100};
+	struct job j = {.result = 3};
+	struct ursa_outcome first;
+	struct ursa_group g;
+
+	(void)arg;
+	ursa_group_enter(&g);
+	/* A child belongs to its group: it cannot be detached. */
+	EXPECT(S, ursa_group_spawn_ex(&g, 0, job_main, &j, &detached) == -EINVAL, 1);
+	EXPECT(S, ursa_group_spawn_ex(&g, 0, job_main, &j, &unknown) == -EINVAL, 2);
+	EXPECT(S, ursa_group_exit(&g, &first) == 0, 3);
+	EXPECT(S, j.ran == 0, 4);
+	return NULL;
+}
+
+Test(group, group_spawn_ex_rejects_detached)
+{
+	cr_assert_null(run_on(1, main_group_spawn_detached, NULL));
+	ASSERT_SEEN(&flags_seen);
 }

@@ -64,7 +64,7 @@ Test(sync, mutex_lock_trylock_unlock_and_unlock_of_a_free_mutex)
 	cr_assert_eq(out[0], 0);
 	cr_assert_eq(out[1], 0);
 	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], -EBUSY);
+	cr_assert_eq(out[3], -EAGAIN);
 	cr_assert_eq(out[4], 0);
 	cr_assert_eq(out[5], -EPERM, "unlocking a free mutex must fail");
 	cr_assert_eq(out[6], 0);
@@ -199,7 +199,7 @@ Test(sync, mutex_serves_waiters_in_arrival_order_by_hand_off)
 
 	run_on(1, main_fifo, out);
 	cr_assert_eq(out[6], 0);
-	cr_assert_eq(out[0], -EBUSY, "the unlocker overtook a waiter");
+	cr_assert_eq(out[0], -EAGAIN, "the unlocker overtook a waiter");
 	for (int i = 0; i < 5; i++)
 		cr_assert_eq(out[1 + i], i, "position %d got task %d", i, out[1 + i]);
 	cr_assert_eq(out[7], 0);
@@ -1044,4 +1044,64 @@ Test(sync, a_signalled_primitive_may_be_freed_as_soon_as_its_wait_returns, .time
 		cr_assert_eq(atomic_load(&r.signalled), SIGNAL_ROUNDS, "%s", one_shots[k].name);
 		cr_assert_eq(atomic_load(&r.waited), SIGNAL_ROUNDS, "%s", one_shots[k].name);
 	}
+}
+
+/* ------------------------------------------------- one would-block code */
+
+static struct seen trylock_seen;
+
+struct held {
+	struct ursa_mutex m;
+	struct ursa_event locked, release;
+	int thread_rc;
+};
+
+static void *hold_mutex(void *arg)
+{
+	struct held *h = arg;
+
+	EXPECT(&trylock_seen, ursa_mutex_lock(&h->m) == 0, 1);
+	ursa_event_set(&h->locked);
+	EXPECT(&trylock_seen, ursa_event_wait(&h->release) == 0, 2);
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+static void *trylock_thread(void *arg)
+{
+	struct held *h = arg;
+
+	h->thread_rc = ursa_mutex_trylock(&h->m);
+	return NULL;
+}
+
+static void *main_trylock_held(void *arg)
+{
+	struct held *h = arg;
+	struct ursa_task *t;
+	pthread_t th;
+
+	if (ursa_spawn_on(&t, 1, hold_mutex, h))
+		return arg;
+	EXPECT(&trylock_seen, ursa_event_wait(&h->locked) == 0, 3);
+	/* Held by a task on another core: -EAGAIN from a task ... */
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == -EAGAIN, 4);
+	/* ... and from a plain thread. */
+	EXPECT(&trylock_seen, pthread_create(&th, NULL, trylock_thread, h) == 0, 5);
+	pthread_join(th, NULL);
+	ursa_event_set(&h->release);
+	EXPECT(&trylock_seen, ursa_join(t, NULL) == 0, 6);
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == 0, 7); /* free again */
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+Test(sync, trylock_of_a_held_mutex_is_eagain)
+{
+	struct held h = {.m = URSA_MUTEX_INIT, .locked = URSA_EVENT_INIT,
+	                 .release = URSA_EVENT_INIT};
+
+	cr_assert_null(run_on(2, main_trylock_held, &h));
+	ASSERT_SEEN(&trylock_seen);
+	cr_assert_eq(h.thread_rc, -EAGAIN);
 }

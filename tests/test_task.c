@@ -342,3 +342,37 @@ Test(task, a_million_tasks_alive_at_once_spawn_and_join, .timeout = 300)
 	cr_assert_null(run_on(1, main_million, &sum), "failed at %ld", sum);
 	cr_assert_eq(sum, (long)MILLION * (MILLION - 1) / 2);
 }
+
+/* --------------------------------------------- flags a call does not know */
+
+static atomic_int ran_count;
+
+static void *count_run(void *arg)
+{
+	atomic_fetch_add(&ran_count, 1);
+	return arg;
+}
+
+static struct seen spawn_flags_seen;
+
+static void *main_spawn_bad_flags(void *arg)
+{
+	struct seen *S = &spawn_flags_seen;
+	struct ursa_spawn_opts bad = {.flags = 0x80};
+	struct ursa_spawn_opts bad_detached = {.flags = URSA_SPAWN_DETACHED | 0x2};
+	struct ursa_task *t = (struct ursa_task *)arg; /* a canary: never written */
+
+	EXPECT(S, ursa_spawn_ex(&t, 0, count_run, NULL, &bad) == -EINVAL, 1);
+	EXPECT(S, t == (struct ursa_task *)arg, 2);
+	EXPECT(S, ursa_spawn_ex(NULL, 0, count_run, NULL, &bad_detached) == -EINVAL, 3);
+	ursa_yield(); /* a task that was spawned anyway would run here */
+	EXPECT(S, atomic_load(&ran_count) == 0, atomic_load(&ran_count));
+	return NULL;
+}
+
+Test(task, spawn_ex_rejects_unknown_flag_bits)
+{
+	cr_assert_null(run_on(1, main_spawn_bad_flags, &ran_count));
+	ASSERT_SEEN(&spawn_flags_seen);
+	cr_assert_eq(atomic_load(&ran_count), 0, "a task was spawned with unknown flags");
+}

@@ -82,8 +82,8 @@ URSA_API int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *o
  * If the caller is cancelled or its deadline passes, gather cancels all the
  * tasks, waits for them, releases them and returns -ECANCELED / -ETIMEDOUT.
  * -EINVAL (nothing released, nothing waited for) if a task is NULL, appears
- * twice, is detached or is being joined.  Blocks the fiber; the tasks may
- * live on any cores.
+ * twice, is detached or is being joined, for an unknown flag bit, or if n
+ * is above INT_MAX.  Blocks the fiber; the tasks may live on any cores.
  */
 URSA_API int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
                          uint32_t flags);
@@ -150,8 +150,8 @@ struct ursa_as_completed {
  * Does not block. */
 URSA_API URSA_NODISCARD int ursa_as_completed_init(struct ursa_as_completed *ac,
                                                    struct ursa_task *const *tasks, size_t n);
-/* The index of the next task to end, waiting for it if need be.  -ENOENT once
- * every task has been returned; -ECANCELED / -ETIMEDOUT if the caller is
+/* The index of the next task to end, waiting for it if need be.  -EPIPE once
+ * every task has been returned (end of stream); -ECANCELED / -ETIMEDOUT if the caller is
  * cancelled or its deadline passes (call again to keep waiting).  The task is
  * not released.  Blocks the fiber. */
 URSA_API int ursa_as_completed_next(struct ursa_as_completed *ac);
@@ -193,11 +193,12 @@ URSA_API void ursa_group_enter(struct ursa_group *g);
 
 /*
  * Start fn(arg) as a child of g, on the caller's core (_spawn), on `core`
- * (_spawn_on) or with options (_spawn_ex; URSA_SPAWN_DETACHED is ignored: a
- * child always belongs to the group).  Any task may spawn into a group that
- * has not been exited, including its children.  Returns 0, -ENOMEM, -EINVAL
- * (no such core), or -ECANCELED if the group is shutting down (a child
- * failed, or the group was cancelled).  Does not block.
+ * (_spawn_on) or with options (_spawn_ex: -EINVAL for URSA_SPAWN_DETACHED,
+ * which a child cannot be, or any other flag).  Any task may spawn into a
+ * group that has not been exited, including its children.  Returns 0,
+ * -ENOMEM, -EINVAL (fn NULL, no such core, a flag), or -ECANCELED if the
+ * group is shutting down (a child failed, or the group was cancelled).  Does
+ * not block.
  */
 URSA_API URSA_NODISCARD int ursa_group_spawn(struct ursa_group *g, ursa_fn fn, void *arg);
 URSA_API URSA_NODISCARD int ursa_group_spawn_on(struct ursa_group *g, unsigned core, ursa_fn fn,

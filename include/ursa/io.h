@@ -106,7 +106,7 @@ URSA_API URSA_NODISCARD int ursa_read_file(const char *path, void **buf, size_t 
  * shielded) and returns 0.
  */
 URSA_API URSA_NODISCARD int ursa_write_file(const char *path, const void *buf, size_t len,
-                                            unsigned flags);
+                                            uint32_t flags);
 
 /*
  * Move exactly n bytes, looping over short transfers.  Returns n; or, when
@@ -183,7 +183,7 @@ URSA_API URSA_NODISCARD int ursa_shutdown(int fd, int how);
  */
 URSA_API URSA_NODISCARD int ursa_tcp_listen(const char *host, unsigned port, int backlog);
 URSA_API URSA_NODISCARD int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog,
-                                               unsigned flags);
+                                               uint32_t flags);
 /*
  * A TCP connection to host:port: each resolved address is tried in order
  * until one connects.  The fd, or -errno of the last attempt (-ENOENT: no

@@ -140,7 +140,8 @@ URSA_API URSA_NODISCARD int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *a
 URSA_API URSA_NODISCARD int ursa_spawn_on(struct ursa_task **t, unsigned core, ursa_fn fn,
                                           void *arg);
 
-/* As ursa_spawn_on with options; t may be NULL only with URSA_SPAWN_DETACHED. */
+/* As ursa_spawn_on with options; t may be NULL only with URSA_SPAWN_DETACHED.
+ * -EINVAL for a flag bit other than URSA_SPAWN_DETACHED. */
 URSA_API URSA_NODISCARD int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn,
                                           void *arg, const struct ursa_spawn_opts *opts);
 

@@ -69,7 +69,7 @@ URSA_API void ursa_mutex_init(struct ursa_mutex *m);
  */
 URSA_API URSA_NODISCARD int ursa_mutex_lock(struct ursa_mutex *m);
 
-/* Take m if it is free: 0, or -EBUSY.  Any thread. */
+/* Take m if it is free: 0, or -EAGAIN if it is held.  Any thread. */
 URSA_API URSA_NODISCARD int ursa_mutex_trylock(struct ursa_mutex *m);
 
 /*
