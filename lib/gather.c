@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait_until,
+ * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait[_until],
  * ursa_as_completed_*, and ursa_wait_for.  All of them register one watch
  * (lib/watch.h) in every task, so each task's end costs one push and one
  * wake, and the waiter learns which tasks ended in the order they ended,
@@ -253,6 +253,12 @@ int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
 	if (rc == -ETIMEDOUT && scope_rc == -ETIMEDOUT)
 		rc = 0;
 	return rc ? rc : (int)ended;
+}
+
+int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t timeout_ns,
+              bool *done)
+{
+	return ursa_wait_until(tasks, n, return_when, ursa__scope_deadline_after(timeout_ns), done);
 }
 
 /* --------------------------------------------------------------- wait_for */

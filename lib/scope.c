@@ -180,6 +180,24 @@ void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline)
 	enter(s, deadline, URSA_SCOPE_SHIELD);
 }
 
+uint64_t ursa__scope_deadline_after(uint64_t timeout_ns)
+{
+	uint64_t now = ursa_now();
+
+	/* A timeout too long to represent is no timeout, not a short one. */
+	return timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns;
+}
+
+void ursa_scope_enter_after(struct ursa_scope *s, uint64_t timeout_ns)
+{
+	enter(s, ursa__scope_deadline_after(timeout_ns), 0);
+}
+
+void ursa_scope_enter_shielded_after(struct ursa_scope *s, uint64_t timeout_ns)
+{
+	enter(s, ursa__scope_deadline_after(timeout_ns), URSA_SCOPE_SHIELD);
+}
+
 int ursa_scope_exit(struct ursa_scope *s)
 {
 	struct ursa_task *t = s->task_;

@@ -36,6 +36,9 @@ void ursa__scope_arm(struct ursa_task *t);
 /* A timer's CQE arrived (res -ETIME: it fired; -ECANCELED: it was removed). */
 void ursa__timer_complete(struct ursa__core *c, struct ursa__timer *tm, int res);
 
+/* The deadline timeout_ns from now, saturating to URSA_FOREVER. */
+uint64_t ursa__scope_deadline_after(uint64_t timeout_ns);
+
 /* t ends with scopes still entered (a bug in t): disarm them all. */
 void ursa__scope_abandon(struct ursa_task *t);
 

@@ -8,7 +8,10 @@ usage: api_check.py INCLUDE_DIR CC [CC ARGS...]
     c++), as C++17; without one the C++ half is skipped with a message;
   - no ursa/*.h includes ursa.h: the sub-headers include one way;
   - every flag parameter or field that ursa defines is uint32_t (the POSIX
-    calls keep their int flags, passed to the kernel as they are).
+    calls keep their int flags, passed to the kernel as they are);
+  - every uint64_t parameter is a time whose name says its kind: deadline_ns
+    (a point in time) or another *_ns (a duration); a call named *_until
+    takes a deadline_ns, one named *_after a timeout_ns.
 
 tools/check-install.sh runs the header checks again on the installed tree.
 """
@@ -165,12 +168,29 @@ def check_flags(decls):
     check(n >= 15, "only %d flag parameters and fields found: is the parser broken?" % n)
 
 
+def check_times(decls):
+    n = 0
+    for d in decls:
+        for name, typ in d.params:
+            if typ == "uint64_t":
+                n += 1
+                check(name.endswith("_ns"), "%s: uint64_t %s does not end in _ns" % (d.name, name))
+        names = [name for name, _ in d.params]
+        if d.name.endswith("_until"):
+            check("deadline_ns" in names, "%s takes no deadline_ns" % d.name)
+        if d.name.endswith("_after"):
+            check("timeout_ns" in names and "deadline_ns" not in names,
+                  "%s must take a timeout_ns, not a deadline" % d.name)
+    check(n >= 8, "only %d time parameters found: is the parser broken?" % n)
+
+
 def main():
     with tempfile.TemporaryDirectory() as scratch:
         check_headers(scratch)
     decls = declarations()
     check(len(decls) > 140, "only %d declarations parsed: is the parser broken?" % len(decls))
     check_flags(decls)
+    check_times(decls)
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1

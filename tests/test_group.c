@@ -919,3 +919,43 @@ Test(group, group_spawn_ex_rejects_detached)
 	cr_assert_null(run_on(1, main_group_spawn_detached, NULL));
 	ASSERT_SEEN(&flags_seen);
 }
+
+/* ------------------------------------------------- a timeout, a deadline */
+
+static struct seen wait_time_seen;
+
+static void *main_wait_timeout(void *arg)
+{
+	struct seen *S = &wait_time_seen;
+	struct job quick = {.sleep_ns = 1 * MS, .result = 1};
+	struct job forever = {.sleep_ns = URSA_FOREVER, .result = 2};
+	struct ursa_task *t;
+	bool done[1] = {true};
+	int bad = 0;
+
+	(void)arg;
+	/* A timeout of 60 s: read as a deadline 60 s after boot, the old
+	 * meaning, it would have passed long ago and returned 0 at once. */
+	t = start(&quick, 0, &bad);
+	EXPECT(S, ursa_wait(&t, 1, URSA_WAIT_ALL_COMPLETED, URSA_SEC(60), done) == 1, 1);
+	EXPECT(S, done[0], 2);
+	EXPECT(S, ursa_join(t, NULL) == 0, 3);
+	/* A deadline in the past: a poll, 0 ended, at once. */
+	t = start(&forever, 0, &bad);
+	EXPECT(S, ursa_wait_until(&t, 1, URSA_WAIT_ALL_COMPLETED, ursa_now() - 1, done) == 0, 4);
+	EXPECT(S, !done[0], 5);
+	/* A timeout of 0 is a poll too; URSA_FOREVER - 1 saturates to no
+	 * timeout (the task, cancelled first, is what ends the wait). */
+	EXPECT(S, ursa_wait(&t, 1, URSA_WAIT_ALL_COMPLETED, 0, done) == 0, 6);
+	ursa_cancel(t);
+	EXPECT(S, ursa_wait(&t, 1, URSA_WAIT_ALL_COMPLETED, URSA_FOREVER - 1, done) == 1, 7);
+	EXPECT(S, ursa_join(t, NULL) == -ECANCELED, 8);
+	EXPECT(S, bad == 0, bad);
+	return NULL;
+}
+
+Test(group, wait_takes_a_timeout_and_wait_until_a_deadline)
+{
+	cr_assert_null(run_on(1, main_wait_timeout, NULL));
+	ASSERT_SEEN(&wait_time_seen);
+}

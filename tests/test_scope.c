@@ -303,3 +303,49 @@ Test(scope, deadline_passing_just_before_the_park_still_ends_the_wait, .timeout 
 	             atomic_load(&g.iter));
 	cr_assert_eq(g.bad, 0, "a recv returned %zd, not -ETIMEDOUT", g.bad_rc);
 }
+
+/* ------------------------------------------------------- relative scopes */
+
+static struct seen after_seen;
+
+static void *main_scope_after(void *arg)
+{
+	struct seen *S = &after_seen;
+	struct ursa_scope s, inner;
+
+	(void)arg;
+	/* URSA_FOREVER from now overflows: it must mean no deadline at all. */
+	ursa_scope_enter_after(&s, URSA_FOREVER);
+	EXPECT(S, s.deadline_ns == URSA_FOREVER, 1);
+	EXPECT(S, ursa_sleep(1 * MS) == 0, 2);
+	EXPECT(S, ursa_scope_exit(&s) == 0, 3);
+	/* So does any sum that would overflow. */
+	ursa_scope_enter_after(&s, URSA_FOREVER - 1);
+	EXPECT(S, s.deadline_ns == URSA_FOREVER, 4);
+	EXPECT(S, ursa_scope_exit(&s) == 0, 5);
+	/* 0: already passed, like asyncio.timeout(0). */
+	ursa_scope_enter_after(&s, 0);
+	EXPECT(S, ursa_sleep(10000 * MS) == -ETIMEDOUT, 6);
+	EXPECT(S, ursa_scope_exit(&s) == -ETIMEDOUT, 7);
+	/* Relative: a deadline 20 ms from now, not 20 ms after boot. */
+	ursa_scope_enter_after(&s, 20 * MS);
+	EXPECT(S, s.deadline_ns > ursa_now(), 8);
+	EXPECT(S, ursa_sleep(10000 * MS) == -ETIMEDOUT, 9);
+	EXPECT(S, ursa_scope_exit(&s) == -ETIMEDOUT, 10);
+	/* The shielded form shields and has its own relative deadline. */
+	ursa_cancel(ursa_self());
+	ursa_scope_enter_shielded_after(&inner, URSA_FOREVER);
+	EXPECT(S, ursa_sleep(1 * MS) == 0, 11);
+	EXPECT(S, ursa_scope_exit(&inner) == 0, 12);
+	ursa_scope_enter_shielded_after(&inner, 0);
+	EXPECT(S, ursa_sleep(1 * MS) == -ETIMEDOUT, 13);
+	EXPECT(S, ursa_scope_exit(&inner) == -ETIMEDOUT, 14);
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 15);
+	return NULL;
+}
+
+Test(scope, scope_enter_after_is_relative_and_saturates)
+{
+	cr_assert_null(run_on(1, main_scope_after, NULL));
+	ASSERT_SEEN(&after_seen);
+}

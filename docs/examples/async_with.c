@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct resource {
 	const char *name;
@@ -35,7 +35,7 @@ static void resource_exit(struct resource *r) /* __aexit__ */
 	struct ursa_scope shield;
 
 	/* Runs even in a cancelled task, bounded by its own deadline. */
-	ursa_scope_enter_shielded(&shield, ursa_now() + SEC(2));
+	ursa_scope_enter_shielded_after(&shield, SEC(2));
 	printf("Releasing %s...\n", r->name);
 	ursa_sleep(SEC(0.5));
 	r->open = 0;

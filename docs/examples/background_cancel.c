@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* Each line is also counted on a semaphore, so that the canceller can wait
  * for three lines (see run_then_cancel). */

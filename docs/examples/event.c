@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_event event = URSA_EVENT_INIT;
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 #define USEC(s) ((useconds_t)((s) * 50e3))
 
 static void *blocking_io(void *arg)

@@ -8,7 +8,7 @@
 #include <ursa.h>
 
 /* The seeds' seconds, 20 times shorter (50 ms) so the test suite stays fast. */
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void say_hello(void)
 {

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static unsigned port;
 static struct ursa_sem rate_limit = URSA_SEM_INIT(3); /* max 3 concurrent requests */

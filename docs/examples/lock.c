@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_mutex lock = URSA_MUTEX_INIT;
 static int counter;

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_sem semaphore = URSA_SEM_INIT(3); /* 3 concurrent operations */
 static int inside, most_inside;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* ------------------------------------------------------------ Condition */
 
@@ -77,7 +77,7 @@ static void *saver(void *arg)
 	(void)arg;
 	ursa_sleep(SEC(10)); /* cancelled here ... */
 	/* ... but the save must finish: asyncio.shield */
-	ursa_scope_enter_shielded(&shield, ursa_now() + SEC(5));
+	ursa_scope_enter_shielded_after(&shield, SEC(5));
 	rc = ursa_sleep(SEC(0.5));
 	ursa_scope_exit(&shield);
 	printf("saved despite the cancellation: %s\n", rc == 0 ? "yes" : "no");

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* raise ValueError("Something went wrong"), as a plain call. */
 static int risky_operation(void)

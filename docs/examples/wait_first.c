@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *url;
@@ -39,7 +39,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&tasks[i], fetch, &jobs[i]))
 			return (void *)1;
-	n_done = ursa_wait_until(tasks, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
+	n_done = ursa_wait(tasks, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
 	printf("Done: %d, Pending: %d\n", n_done, 3 - n_done);
 	for (int i = 0; i < 3; i++) {
 		void *result;

@@ -98,17 +98,21 @@ enum {
 };
 
 /*
- * asyncio.wait: wait until return_when holds or the absolute deadline passes
- * (URSA_FOREVER: no deadline).  done[i] (if done is not NULL) is set true if
- * tasks[i] has ended (the done set) and false if not (the pending set).
- * Returns the number of ended tasks (a passed deadline is not an error, as in
- * asyncio), -ECANCELED / -ETIMEDOUT if the caller is cancelled or an
- * enclosing scope expires (done[] is still filled), -EINVAL as ursa_gather.
- * Nothing is released or cancelled: join, cancel or detach the tasks
- * afterwards (joining an ended task does not wait).  Blocks the fiber.
+ * asyncio.wait: wait until return_when holds, or timeout_ns has passed
+ * (ursa_wait; URSA_FOREVER: no timeout, 0: a poll), or the absolute
+ * deadline_ns has passed (ursa_wait_until).  done[i] (if done is not NULL)
+ * is set true if tasks[i] has ended (the done set) and false if not (the
+ * pending set).  Returns the number of ended tasks (the timeout is a normal
+ * return, as in asyncio), -ECANCELED / -ETIMEDOUT if the caller is cancelled
+ * or an enclosing scope expires (done[] is still filled), -EINVAL as
+ * ursa_gather, or for a bad return_when.  Nothing is released or cancelled:
+ * join, cancel or detach the tasks afterwards (joining an ended task does
+ * not wait).  Blocks the fiber.
  */
+URSA_API URSA_NODISCARD int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when,
+                                      uint64_t timeout_ns, bool *done);
 URSA_API int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
-                             uint64_t deadline, bool *done);
+                             uint64_t deadline_ns, bool *done);
 
 /*
  * asyncio.wait_for on a task: wait for t at most timeout_ns; always releases

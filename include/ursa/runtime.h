@@ -35,9 +35,35 @@ extern "C" {
 #define URSA_PRINTF_(fmt, args)
 #endif
 
-/* Wait forever: a deadline that never passes, a sleep that only ends when
- * the task is cancelled. */
+/*
+ * Time is uint64_t nanoseconds on CLOCK_MONOTONIC.  A parameter named
+ * deadline_ns is a point in time (compare with ursa_now()); every other *_ns
+ * is a duration.  Calls whose names end in _until take a deadline, those
+ * ending in _after a duration.
+ *
+ * Wait forever: a deadline that never passes, a sleep that only ends when
+ * the task is cancelled; as a duration, no timeout.
+ */
 #define URSA_FOREVER UINT64_MAX
+
+/*
+ * Durations in nanoseconds: URSA_US(x), URSA_MS(x), URSA_SEC(x) for x micro-,
+ * milli- or seconds, e.g. ursa_sleep(URSA_MS(100)),
+ * ursa_scope_enter_after(&s, URSA_SEC(2.5)).  x may be an integer or a
+ * floating value.  The result is a uint64_t rounded to the nearest nanosecond
+ * (exact below 2^53 ns, about 104 days); 0 for a negative x or a NaN; and
+ * URSA_FOREVER from 2^63 ns (292 years) up, so an absurd timeout means
+ * "forever" instead of wrapping round to a short one.  A constant expression
+ * when x is one (usable in static initialisers).  x is evaluated more than
+ * once: pass a value, not an expression with side effects.
+ */
+#define URSA_TIME_(x, k)                                                              \
+	((double)(x) >= 9223372036854775808.0 / (k) ? URSA_FOREVER                      \
+	 : (double)(x) > 0                          ? (uint64_t)((double)(x) * (k) + 0.5) \
+	                                            : (uint64_t)0)
+#define URSA_US(x) URSA_TIME_(x, 1e3)
+#define URSA_MS(x) URSA_TIME_(x, 1e6)
+#define URSA_SEC(x) URSA_TIME_(x, 1e9)
 
 /* ---------------------------------------------------------------- runtime */
 
@@ -184,13 +210,15 @@ URSA_API const char *ursa_task_name(const struct ursa_task *t);
 URSA_API uint64_t ursa_now(void);
 
 /*
- * Park the task for ns nanoseconds (one IORING_OP_TIMEOUT).  ursa_sleep(0)
- * yields.  Returns 0, -ECANCELED, or -ETIMEDOUT when an enclosing scope's
- * deadline comes first.  URSA_FOREVER sleeps until cancelled.
+ * Park the task for delay_ns nanoseconds (one IORING_OP_TIMEOUT).
+ * ursa_sleep(0) yields.  Returns 0, -ECANCELED, or -ETIMEDOUT when an
+ * enclosing scope's deadline comes first.  URSA_FOREVER sleeps until
+ * cancelled.  Blocks the fiber.
  */
-URSA_API int ursa_sleep(uint64_t ns);
-/* As ursa_sleep, until the absolute time t; a past t returns 0 at once. */
-URSA_API int ursa_sleep_until(uint64_t t);
+URSA_API int ursa_sleep(uint64_t delay_ns);
+/* As ursa_sleep, until the absolute time deadline_ns; a past deadline returns
+ * 0 at once. */
+URSA_API int ursa_sleep_until(uint64_t deadline_ns);
 
 /* ----------------------------------------------------------------- scopes */
 
@@ -211,19 +239,29 @@ struct ursa_scope {
 };
 
 /*
- * Enter a scope: until the matching ursa_scope_exit, every blocking call of
- * this task returns -ETIMEDOUT once `deadline` (absolute, ns) has passed.  An
- * operation in flight at that moment is cancelled and awaited.  Scopes nest;
- * the earliest deadline governs.
+ * Enter a scope (asyncio.timeout_at): until the matching ursa_scope_exit,
+ * every blocking call of this task returns -ETIMEDOUT once the absolute time
+ * deadline_ns has passed (URSA_FOREVER: no deadline).  An operation in
+ * flight at that moment is cancelled and awaited.  Scopes nest; the earliest
+ * deadline governs.
  */
-URSA_API void ursa_scope_enter(struct ursa_scope *s, uint64_t deadline);
+URSA_API void ursa_scope_enter(struct ursa_scope *s, uint64_t deadline_ns);
 
 /*
  * Enter a shielded scope: outer scopes' deadlines and ursa_cancel do not
  * reach calls inside it (its own deadline still does).  Use it for cleanup
  * that must finish, such as a final write, under a short deadline of its own.
  */
-URSA_API void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline);
+URSA_API void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline_ns);
+
+/*
+ * As ursa_scope_enter[_shielded], with the deadline timeout_ns from now
+ * (asyncio.timeout(delay)); URSA_FOREVER, or a sum that would overflow, means
+ * no deadline, and 0 a deadline already passed (the first blocking call
+ * inside returns -ETIMEDOUT).
+ */
+URSA_API void ursa_scope_enter_after(struct ursa_scope *s, uint64_t timeout_ns);
+URSA_API void ursa_scope_enter_shielded_after(struct ursa_scope *s, uint64_t timeout_ns);
 
 /*
  * Leave the innermost scope, which must be s.  Returns -ETIMEDOUT if its
