@@ -329,22 +329,16 @@ static void *main_task(void *arg)
 	}
 	fprintf(stderr, "%s: signal %u, shutting down\n", the_srv->name, si.ssi_signo);
 	atomic_store(&draining, true);
-	for (unsigned i = 0; i < n; i++) {
-		if (acc[i]) {
-			ursa_cancel(acc[i]);
-			join_task(acc[i]);
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(acc[i], NULL); /* NULL: no acceptor there */
 	grace_end = ursa_now() + server_opts.grace_ns;
 	while (atomic_load(&live) > 0 && ursa_now() < grace_end)
 		(void)ursa_sleep(SWEEP_NS / 5);
 	if (atomic_load(&live) > 0)
 		fprintf(stderr, "%s: grace period over, dropping %ld connections\n", the_srv->name,
 		        atomic_load(&live));
-	for (unsigned i = 0; i < n; i++) {
-		ursa_cancel(sweep[i]);
-		join_task(sweep[i]);
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(sweep[i], NULL);
 	free(acc);
 	free(sweep);
 	/* Tasks still running are cancelled and awaited by ursa_run. */

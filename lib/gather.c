@@ -7,6 +7,7 @@
  * however many it waits for.
  */
 #include "scope.h"
+#include "task.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -128,15 +129,15 @@ static void cancel_all(struct ursa_task *const *tasks, size_t n)
 
 /* ----------------------------------------------------------------- gather */
 
-int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
-                uint32_t flags)
+int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
+                struct ursa_outcome *out)
 {
 	struct ursa_task *self = ursa__self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	bool all = flags & URSA_GATHER_ALL, cancelling = false;
 	size_t registered, seen = 0, failed = 0;
-	int first = 0, caller_rc = 0, rc;
+	int caller_rc = 0, rc;
 
 	if (!self)
 		return -EPERM;
@@ -151,12 +152,10 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 		while ((t = chain_pop(&ready))) {
 			struct ursa_outcome scratch, *o = out ? &out[t->watch_slot] : &scratch;
 
-			(void)ursa_task_outcome(t, o);
+			ursa__task_outcome(t, o);
 			seen++;
 			if (o->err) {
 				failed++;
-				if (!first)
-					first = o->err;
 				if (!all && !cancelling) {
 					cancel_all(tasks, n);
 					cancelling = true;
@@ -183,9 +182,10 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 	}
 	for (size_t i = 0; i < n; i++)
 		ursa__task_unref(tasks[i]); /* the handles: every task has ended */
-	if (caller_rc)
-		return caller_rc;
-	return all ? (int)failed : first;
+	/* One meaning whatever the flags: what ended the wait, if the caller's
+	 * cancellation or deadline did, else how many tasks did not return
+	 * normally.  A task's own error is only ever in out[]. */
+	return caller_rc ? caller_rc : (int)failed;
 }
 
 /* ------------------------------------------------------------------- wait */
@@ -263,36 +263,20 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 
 /* --------------------------------------------------------------- wait_for */
 
-int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
+int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome *out)
 {
-	struct ursa_outcome o;
 	struct ursa_scope s;
-	uint64_t now = ursa_now();
 	int rc;
 
 	if (!ursa__self())
 		return -EPERM;
-	ursa_scope_enter(&s, timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
-	rc = ursa_join_outcome(t, &o);
+	/* The timeout is a scope around a join: the join passes the scope's
+	 * expiry (or the caller's cancellation) on to t, waits for it and
+	 * releases it, and its status says which ended the wait. */
+	ursa_scope_enter_after(&s, timeout_ns);
+	rc = ursa_join_outcome(t, out);
 	(void)ursa_scope_exit(&s);
-	if (rc == -ETIMEDOUT || rc == -ECANCELED) {
-		/* Ours (or the caller's) deadline, or the caller was cancelled: t
-		 * goes too, and we wait for it, shielded, to release it. */
-		struct ursa_scope shield;
-
-		(void)ursa_cancel(t);
-		ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-		while (ursa_join_outcome(t, &o) != 0)
-			; /* unreachable: a shielded join without deadline */
-		ursa_scope_exit(&shield);
-		if (o.err != 0)
-			return rc; /* the result that arrived first wins */
-	} else if (rc) {
-		return rc; /* -EINVAL, -EDEADLK: t not released */
-	}
-	if (o.err == 0 && result)
-		*result = o.result;
-	return o.err;
+	return rc;
 }
 
 /* ----------------------------------------------------------- as_completed */

@@ -19,6 +19,7 @@
 #include "watch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -115,6 +116,8 @@ static void collect(struct ursa_group *g)
 		unlink_child(g, c);
 		ursa__spin_unlock(&g->lock_);
 		free(c);
+		if (failed)
+			g->nfailed_++;
 		if (failed && !g->failed_) {
 			g->failed_ = t; /* its handle is released at exit */
 			ursa_scope_cancel(&g->scope_);
@@ -243,20 +246,20 @@ int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 		ursa__sched_park();
 	}
 	if (g->failed_) {
-		struct ursa_outcome scratch, *o = first ? first : &scratch;
-
-		(void)ursa_task_outcome(g->failed_, o);
+		/* A failure is the most useful report: it wins over a
+		 * cancellation of the group.  A child's error is only ever in
+		 * *first, never the return value. */
+		if (first)
+			ursa__task_outcome(g->failed_, first);
 		ursa__task_unref(g->failed_);
 		g->failed_ = NULL;
-		return o->err;
+		return g->nfailed_ > INT_MAX ? INT_MAX : (int)g->nfailed_;
 	}
+	if (first)
+		memset(first, 0, sizeof(*first)); /* no failure to report */
 	if (!rc)
 		rc = body_rc;
 	if (!rc && (g->flags_ & G_CANCELLED)) /* no child left to race us */
 		rc = -ECANCELED;
-	if (first) {
-		memset(first, 0, sizeof(*first));
-		first->err = rc;
-	}
 	return rc;
 }

@@ -233,34 +233,31 @@ static int outcome_err(const struct ursa_task *t)
 	return t->ended_cancelled ? -ECANCELED : 0;
 }
 
-static void fill_outcome(const struct ursa_task *t, struct ursa_outcome *out)
+void ursa__task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 {
 	out->err = outcome_err(t);
 	out->result = out->err ? NULL : t->result;
 	snprintf(out->msg, sizeof(out->msg), "%s", t->error_msg ? t->error_msg : "");
 }
 
-static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
-{
-	int rc = outcome_err(t);
-
-	if (out) {
-		fill_outcome(t, out);
-		rc = 0;
-	} else if (rc == 0 && result) {
-		*result = t->result;
-	}
-	ursa__task_unref(t); /* the handle */
-	return rc;
-}
-
-/* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
-static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
+/*
+ * The wait of every joining call.  Misuse returns at once, before anything
+ * is done: -EPERM (not in a task), -EINVAL (t NULL, detached, or joined or
+ * watched by another call), -EDEADLK (t is the caller).  Otherwise it waits
+ * until t has ended and returns 0, with *caller_rc saying what, if anything,
+ * interrupted the caller meanwhile: 0, or -ECANCELED / -ETIMEDOUT, in which
+ * case t was cancelled in turn and the wait went on (asyncio's `await task`
+ * in a cancelled task), so that t can always be released.  With cancel_first
+ * (ursa_cancel_and_join) t is cancelled as soon as it is known to be valid.
+ * t has ended on a 0 return and the caller still holds its handle.
+ */
+static int join_wait(struct ursa_task *t, bool cancel_first, int *caller_rc)
 {
 	struct ursa__core *c = core_of_call();
 	struct ursa_task *self, *j;
-	int rc;
+	bool cancelled = cancel_first;
 
+	*caller_rc = 0;
 	if (!c)
 		return -EPERM;
 	self = c->current;
@@ -270,48 +267,102 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 		return -EDEADLK;
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
-		return collect(t, result, out);
-	rc = ursa__cancel_check(self, NULL);
-	if (rc)
-		return rc;
+		return 0; /* ended: a call that need not wait completes */
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, self, memory_order_acq_rel,
 	                                             memory_order_acquire))
-		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
+		return j == URSA__JOIN_DONE ? 0 : -EINVAL;
+	if (cancel_first)
+		(void)ursa_cancel(t); /* -ESRCH if it has just ended: fine */
 	for (;;) {
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 		j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 		if (j == URSA__JOIN_DONE)
-			return collect(t, result, out);
-		if (j == URSA__JOIN_WAKING)
-			continue;
-		rc = ursa__cancel_check(self, NULL);
-		if (rc) {
-			/* Withdraw; if t ended meanwhile, its result wins. */
-			if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_NONE,
-			                                            memory_order_acq_rel,
-			                                            memory_order_acquire))
-				return rc;
-			if (j == URSA__JOIN_DONE)
-				return collect(t, result, out);
-			/* WAKING: the wake is coming; wait for DONE. */
+			return 0;
+		/* WAKING: the wake comes after DONE, so parking cannot miss it. */
+		if (!cancelled && j != URSA__JOIN_WAKING) {
+			int rc = ursa__cancel_check(self, NULL);
+
+			if (rc) {
+				/* Pass it on and keep waiting: from now on only t's
+				 * end ends this wait (shielded), so the handle is
+				 * always released. */
+				*caller_rc = rc;
+				(void)ursa_cancel(t);
+				cancelled = true;
+			} else if (self->scope) {
+				ursa__scope_arm(self);
+			}
 		}
+		ursa__sched_park();
 	}
+}
+
+/* Misuse of ursa_join or ursa_cancel_and_join: no return value could report
+ * it (every errno may be a task's outcome), so it is fatal, and says why. */
+static _Noreturn void join_misuse(const char *call, struct ursa_task *t, int rc)
+{
+	const char *why = "the task is already being joined or watched by another call";
+
+	if (rc == -EPERM) {
+		fprintf(stderr, "ursa: %s: called outside a task\n", call);
+		abort();
+	}
+	if (!t) {
+		fprintf(stderr, "ursa: %s: the task handle is NULL\n", call);
+		abort();
+	}
+	if (rc == -EDEADLK)
+		why = "a task cannot join itself";
+	else if (atomic_load_explicit(&t->joiner, memory_order_acquire) == URSA__JOIN_DETACHED)
+		why = "the task was detached";
+	fprintf(stderr, "ursa: %s: %s (task '%s')\n", call, why,
+	        t->name[0] ? t->name : "(unnamed)");
+	abort();
+}
+
+/* t has ended: its outcome as ursa_join returns it, and the handle released. */
+static int collect(struct ursa_task *t, void **result)
+{
+	int rc = outcome_err(t);
+
+	if (rc == 0 && result)
+		*result = t->result;
+	ursa__task_unref(t); /* the handle */
+	return rc;
 }
 
 int ursa_join(struct ursa_task *t, void **result)
 {
-	return join(t, result, NULL);
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
+
+	if (rc)
+		join_misuse("ursa_join", t, rc);
+	return collect(t, result);
+}
+
+int ursa_cancel_and_join(struct ursa_task *t, void **result)
+{
+	int caller_rc, rc;
+
+	if (!t)
+		return 0; /* cleanup of a task that was never spawned */
+	rc = join_wait(t, true, &caller_rc);
+	if (rc)
+		join_misuse("ursa_cancel_and_join", t, rc);
+	return collect(t, result);
 }
 
 int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 {
-	struct ursa_outcome scratch;
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
 
-	return join(t, NULL, out ? out : &scratch);
+	if (rc)
+		return rc; /* misuse: nothing done, t is still the caller's */
+	if (out)
+		ursa__task_outcome(t, out);
+	ursa__task_unref(t); /* the handle */
+	return caller_rc;
 }
 
 void ursa_detach(struct ursa_task *t)
@@ -368,7 +419,7 @@ int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 	if (!ursa_task_done(t))
 		return t ? -EAGAIN : -EINVAL;
 	if (out)
-		fill_outcome(t, out);
+		ursa__task_outcome(t, out);
 	return 0;
 }
 

@@ -16,6 +16,9 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
  * switched away for the last time. */
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t);
 
+/* t's outcome (t has ended): what ursa_task_outcome reports. */
+void ursa__task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
+
 /* Free t now (owner core, last reference gone). */
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t);
 

@@ -113,10 +113,10 @@ static void *main_gather_ok(void *arg)
 
 	for (int i = 0; i < 3; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_gather(t, 3, o, 0);
+	out[0] = ursa_gather(t, 3, 0, o);
 	for (int i = 0; i < 3; i++)
 		out[1 + i] = o[i].err == 0 ? (int)U(o[i].result) : o[i].err;
-	out[4] = ursa_gather(NULL, 0, NULL, 0);
+	out[4] = ursa_gather(NULL, 0, 0, NULL);
 	out[5] = bad;
 	return NULL;
 }
@@ -152,7 +152,7 @@ static void *main_gather_mixed(void *arg)
 		t[i] = start(&j[i], (unsigned)i, &bad);
 	ursa_sleep(2 * MS);
 	ursa_cancel(t[2]); /* cancelled before the failure */
-	out[0] = ursa_gather(t, 4, o, all ? URSA_GATHER_ALL : 0);
+	out[0] = ursa_gather(t, 4, all ? URSA_GATHER_ALL : 0, o);
 	for (int i = 0; i < 4; i++) {
 		out[1 + 2 * i] = o[i].err;
 		out[2 + 2 * i] = (int)U(o[i].result);
@@ -180,14 +180,15 @@ Test(group, gather_return_exceptions_collects_a_failure_and_a_cancellation)
 	cr_assert_eq(out[10], 0);
 }
 
-Test(group, gather_fail_fast_returns_the_first_error_and_cancels_the_rest)
+Test(group, gather_fail_fast_cancels_the_rest_and_counts_them)
 {
 	int out[12] = {0};
 
 	run_on(2, main_gather_mixed, out);
 	cr_assert_eq(out[11], 0);
-	/* t[2] was cancelled first: that is the first error fail-fast sees. */
-	cr_assert_eq(out[0], -ECANCELED, "gather returned %d", out[0]);
+	/* t[2] was cancelled first, which made fail-fast cancel t[1] and t[3]:
+	 * three did not succeed, whichever of t[1]'s outcomes came first. */
+	cr_assert_eq(out[0], 3, "gather returned %d", out[0]);
 	cr_assert_eq(out[1], 0);
 	cr_assert_eq(out[2], 1);
 	cr_assert_eq(out[5], -ECANCELED);
@@ -206,7 +207,7 @@ static void *main_gather_first_error(void *arg)
 
 	for (int i = 0; i < 3; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_gather(t, 3, NULL, 0);
+	out[0] = ursa_gather(t, 3, 0, NULL);
 	out[1] = j[0].sleep_rc;
 	out[2] = j[2].sleep_rc;
 	out[3] = bad;
@@ -219,17 +220,25 @@ Test(group, gather_fail_fast_cancels_sleepers_on_the_first_failure)
 
 	run_on(2, main_gather_first_error, out);
 	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[0], -ENOSPC);
+	cr_assert_eq(out[0], 3, "one failure and two cancelled: %d", out[0]);
 	cr_assert_eq(out[1], -ECANCELED);
 	cr_assert_eq(out[2], -ECANCELED);
 }
 
 /* Cancelling the gatherer cancels and releases everything it gathers. */
+struct gathering {
+	struct ursa_task *t[3];
+	struct ursa_outcome o[3];
+	int rc;
+};
+
 static void *gatherer(void *arg)
 {
-	struct ursa_task **t = arg;
+	struct gathering *g = arg;
 
-	return P(ursa_gather(t, 3, NULL, URSA_GATHER_ALL));
+	memset(g->o, 0x5a, sizeof(g->o));
+	g->rc = ursa_gather(g->t, 3, URSA_GATHER_ALL, g->o);
+	return NULL;
 }
 
 static void *main_gather_cancelled(void *arg)
@@ -237,32 +246,42 @@ static void *main_gather_cancelled(void *arg)
 	int *out = arg;
 	struct job j[3] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER},
 	                   {.sleep_ns = 1 * MS, .result = 3}};
-	struct ursa_task *t[3], *g;
-	void *r = NULL;
+	struct gathering ga;
+	struct ursa_task *g;
 	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	if (ursa_spawn_on(&g, 1, gatherer, t))
+		ga.t[i] = start(&j[i], (unsigned)i, &bad);
+	if (ursa_spawn_on(&g, 1, gatherer, &ga))
 		return P(1);
 	ursa_sleep(10 * MS);
 	ursa_cancel(g);
-	out[0] = ursa_join(g, &r);
+	out[0] = ursa_join(g, NULL);
 	out[1] = j[0].sleep_rc;
 	out[2] = j[1].sleep_rc;
 	out[3] = bad;
+	out[4] = ga.rc;
+	for (int i = 0; i < 3; i++)
+		out[5 + i] = ga.o[i].err;
+	out[8] = (int)U(ga.o[2].result);
 	return NULL;
 }
 
 Test(group, cancelling_gather_cancels_and_releases_its_tasks)
 {
-	int out[4];
+	int out[9];
 
 	cr_assert_null(run_on(2, main_gather_cancelled, out));
 	cr_assert_eq(out[3], 0);
 	cr_assert_eq(out[0], -ECANCELED);
 	cr_assert_eq(out[1], -ECANCELED);
 	cr_assert_eq(out[2], -ECANCELED);
+	cr_assert_eq(out[4], -ECANCELED, "gather's own status: the caller was cancelled");
+	/* Every out[i] filled: two cancelled, one that had returned 3. */
+	cr_assert_eq(out[5], -ECANCELED);
+	cr_assert_eq(out[6], -ECANCELED);
+	cr_assert_eq(out[7], 0);
+	cr_assert_eq(out[8], 3);
 }
 
 static void *main_gather_einval(void *arg)
@@ -276,9 +295,9 @@ static void *main_gather_einval(void *arg)
 	t[0] = start(&j[0], 0, &bad);
 	t[1] = start(&j[1], 1, &bad);
 	t[2] = t[0];
-	out[0] = ursa_gather(t, 3, NULL, 0); /* a task twice */
+	out[0] = ursa_gather(t, 3, 0, NULL); /* a task twice */
 	t[2] = NULL;
-	out[1] = ursa_gather(t, 3, NULL, 0); /* a NULL task */
+	out[1] = ursa_gather(t, 3, 0, NULL); /* a NULL task */
 	/* Nothing was released: both joins work. */
 	out[2] = ursa_join(t[0], &r);
 	out[3] = ursa_join(t[1], &r);
@@ -554,17 +573,17 @@ static void *main_wait_for(void *arg)
 	int *out = arg;
 	struct job fast = {.sleep_ns = 1 * MS, .result = 6};
 	struct job slow = {.sleep_ns = 10000 * MS, .result = 7};
+	struct ursa_outcome o;
 	struct ursa_task *t;
-	void *r = NULL;
 	uint64_t t0;
 	int bad = 0;
 
 	t = start(&fast, 1, &bad);
-	out[0] = ursa_wait_for(t, 1000 * MS, &r);
-	out[1] = (int)U(r);
+	out[0] = ursa_wait_for(t, 1000 * MS, &o);
+	out[1] = o.err ? o.err : (int)U(o.result);
 	t = start(&slow, 1, &bad);
 	t0 = ursa_now();
-	out[2] = ursa_wait_for(t, 10 * MS, &r);
+	out[2] = ursa_wait_for(t, 10 * MS, &o);
 	out[3] = ursa_now() - t0 < 5000 * MS;
 	out[4] = slow.sleep_rc; /* the task was cancelled and has ended */
 	out[5] = bad;
@@ -653,7 +672,7 @@ Test(group, group_child_failure_cancels_the_sleeping_siblings_and_the_body)
 	cr_assert_eq(out[6], 0, "a sibling was not cancelled");
 	cr_assert_eq(out[0], -ECANCELED);
 	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -EHOSTUNREACH);
+	cr_assert_eq(out[2], 1, "one child failed");
 	cr_assert_eq(out[3], -EHOSTUNREACH);
 	cr_assert(out[4], "message lost");
 	cr_assert_eq(out[5], 0);
@@ -880,7 +899,7 @@ static void *main_gather_bad_flags(void *arg)
 	t[0] = start(&j[0], 0, &bad);
 	t[1] = start(&j[1], 1, &bad);
 	memset(o, 0x5a, sizeof(o));
-	EXPECT(S, ursa_gather(t, 2, o, 0x80) == -EINVAL, 1);
+	EXPECT(S, ursa_gather(t, 2, 0x80, o) == -EINVAL, 1);
 	EXPECT(S, o[0].err == 0x5a5a5a5a && o[1].err == 0x5a5a5a5a, o[0].err); /* untouched */
 	/* Nothing was cancelled, waited for or released: both joins work. */
 	EXPECT(S, ursa_join(t[0], &r) == 0 && U(r) == 1, U(r));
@@ -958,4 +977,230 @@ Test(group, wait_takes_a_timeout_and_wait_until_a_deadline)
 {
 	cr_assert_null(run_on(1, main_wait_timeout, NULL));
 	ASSERT_SEEN(&wait_time_seen);
+}
+
+/* ------------------------- a task's outcome apart from the call's status */
+
+static struct seen outcome_seen;
+
+static void *main_gather_count(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct ursa_outcome o[3];
+	struct ursa_task *t[3];
+	int bad = 0;
+
+	(void)arg;
+	/* Fail-fast: one fails at once, the two sleepers are cancelled. */
+	struct job a[3] = {{.fail = -EIO, .result = 1}, {.sleep_ns = URSA_FOREVER},
+	                   {.sleep_ns = URSA_FOREVER}};
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&a[i], (unsigned)i, &bad);
+	EXPECT(S, ursa_gather(t, 3, 0, o) == 3, 1);
+	EXPECT(S, o[0].err == -EIO && o[1].err == -ECANCELED && o[2].err == -ECANCELED, o[1].err);
+	/* return_exceptions: the same count, of what did not succeed. */
+	struct job b[3] = {{.fail = -EIO, .result = 1}, {.sleep_ns = 1 * MS, .result = 2},
+	                   {.sleep_ns = 2 * MS, .result = 3}};
+	for (int i = 0; i < 3; i++)
+		t[i] = start(&b[i], (unsigned)i, &bad);
+	EXPECT(S, ursa_gather(t, 3, URSA_GATHER_ALL, o) == 1, 3);
+	EXPECT(S, o[0].err == -EIO && o[1].err == 0 && U(o[2].result) == 3, o[1].err);
+	/* All succeed: 0 either way. */
+	struct job c[2] = {{.result = 1}, {.sleep_ns = 1 * MS, .result = 2}};
+	for (int i = 0; i < 2; i++)
+		t[i] = start(&c[i], (unsigned)i, &bad);
+	EXPECT(S, ursa_gather(t, 2, 0, o) == 0, 5);
+	for (int i = 0; i < 2; i++)
+		t[i] = start(&c[i], (unsigned)i, &bad);
+	EXPECT(S, ursa_gather(t, 2, URSA_GATHER_ALL, NULL) == 0, 6);
+	EXPECT(S, bad == 0, bad);
+	return NULL;
+}
+
+Test(group, gather_returns_a_count_whatever_the_flags)
+{
+	cr_assert_null(run_on(2, main_gather_count, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+static void *main_gather_einval_task(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct job j[2] = {{.fail = -EINVAL, .result = 1}, {.sleep_ns = 1 * MS, .result = 2}};
+	struct ursa_outcome o[2];
+	struct ursa_task *t[2];
+	void *r = NULL;
+	int bad = 0;
+
+	(void)arg;
+	/* A task's own -EINVAL (a ValueError) is an outcome, not a call
+	 * error: gather counts it and releases everything. */
+	for (int i = 0; i < 2; i++)
+		t[i] = start(&j[i], (unsigned)i, &bad);
+	EXPECT(S, ursa_gather(t, 2, URSA_GATHER_ALL, o) == 1, 1);
+	EXPECT(S, o[0].err == -EINVAL && o[1].err == 0, o[0].err);
+	/* A repeated task is the call's -EINVAL: nothing is released. */
+	struct ursa_task *twice[2];
+	twice[0] = twice[1] = start(&j[1], 0, &bad);
+	EXPECT(S, ursa_gather(twice, 2, 0, o) == -EINVAL, 3);
+	EXPECT(S, ursa_join(twice[0], &r) == 0 && U(r) == 2, U(r));
+	EXPECT(S, bad == 0, bad);
+	return NULL;
+}
+
+Test(group, gather_of_a_task_failing_with_einval_is_not_a_call_error)
+{
+	cr_assert_null(run_on(2, main_gather_einval_task, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+static void *main_wait_for_etimedout(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct job own = {.fail = -ETIMEDOUT, .result = 1};
+	struct job forever = {.sleep_ns = URSA_FOREVER, .result = 2};
+	struct ursa_outcome o;
+	struct ursa_task *t;
+	int bad = 0;
+
+	(void)arg;
+	/* A task that fails with -ETIMEDOUT of its own: the call succeeded. */
+	t = start(&own, 1, &bad);
+	EXPECT(S, ursa_wait_for(t, 10000 * MS, &o) == 0, 1);
+	EXPECT(S, o.err == -ETIMEDOUT, o.err);
+	/* The call's own timeout: the task was cancelled. */
+	t = start(&forever, 1, &bad);
+	EXPECT(S, ursa_wait_for(t, 10 * MS, &o) == -ETIMEDOUT, 3);
+	EXPECT(S, o.err == -ECANCELED, o.err);
+	EXPECT(S, forever.sleep_rc == -ECANCELED, forever.sleep_rc); /* it has ended */
+	EXPECT(S, bad == 0, bad);
+	return NULL;
+}
+
+Test(group, wait_for_tells_its_timeout_from_a_task_failing_with_etimedout)
+{
+	cr_assert_null(run_on(2, main_wait_for_etimedout, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+struct waiting_for {
+	struct job j;
+	struct ursa_outcome o;
+	atomic_int in;
+	int rc, next_rc;
+};
+
+static void *wait_for_caller(void *arg)
+{
+	struct waiting_for *w = arg;
+	struct ursa_task *t = NULL;
+
+	if (ursa_spawn(&t, job_main, &w->j))
+		return NULL;
+	atomic_store(&w->in, 1);
+	w->rc = ursa_wait_for(t, 10000 * MS, &w->o);
+	w->next_rc = ursa_sleep(1 * MS);
+	return NULL;
+}
+
+static void *main_wait_for_cancelled(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct waiting_for w = {.j = {.sleep_ns = URSA_FOREVER}};
+	struct ursa_task *c;
+
+	(void)arg;
+	if (ursa_spawn_on(&c, 1, wait_for_caller, &w))
+		return P(1);
+	while (!atomic_load(&w.in))
+		ursa_sleep(100000);
+	ursa_sleep(2 * MS); /* it is parked in wait_for, its task asleep */
+	ursa_cancel(c);
+	EXPECT(S, ursa_join(c, NULL) == -ECANCELED, 1);
+	EXPECT(S, w.rc == -ECANCELED, w.rc);
+	EXPECT(S, w.o.err == -ECANCELED, w.o.err);
+	EXPECT(S, w.j.sleep_rc == -ECANCELED, w.j.sleep_rc);
+	EXPECT(S, w.next_rc == -ECANCELED, w.next_rc);
+	return NULL;
+}
+
+Test(group, wait_for_in_a_cancelled_caller_returns_ecanceled_and_releases)
+{
+	cr_assert_null(run_on(2, main_wait_for_cancelled, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+static void *main_group_failure_count(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct job failing = {.sleep_ns = 1 * MS, .fail = -ETIMEDOUT, .result = 5};
+	struct job ok = {.result = 6};
+	struct ursa_outcome first;
+	struct ursa_group g;
+
+	(void)arg;
+	ursa_group_enter(&g);
+	EXPECT(S, ursa_group_spawn_on(&g, 1, job_main, &failing) == 0, 1);
+	EXPECT(S, ursa_group_spawn_on(&g, 0, job_main, &ok) == 0, 2);
+	/* No deadline anywhere: the -ETIMEDOUT is the child's own. */
+	EXPECT(S, ursa_group_exit(&g, &first) == 1, 3);
+	EXPECT(S, first.err == -ETIMEDOUT, first.err);
+	EXPECT(S, strcmp(first.msg, "job 5 failed") == 0, 5);
+	return NULL;
+}
+
+Test(group, group_exit_returns_the_failure_count_and_the_first_failure)
+{
+	cr_assert_null(run_on(2, main_group_failure_count, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+static void *main_group_deadline_first(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct job sleeper = {.sleep_ns = URSA_FOREVER};
+	struct ursa_outcome first;
+	struct ursa_scope s;
+	struct ursa_group g;
+
+	(void)arg;
+	memset(&first, 0x5a, sizeof(first));
+	ursa_scope_enter_after(&s, 10 * MS);
+	ursa_group_enter(&g);
+	EXPECT(S, ursa_group_spawn_on(&g, 1, job_main, &sleeper) == 0, 1);
+	EXPECT(S, ursa_group_exit(&g, &first) == -ETIMEDOUT, 2);
+	EXPECT(S, first.err == 0 && first.msg[0] == 0 && first.result == NULL, first.err);
+	EXPECT(S, ursa_scope_exit(&s) == -ETIMEDOUT, 4);
+	EXPECT(S, sleeper.sleep_rc == -ECANCELED, sleeper.sleep_rc);
+	return NULL;
+}
+
+Test(group, group_exit_under_a_deadline_returns_etimedout_with_first_zeroed)
+{
+	cr_assert_null(run_on(2, main_group_deadline_first, NULL));
+	ASSERT_SEEN(&outcome_seen);
+}
+
+static void *main_group_cancel_first(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct job sleeper = {.sleep_ns = URSA_FOREVER};
+	struct ursa_outcome first;
+	struct ursa_group g;
+
+	(void)arg;
+	memset(&first, 0x5a, sizeof(first));
+	ursa_group_enter(&g);
+	EXPECT(S, ursa_group_spawn_on(&g, 1, job_main, &sleeper) == 0, 1);
+	ursa_group_cancel(&g);
+	EXPECT(S, ursa_group_exit(&g, &first) == -ECANCELED, 2);
+	EXPECT(S, first.err == 0 && first.msg[0] == 0, first.err);
+	EXPECT(S, ursa_sleep(1 * MS) == 0, 4); /* the owner itself is fine */
+	return NULL;
+}
+
+Test(group, group_cancel_returns_ecanceled_with_first_zeroed)
+{
+	cr_assert_null(run_on(2, main_group_cancel_first, NULL));
+	ASSERT_SEEN(&outcome_seen);
 }

@@ -93,12 +93,15 @@ Test(scope, nested_scopes_the_earliest_deadline_governs)
 	cr_assert_eq(out[6], 0);
 }
 
-/* A deadline interrupts a parked join as well as a ring op; the joined task
- * is untouched and can be joined later. */
-static void *sleep_50ms(void *arg)
+/* A deadline that passes while a task joins another is passed on: the joined
+ * task is cancelled, awaited and released, and the join reports how it
+ * ended; the scope reports the deadline. */
+static void *sleep_long(void *arg)
 {
-	(void)arg;
-	return ursa_sleep(50 * MS) == 0 ? (void *)5 : NULL;
+	int *rc = arg;
+
+	*rc = ursa_sleep(10000 * MS); /* its cancellation path */
+	return *rc == 0 ? (void *)5 : NULL;
 }
 
 static void *main_join_deadline(void *arg)
@@ -108,25 +111,24 @@ static void *main_join_deadline(void *arg)
 	struct ursa_scope s;
 	void *r = NULL;
 
-	if (ursa_spawn(&t, sleep_50ms, NULL))
+	if (ursa_spawn(&t, sleep_long, &out[2]))
 		return (void *)1;
 	ursa_scope_enter(&s, ursa_now() + 5 * MS);
-	out[0] = ursa_join(t, &r);
+	out[0] = ursa_join(t, &r); /* t's outcome; t is released (LSan) */
 	out[1] = ursa_scope_exit(&s);
-	out[2] = ursa_join(t, &r);
-	out[3] = (int)(uintptr_t)r;
+	out[3] = r == NULL;
 	return NULL;
 }
 
-Test(scope, deadline_interrupts_join_and_the_task_survives)
+Test(scope, deadline_passes_into_join_which_releases_the_task)
 {
 	int out[4] = {0, 0, 1, 0};
 
 	cr_assert_null(run_on(1, main_join_deadline, out));
-	cr_assert_eq(out[0], -ETIMEDOUT);
-	cr_assert_eq(out[1], -ETIMEDOUT);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 5);
+	cr_assert_eq(out[0], -ECANCELED, "join returns the task's outcome");
+	cr_assert_eq(out[1], -ETIMEDOUT, "the scope reports its deadline");
+	cr_assert_eq(out[2], -ECANCELED, "the task's sleep was not cancelled");
+	cr_assert(out[3]);
 }
 
 /* A shield keeps cancellation and outer deadlines out; its own deadline
@@ -348,4 +350,81 @@ Test(scope, scope_enter_after_is_relative_and_saturates)
 {
 	cr_assert_null(run_on(1, main_scope_after, NULL));
 	ASSERT_SEEN(&after_seen);
+}
+
+/* ------------------------------------------------------ URSA_SHIELDED */
+
+static struct seen shield_seen;
+
+static void *main_shielded_block(void *arg)
+{
+	struct seen *S = &shield_seen;
+	int rc = 1;
+
+	(void)arg;
+	ursa_cancel(ursa_self());
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 1);
+	/* Inside, the cancellation does not reach the waits ... */
+	URSA_SHIELDED(URSA_FOREVER) {
+		rc = ursa_sleep(1 * MS);
+	}
+	EXPECT(S, rc == 0, rc);
+	/* ... but the block's own deadline does. */
+	URSA_SHIELDED(0) {
+		rc = ursa_sleep(10000 * MS);
+	}
+	EXPECT(S, rc == -ETIMEDOUT, rc);
+	/* Nested blocks on one line are kept apart. */
+	URSA_SHIELDED(URSA_FOREVER) URSA_SHIELDED(URSA_SEC(10)) rc = ursa_sleep(1 * MS);
+	EXPECT(S, rc == 0, rc);
+	/* After the blocks, the task is cancelled again. */
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 5);
+	return NULL;
+}
+
+Test(scope, shielded_block_waits_in_a_cancelled_task_under_its_own_deadline)
+{
+	cr_assert_null(run_on(1, main_shielded_block, NULL));
+	ASSERT_SEEN(&shield_seen);
+}
+
+static int leave_by_return(void)
+{
+	URSA_SHIELDED(URSA_FOREVER) {
+		if (ursa_sleep(1 * MS) == 0)
+			return 1; /* the scope is exited on the way out */
+	}
+	return 0;
+}
+
+static void *main_shielded_exits(void *arg)
+{
+	struct seen *S = &shield_seen;
+	struct ursa_scope s;
+	int n = 0;
+
+	(void)arg;
+	ursa_cancel(ursa_self());
+	EXPECT(S, leave_by_return() == 1, 1);
+	for (int i = 0; i < 3; i++) {
+		URSA_SHIELDED(URSA_FOREVER) {
+			if (ursa_sleep(1 * MS) == 0 && i == 1)
+				break; /* leaves the block, not the loop */
+			n++;
+		}
+	}
+	EXPECT(S, n == 2, n);
+	/* Had a block left its scope entered, this exit would abort ("not the
+	 * innermost"), and the waits below would still be shielded. */
+	ursa_scope_enter(&s, URSA_FOREVER);
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 3);
+	EXPECT(S, ursa_scope_exit(&s) == -ECANCELED, 4);
+	EXPECT(S, ursa_self() && ursa_sleep(1 * MS) == -ECANCELED, 5);
+	return NULL;
+}
+
+Test(scope, shielded_block_left_by_return_or_break_exits_its_scope)
+{
+	cr_assert_null(run_on(1, main_shielded_exits, NULL));
+	ASSERT_SEEN(&shield_seen);
 }

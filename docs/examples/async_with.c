@@ -32,14 +32,12 @@ static int resource_enter(struct resource *r) /* __aenter__ */
 
 static void resource_exit(struct resource *r) /* __aexit__ */
 {
-	struct ursa_scope shield;
-
 	/* Runs even in a cancelled task, bounded by its own deadline. */
-	ursa_scope_enter_shielded_after(&shield, SEC(2));
-	printf("Releasing %s...\n", r->name);
-	ursa_sleep(SEC(0.5));
-	r->open = 0;
-	ursa_scope_exit(&shield);
+	URSA_SHIELDED(SEC(2)) {
+		printf("Releasing %s...\n", r->name);
+		ursa_sleep(SEC(0.5));
+		r->open = 0;
+	}
 }
 
 static int use(struct resource *r, double seconds)
@@ -79,8 +77,7 @@ static void *main_task(void *arg)
 	if (ursa_spawn(&t, cancelled_user, "connection"))
 		return (void *)1;
 	ursa_sleep(SEC(1));
-	ursa_cancel(t);
-	if (ursa_join(t, NULL) == -ECANCELED)
+	if (ursa_cancel_and_join(t, NULL) == -ECANCELED)
 		printf("cancelled, and the resource was released\n");
 	return NULL;
 }

@@ -56,8 +56,8 @@ static int run_then_cancel(ursa_fn fn)
 	for (int i = 0; i < 3; i++)
 		if (ursa_sem_acquire(&lines) < 0)
 			return -1;
-	ursa_cancel(t);            /* task.cancel() */
-	return ursa_join(t, NULL); /* await task */
+	/* task.cancel(); await task */
+	return ursa_cancel_and_join(t, NULL);
 }
 
 static void *main_task(void *arg)

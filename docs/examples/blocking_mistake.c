@@ -60,7 +60,7 @@ static int three(ursa_fn fn)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fn, NULL))
 			return -1;
-	ursa_gather(t, 3, NULL, 0);
+	ursa_gather(t, 3, 0, NULL);
 	return ursa_now() - t0 < SEC(2) ? 1 : 3;
 }
 
@@ -71,7 +71,7 @@ static void *main_task(void *arg)
 	(void)arg;
 	if (ursa_spawn(&t[0], task_one, NULL) || ursa_spawn(&t[1], task_two, NULL))
 		return (void *)1;
-	ursa_gather(t, 2, NULL, 0);
+	ursa_gather(t, 2, 0, NULL);
 	printf("blocking calls: about %d seconds\n", three(request_blocking));
 	printf("ursa_sleep: about %d seconds\n", three(request));
 	printf("on the blocking pool: about %d seconds\n", three(request_on_pool));

@@ -80,7 +80,7 @@ static void *chat_client(void *arg)
 	if (ursa_spawn(&t[0], send_messages, (void *)(intptr_t)sv[0]) ||
 	    ursa_spawn(&t[1], receive_messages, (void *)(intptr_t)sv[0]))
 		return (void *)1;
-	if (ursa_gather(t, 2, NULL, 0))
+	if (ursa_gather(t, 2, 0, NULL))
 		return (void *)1;
 	ursa_close(sv[0]);
 	return ursa_join(server, NULL) ? (void *)1 : NULL;

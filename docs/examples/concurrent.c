@@ -41,7 +41,7 @@ static int gather_jobs(struct job *jobs, int n)
 	for (int i = 0; i < n; i++)
 		if (ursa_spawn(&t[i], task, &jobs[i]))
 			return -1;
-	return ursa_gather(t, (size_t)n, NULL, 0);
+	return ursa_gather(t, (size_t)n, 0, NULL);
 }
 
 static void *main_task(void *arg)

@@ -35,7 +35,7 @@ static void *main_task(void *arg)
 	(void)arg;
 	if (ursa_spawn(&t[0], waiter, NULL) || ursa_spawn(&t[1], setter, NULL))
 		return (void *)1;
-	return ursa_gather(t, 2, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 2, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

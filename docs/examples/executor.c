@@ -79,8 +79,7 @@ static void *main_task(void *arg)
 		ursa_future_fini(&futures[i]);
 	}
 
-	ursa_cancel(tick);
-	(void)!ursa_join(tick, NULL);
+	ursa_cancel_and_join(tick, NULL);
 	return NULL;
 }
 

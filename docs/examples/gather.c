@@ -56,9 +56,9 @@ static int run_all(ursa_fn fn, struct job *jobs, int n, const char *label)
 	for (int i = 0; i < n; i++)
 		if (ursa_spawn(&tasks[i], fn, &jobs[i]))
 			return -1;
-	rc = ursa_gather(tasks, (size_t)n, out, 0); /* 0, or the first error */
-	if (rc < 0)
-		return rc;
+	rc = ursa_gather(tasks, (size_t)n, 0, out); /* how many did not succeed */
+	if (rc != 0)
+		return rc < 0 ? rc : -1;
 	printf("%s[", label);
 	for (int i = 0; i < n; i++)
 		printf("%s'%s'", i ? ", " : "", (const char *)out[i].result);

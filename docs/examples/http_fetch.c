@@ -150,7 +150,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fetch_url, &urls[i]))
 			return (void *)1;
-	if (ursa_gather(t, 3, NULL, 0) == 0)
+	if (ursa_gather(t, 3, 0, NULL) == 0)
 		printf("Fetched 3 URLs\n");
 
 	/* RateLimitedClient(rate_limit=3) over ten items */
@@ -160,11 +160,10 @@ static void *main_task(void *arg)
 		if (ursa_spawn(&t[i], limited_fetch, &items[i]))
 			return (void *)1;
 	}
-	if (ursa_gather(t, 10, NULL, 0) == 0)
+	if (ursa_gather(t, 10, 0, NULL) == 0)
 		printf("Fetched 10 items\n");
 
-	ursa_cancel(srv);
-	(void)!ursa_join(srv, NULL);
+	ursa_cancel_and_join(srv, NULL);
 	return NULL;
 }
 

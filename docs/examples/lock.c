@@ -47,14 +47,14 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 10; i++)
 		if (ursa_spawn(&t[i], increment, NULL))
 			return (void *)1;
-	if (ursa_gather(t, 10, NULL, 0))
+	if (ursa_gather(t, 10, 0, NULL))
 		return (void *)1;
 	printf("Counter: %d\n", counter); /* 10: no update was lost */
 
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], worker, (void *)names[i]))
 			return (void *)1;
-	return ursa_gather(t, 3, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 3, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

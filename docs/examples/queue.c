@@ -68,7 +68,7 @@ static int run(int use_close)
 		return -1;
 	if (ursa_spawn(&t[0], producer, &j) || ursa_spawn(&t[1], consumer, &j))
 		return -1;
-	rc = ursa_gather(t, 2, NULL, 0);
+	rc = ursa_gather(t, 2, 0, NULL);
 	ursa_queue_destroy(j.queue);
 	return rc;
 }

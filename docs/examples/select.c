@@ -59,7 +59,7 @@ static void *main_task(void *arg)
 			printf("%s: %ld\n", s[i].name, (long)(intptr_t)arms[i].item);
 		}
 	}
-	ursa_gather(t, 2, NULL, 0);
+	ursa_gather(t, 2, 0, NULL);
 	for (int i = 0; i < 2; i++)
 		ursa_queue_destroy(s[i].q);
 	return NULL;

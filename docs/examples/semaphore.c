@@ -38,7 +38,7 @@ static void *main_task(void *arg)
 	for (intptr_t i = 0; i < 10; i++)
 		if (ursa_spawn(&t[i], limited_operation, (void *)i))
 			return (void *)1;
-	if (ursa_gather(t, 10, NULL, 0))
+	if (ursa_gather(t, 10, 0, NULL))
 		return (void *)1;
 	printf("at most %d at once\n", most_inside);
 	return NULL;

@@ -71,15 +71,14 @@ static void drain(struct ursa_queue *q, const char *label)
 
 static void *saver(void *arg)
 {
-	struct ursa_scope shield;
-	int rc;
+	int rc = -1;
 
 	(void)arg;
 	ursa_sleep(SEC(10)); /* cancelled here ... */
 	/* ... but the save must finish: asyncio.shield */
-	ursa_scope_enter_shielded_after(&shield, SEC(5));
-	rc = ursa_sleep(SEC(0.5));
-	ursa_scope_exit(&shield);
+	URSA_SHIELDED(SEC(5)) {
+		rc = ursa_sleep(SEC(0.5));
+	}
 	printf("saved despite the cancellation: %s\n", rc == 0 ? "yes" : "no");
 	return NULL;
 }
@@ -101,7 +100,7 @@ static void *main_task(void *arg)
 		ursa_cond_notify_all(&ready_cv);
 		ursa_mutex_unlock(&mu);
 	}
-	ursa_gather(t, 2, NULL, 0);
+	ursa_gather(t, 2, 0, NULL);
 
 	ursa_waitgroup_add(&wg, 3);
 	for (intptr_t i = 0; i < 3; i++) {
@@ -130,8 +129,7 @@ static void *main_task(void *arg)
 	if (ursa_spawn(&t[0], saver, NULL))
 		return (void *)1;
 	ursa_sleep(SEC(0.1));
-	ursa_cancel(t[0]);
-	(void)!ursa_join(t[0], NULL);
+	ursa_cancel_and_join(t[0], NULL);
 	return NULL;
 }
 

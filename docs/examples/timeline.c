@@ -51,7 +51,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fns[i], NULL))
 			return (void *)1;
-	return ursa_gather(t, 3, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 3, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

@@ -43,10 +43,11 @@ static void *main_task(void *arg)
 	printf("Done: %d, Pending: %d\n", n_done, 3 - n_done);
 	for (int i = 0; i < 3; i++) {
 		void *result;
+		/* done: join it (it does not wait); pending: cancel it, and join */
+		int rc = done[i] ? ursa_join(tasks[i], &result)
+		                 : ursa_cancel_and_join(tasks[i], &result);
 
-		if (!done[i])
-			ursa_cancel(tasks[i]); /* cancel remaining */
-		if (ursa_join(tasks[i], &result) == 0)
+		if (rc == 0)
 			printf("%s\n", (char *)result);
 		else
 			printf("%s: cancelled\n", jobs[i].url);

@@ -47,12 +47,14 @@ struct ursa_outcome {
 URSA_API void *ursa_task_fail(int err, const char *fmt, ...) URSA_PRINTF_(2, 3);
 
 /*
- * ursa_join, reporting the whole outcome.  Returns 0 when t has ended and been
- * released: *out (if not NULL) says how it ended.  Otherwise t is *not*
- * released (join again, or detach): -ECANCELED / -ETIMEDOUT if the caller is
- * cancelled or its deadline passes while waiting, -EDEADLK if t is the
- * caller, -EINVAL if t is detached or already being waited for.  Unlike
- * ursa_join, a non-zero return never describes t.  Blocks the fiber.
+ * ursa_join, reporting the call's own status and t's outcome separately.
+ * Returns 0 when t ended by itself; -ECANCELED / -ETIMEDOUT when the caller
+ * was cancelled / an enclosing deadline passed while it waited (t was then
+ * cancelled in turn and awaited).  In these three cases t is released and
+ * *out (if not NULL) says how it ended.  -EINVAL (t NULL, detached, being
+ * joined or watched), -EDEADLK (t is the caller), -EPERM (not in a task):
+ * nothing was done, t is still the caller's, *out is untouched.  A task's own
+ * error never appears in the return value.  Blocks the fiber.
  */
 URSA_API URSA_NODISCARD int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out);
 
@@ -67,26 +69,30 @@ URSA_API int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *o
 
 /* ----------------------------------------------------------------- gather */
 
-#define URSA_GATHER_ALL 0x1u /* return_exceptions=True: collect every outcome */
+#define URSA_GATHER_ALL 0x1u /* return_exceptions=True: cancel nothing on a failure */
 
 /*
  * Wait for the n tasks and release them all (asyncio.gather over tasks).
- * out[i] (if out is not NULL) receives tasks[i]'s outcome, in order.
+ * out[i] (if out is not NULL) receives tasks[i]'s outcome.  By default the
+ * first task to fail or be cancelled makes gather cancel the others
+ * (fail-fast); with URSA_GATHER_ALL nothing is cancelled.
  *
- * Default, fail-fast: the first task to fail or be cancelled makes gather
- * cancel the others; it still waits for all of them to end, then returns that
- * first error (-ECANCELED for a cancelled task).  Returns 0 if all returned.
- * With URSA_GATHER_ALL (return_exceptions): nothing is cancelled; returns the
- * number of tasks that did not return normally (0 .. n).
- *
- * If the caller is cancelled or its deadline passes, gather cancels all the
- * tasks, waits for them, releases them and returns -ECANCELED / -ETIMEDOUT.
- * -EINVAL (nothing released, nothing waited for) if a task is NULL, appears
- * twice, is detached or is being joined, for an unknown flag bit, or if n
- * is above INT_MAX.  Blocks the fiber; the tasks may live on any cores.
+ * Returns, whatever the flags:
+ *   0 .. n        every task has ended; the number that did not return
+ *                 normally (failed or cancelled);
+ *   -ECANCELED,   the caller was cancelled / a deadline of its passed while
+ *   -ETIMEDOUT    gather waited (and it was not already cancelling because of
+ *                 a failure): every task was cancelled and awaited;
+ * and in all of these every task is released and out[] is filled;
+ *   -EINVAL       tasks NULL with n > 0, a task NULL, repeated, detached,
+ *                 joined or watched, an unknown flag bit, or n > INT_MAX;
+ *   -EPERM        not called from a task;
+ * and then nothing was cancelled, waited for or released, and out[] is
+ * untouched.  A task's error is never the return value: read it in out[].
+ * Blocks the fiber; the tasks may live on any cores.
  */
-URSA_API int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
-                         uint32_t flags);
+URSA_API int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
+                         struct ursa_outcome *out);
 
 /* ------------------------------------------------------------------- wait */
 
@@ -115,14 +121,17 @@ URSA_API int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int retur
                              uint64_t deadline_ns, bool *done);
 
 /*
- * asyncio.wait_for on a task: wait for t at most timeout_ns; always releases
- * t.  Returns t's outcome as ursa_join does (0 and *result, -ECANCELED, or its
- * error); on timeout t is cancelled and awaited, and the call returns
- * -ETIMEDOUT (unless t returned normally before the cancellation reached it:
- * then its result wins).  If the caller is cancelled, t is cancelled and
- * awaited too and -ECANCELED is returned.  Blocks the fiber.
+ * asyncio.wait_for on a task: wait at most timeout_ns for t, and release it.
+ * Returns 0 when t ended within the timeout; -ETIMEDOUT when the timeout (or
+ * an enclosing deadline) passed first; -ECANCELED when the caller was
+ * cancelled first.  In the last two cases t was cancelled and awaited.  In all
+ * three t is released and *out (if not NULL) says how it ended: a task that
+ * failed with -ETIMEDOUT of its own returns 0 with out->err == -ETIMEDOUT,
+ * and one cut off by the timeout returns -ETIMEDOUT with out->err ==
+ * -ECANCELED (or the outcome it had reached first).  -EINVAL, -EDEADLK,
+ * -EPERM as ursa_join_outcome: nothing done.  Blocks the fiber.
  */
-URSA_API int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result);
+URSA_API int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome *out);
 
 /* ----------------------------------------------------------- as_completed */
 
@@ -174,7 +183,8 @@ URSA_API void ursa_as_completed_fini(struct ursa_as_completed *ac);
  *   struct ursa_group g;
  *   ursa_group_enter(&g);
  *   ursa_group_spawn(&g, fn, arg) ...     // the body
- *   rc = ursa_group_exit(&g, &first);      // waits for every child
+ *   rc = ursa_group_exit(&g, &first);      // waits for every child;
+ *                                          // rc > 0: children failed
  *
  * The body runs in a cancel scope.  When a child fails (ends after
  * ursa_task_fail), the body's blocking calls start returning -ECANCELED at
@@ -186,6 +196,7 @@ struct ursa_group {
 	struct ursa_watch_ watch_;
 	struct ursa_task *owner_;
 	struct ursa_task *failed_;   /* the first child that failed, kept */
+	size_t nfailed_;             /* children that failed */
 	void *head_, *tail_;         /* live children */
 	size_t live_;
 	unsigned lock_;
@@ -215,13 +226,21 @@ URSA_API URSA_NODISCARD int ursa_group_spawn_ex(struct ursa_group *g, unsigned c
 URSA_API void ursa_group_cancel(struct ursa_group *g);
 
 /*
- * Leave the body's scope and wait for every child to end, then release them.
- * If the owner is cancelled or a deadline passes meanwhile, the children are
- * cancelled (and still awaited).  Returns 0 if no child failed and the owner
- * was neither cancelled nor timed out; else the first child's error (and its
- * outcome in *first, if not NULL); else -ECANCELED (owner cancelled, or
- * ursa_group_cancel) or -ETIMEDOUT.  Must be called by the owner; blocks the
- * fiber (a shielded wait: it returns only when every child has ended).
+ * Leave the body's scope, wait for every child to end, and release them.  If
+ * the owner is cancelled or a deadline of its passes meanwhile, the children
+ * are cancelled and still awaited (a shielded wait).  Returns what ended the
+ * group:
+ *   n > 0       n children failed (ended after ursa_task_fail; cancelled
+ *               children are not failures); a failure is the most useful
+ *               report, so it wins over a cancellation of the group;
+ *   -ECANCELED  no child failed, and the group was cancelled
+ *               (ursa_group_cancel) or the owner was;
+ *   -ETIMEDOUT  no child failed, and a deadline of the owner passed;
+ *   0           every child ended, none failed, nothing cancelled the group;
+ * and in all of these every child has ended and been released, and *first
+ * (if not NULL) holds the first failure's outcome, or is zeroed (err 0, msg
+ * "") if no child failed.  -EPERM: not called by the owner; nothing done.
+ * A child's error is never the return value.  Blocks the fiber.
  */
 URSA_API int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first);
 

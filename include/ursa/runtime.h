@@ -154,8 +154,8 @@ struct ursa_spawn_opts {
 /*
  * Start fn(arg) as a new task on the calling task's core.  The new task runs
  * once the caller parks or yields.  On success *t receives a handle which
- * must be given to exactly one of ursa_join, ursa_join_outcome,
- * ursa_wait_for, ursa_gather or ursa_detach.  Returns 0, -ENOMEM (no memory
+ * must be given to exactly one of ursa_join, ursa_cancel_and_join,
+ * ursa_join_outcome, ursa_wait_for, ursa_gather or ursa_detach.  Returns 0, -ENOMEM (no memory
  * for the task or its stack), -EINVAL (fn NULL, or t NULL without
  * URSA_SPAWN_DETACHED), -EPERM (not called from a task).  A task spawned
  * while the runtime shuts down starts cancelled.  Does not block.
@@ -172,14 +172,38 @@ URSA_API URSA_NODISCARD int ursa_spawn_ex(struct ursa_task **t, unsigned core, u
                                           void *arg, const struct ursa_spawn_opts *opts);
 
 /*
- * Wait for t to end and release it.  Returns 0 and stores its return value in
- * *result (if not NULL) when it returned normally; -ECANCELED (t released,
- * nothing stored) when it was cancelled before it ended.  If the *caller* is
- * cancelled or its deadline passes while waiting, returns -ECANCELED or
- * -ETIMEDOUT and t is not released (join again, or detach).  -EDEADLK when t
- * is the caller.  Blocks the fiber; t may live on any core.
+ * Wait for t to end, release it, and return how it ended (asyncio's
+ * `await task`): 0 when it returned (its return value in *result, if result
+ * is not NULL); -ECANCELED when it was cancelled; else the error it failed
+ * with (ursa_task_fail), which may be any negative errno, -EINVAL included.
+ * t is released on every return.
+ *
+ * If the caller is cancelled, or an enclosing deadline passes, while it
+ * waits, t is cancelled in turn and the call keeps waiting (shielded) until
+ * t has ended; it then returns t's outcome, usually -ECANCELED (a result or
+ * failure t reached first wins).  The caller's own cancellation stays in
+ * force and shows at its next wait; a deadline shows in ursa_scope_exit.
+ *
+ * Misuse is fatal (a one-line message on stderr naming the call and the
+ * misuse, then abort()): t NULL, t the caller, t detached or already being
+ * joined or watched, or a call from outside a task.  No return value could
+ * report it: every errno may be a task's outcome.  ursa_join_outcome reports
+ * misuse as an error instead.  Blocks the fiber; t may live on any core.
  */
 URSA_API URSA_NODISCARD int ursa_join(struct ursa_task *t, void **result);
+
+/*
+ * Cleanup: cancel t, wait for it to end, release it, and return how it ended,
+ * as ursa_join does: 0 and *result if it returned before the cancellation
+ * reached it, else -ECANCELED or the error it failed with.  The wait is
+ * shielded: it completes in a cancelled caller and past the caller's
+ * deadlines (a task that ignores its cancellation holds the caller).  t NULL
+ * does nothing and returns 0, so cleanup code may call it for a task it never
+ * spawned.  Other misuse is fatal, as for ursa_join.  Not URSA_NODISCARD: the
+ * caller asked for t to end; its outcome is for information.  Blocks the
+ * fiber; t may live on any core.
+ */
+URSA_API int ursa_cancel_and_join(struct ursa_task *t, void **result);
 
 /* Give up the handle: t is freed when it ends.  Does not block. */
 URSA_API void ursa_detach(struct ursa_task *t);
@@ -264,11 +288,45 @@ URSA_API void ursa_scope_enter_after(struct ursa_scope *s, uint64_t timeout_ns);
 URSA_API void ursa_scope_enter_shielded_after(struct ursa_scope *s, uint64_t timeout_ns);
 
 /*
- * Leave the innermost scope, which must be s.  Returns -ETIMEDOUT if its
- * deadline fired while inside, else -ECANCELED if the task has been
- * cancelled (and s is not shielded), else 0.
+ * Leave the innermost scope, which must be s (else a message and abort()).
+ * Returns -ETIMEDOUT if its deadline fired while inside, else -ECANCELED if
+ * the task has been cancelled (and s is not shielded), else 0.
  */
 URSA_API int ursa_scope_exit(struct ursa_scope *s);
+
+/*
+ * A shielded block, for cleanup that must run even in a cancelled task
+ * (`except CancelledError: await cleanup()`):
+ *
+ *     URSA_SHIELDED(URSA_SEC(2)) {
+ *         flush(conn);            // its waits ignore the cancellation,
+ *         ursa_close(conn->fd);   // and get -ETIMEDOUT after 2 s
+ *     }
+ *
+ * The block runs once inside ursa_scope_enter_shielded_after(timeout_ns), and
+ * the scope is exited on every way out of it: the end, break, continue,
+ * return, goto.  The block is a one-pass loop, so a break or continue in it
+ * leaves the block, not a loop around it.  Calls inside report the shield's
+ * deadline themselves (-ETIMEDOUT).  C with GCC or Clang (it needs __attribute__((cleanup)));
+ * elsewhere, and in C++, pair ursa_scope_enter_shielded_after and
+ * ursa_scope_exit by hand.
+ */
+#if defined(__GNUC__) && !defined(__cplusplus)
+static inline void ursa_shield_leave_(struct ursa_scope *s)
+{
+	(void)ursa_scope_exit(s);
+}
+#define URSA_CAT2_(a, b) a##b
+#define URSA_CAT_(a, b) URSA_CAT2_(a, b)
+#define URSA_SHIELDED(timeout_ns) URSA_SHIELDED_((timeout_ns), __COUNTER__)
+#define URSA_SHIELDED_(timeout_ns, n)                                                       \
+	for (struct ursa_scope URSA_CAT_(ursa_shield_, n)                                   \
+	         __attribute__((cleanup(ursa_shield_leave_))),                                \
+	     *URSA_CAT_(ursa_shield_once_, n) =                                               \
+	         (ursa_scope_enter_shielded_after(&URSA_CAT_(ursa_shield_, n), (timeout_ns)), \
+	          &URSA_CAT_(ursa_shield_, n));                                               \
+	     URSA_CAT_(ursa_shield_once_, n); URSA_CAT_(ursa_shield_once_, n) = NULL)
+#endif
 
 /*
  * Cancel the scope s (Trio's cancel_scope.cancel()): every blocking call
