@@ -150,7 +150,6 @@ struct ursa__core {
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
-	_Atomic uint64_t stall_report_ms;
 	_Alignas(64) _Atomic(struct ursa__msg *) inbox;
 	atomic_bool kick_pending;      /* a kick was sent and not yet consumed */
 	char pad_[64];
@@ -175,6 +174,7 @@ struct ursa__runtime {
 	pthread_cond_t stall_cv;
 	bool stall_stop;
 	bool stall_running;
+	struct ursa__stall_capture *stall_captures; /* per core, while it runs */
 };
 
 /* The calling thread's core (NULL off the workers). */

@@ -7,6 +7,7 @@
  */
 #include "pool.h"
 
+#include "guard.h"
 #include "scope.h"
 #include "task.h"
 
@@ -14,10 +15,17 @@
 #include <signal.h>
 #include <stdlib.h>
 
+__thread const struct ursa__job *ursa__pool_running;
+
 static void *pool_thread(void *arg)
 {
 	struct ursa__pool *p = arg;
+	void *altstack;
 
+	/* A job that overflows its thread's stack is reported, not killed
+	 * silently: the handler needs a stack of its own.  Without one (out of
+	 * memory) the thread still runs jobs. */
+	(void)ursa__guard_altstack_init(&altstack);
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		struct ursa__job *j;
@@ -25,7 +33,13 @@ static void *pool_thread(void *arg)
 		while (!p->head && !p->stopping) {
 			p->idle++;
 			pthread_cond_wait(&p->cv, &p->mu);
-			p->idle--;
+			/* A submitter that signalled a thread has already taken one
+			 * off idle (and counted it in woken); any other return is
+			 * spurious and leaves idle itself. */
+			if (p->woken)
+				p->woken--;
+			else
+				p->idle--;
 		}
 		if (!p->head)
 			break; /* stopping, and the queue is empty */
@@ -36,7 +50,9 @@ static void *pool_thread(void *arg)
 		atomic_store_explicit(&j->state, URSA__JOB_RUNNING, memory_order_relaxed);
 		pthread_mutex_unlock(&p->mu);
 
+		ursa__pool_running = j;
 		j->result = j->fn(j->arg);
+		ursa__pool_running = NULL;
 		/* FINISHING keeps the task waiting while we still touch it; DONE
 		 * (release: publishes result) is our last access to the job. */
 		atomic_store_explicit(&j->state, URSA__JOB_FINISHING, memory_order_release);
@@ -46,13 +62,14 @@ static void *pool_thread(void *arg)
 		pthread_mutex_lock(&p->mu);
 	}
 	pthread_mutex_unlock(&p->mu);
+	ursa__guard_altstack_fini(altstack);
 	return NULL;
 }
 
 int ursa__pool_init(struct ursa__pool *p, unsigned max_threads)
 {
 	p->head = p->tail = NULL;
-	p->nthreads = p->idle = 0;
+	p->nthreads = p->idle = p->woken = 0;
 	p->max = max_threads ? max_threads : 1;
 	p->stopping = false;
 	p->threads = calloc(p->max, sizeof(*p->threads));
@@ -88,12 +105,22 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 	else
 		p->head = j;
 	p->tail = j;
-	if (p->idle == 0 && p->nthreads < p->max) {
-		/* Pool threads take no signals: those belong to the application's
-		 * own threads (and the workers' SIGSEGV handler). */
+	if (p->idle > 0) {
+		/* Claim a waiting thread for this job now: until it runs it is
+		 * not idle, and the next submit must not count on it too (four
+		 * back-to-back submits to a warm pool of one thread ran one after
+		 * another: issue 20). */
+		p->idle--;
+		p->woken++;
+		pthread_cond_signal(&p->cv);
+	} else if (p->nthreads < p->max) {
+		/* Pool threads take no asynchronous signals: those belong to the
+		 * application's own threads.  The synchronous ones stay open, so
+		 * that a job's crash is reported (lib/guard.c). */
 		sigset_t all, old;
 
 		sigfillset(&all);
+		ursa__guard_sync_signals(&all);
 		pthread_sigmask(SIG_SETMASK, &all, &old);
 		rc = -pthread_create(&p->threads[p->nthreads], NULL, pool_thread, p);
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -104,7 +131,6 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 		else
 			p->head = p->tail = NULL; /* no thread at all: give the job back */
 	}
-	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
 }

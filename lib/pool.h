@@ -31,9 +31,15 @@ struct ursa__pool {
 	pthread_cond_t cv;
 	struct ursa__job *head, *tail;
 	pthread_t *threads;
-	unsigned nthreads, max, idle;
+	unsigned nthreads, max;
+	unsigned idle;  /* threads waiting for work and not yet claimed by a submit */
+	unsigned woken; /* threads signalled for a job that have not woken yet */
 	bool stopping;
 };
+
+/* The job the calling pool thread is running (NULL elsewhere): what a crash
+ * report names (lib/guard.c). */
+extern __thread const struct ursa__job *ursa__pool_running;
 
 int ursa__pool_init(struct ursa__pool *p, unsigned max_threads);
 /* Stop and join the threads; the queue must be empty. */

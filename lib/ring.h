@@ -94,6 +94,10 @@ int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn,
 /* Dispatch every CQE in the CQ to fn; returns how many. */
 unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *ctx);
 
+/* Whether URSA_DISABLE names `what`: behave as on a kernel without that
+ * feature, so its fallback can be tested where the feature exists. */
+bool ursa__ring_disabled(const char *what);
+
 /* Describe the kernel's io_uring (ursa_features()). */
 void ursa__ring_describe(char *buf, size_t len);
 /* For a failed io_uring_setup's -errno: the likely cause and the remedy, one

@@ -9,7 +9,9 @@
  *
  *   - a task (the count is odd, and the worker burnt the window on the CPU
  *     or sleeps in a syscall): the watchdog signals that worker, whose
- *     handler prints which task, for how long, and a backtrace;
+ *     handler records which task runs and the frames of where it is; the
+ *     watchdog then prints them, symbolised (lib/symbolize.h), outside the
+ *     signal handler;
  *   - the OS (the worker thread was ready to run, state 'R' in
  *     /proc/self/task/TID/stat, at every sample for stall_ms, yet got under
  *     a quarter of that time on a CPU): the watchdog prints that itself,
@@ -26,6 +28,8 @@
 #include "stall.h"
 
 #include "core.h"
+#include "symbolize.h"
+#include "guard.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -40,42 +44,89 @@
 /* The sampling signal: a real-time signal glibc does not reserve. */
 #define STALL_SIGNAL (SIGRTMIN + 4)
 
+#define MAX_FRAMES 48
+/* How long the watchdog waits for a signalled worker to record its frames. */
+#define CAPTURE_WAIT_NS (200u * 1000u * 1000u)
+
+/* What a signalled worker records for the watchdog to print, per core. */
+struct ursa__stall_capture {
+	_Atomic int state;   /* CAPTURE_* */
+	struct ursa_task *task;
+	char name[32];
+	ursa_fn fn;
+	int nframes;
+	void *frames[MAX_FRAMES];
+};
+enum { CAPTURE_IDLE, CAPTURE_WANTED, CAPTURE_DONE, CAPTURE_MOVED_ON };
+
 static pthread_mutex_t handler_mu = PTHREAD_MUTEX_INITIALIZER;
 static unsigned handler_users;
 static struct sigaction old_action;
 
+/* In the stalled worker: record, nothing more (backtrace() is preloaded;
+ * the rest is plain stores).  The watchdog symbolises and prints. */
 static void on_sample(int sig, siginfo_t *si, void *uctx)
 {
 	struct ursa__core *c = ursa__tls_core;
+	struct ursa__stall_capture *cap = c && c->rt->stall_captures ? &c->rt->stall_captures[c->id]
+	                                                              : NULL;
 	struct ursa_task *t = c ? c->current : NULL;
-	const char *entry = "?";
-	void *frames[48];
-	char buf[384];
-	Dl_info info;
-	int n, saved = errno;
+	int saved = errno;
 
 	(void)sig;
 	(void)si;
 	(void)uctx;
-	if (!t) {
+	if (!cap || atomic_load_explicit(&cap->state, memory_order_acquire) != CAPTURE_WANTED) {
 		errno = saved;
-		return; /* it moved on between the sample and the signal */
+		return;
 	}
-	/* Not async-signal-safe (snprintf, dladdr); acceptable for a report
-	 * whose alternative is silence, and backtrace() is preloaded. */
-	if (dladdr((void *)(uintptr_t)t->fn, &info) && info.dli_sname)
-		entry = info.dli_sname;
-	n = snprintf(buf, sizeof(buf),
-	             "ursa: stall: core %u has run task '%s' (entry %s) for %lu ms without "
-	             "returning to the scheduler; it is blocking every other task on that core. "
-	             "Backtrace:\n",
-	             c->id, t->name[0] ? t->name : "(unnamed)", entry,
-	             (unsigned long)atomic_load_explicit(&c->stall_report_ms, memory_order_relaxed));
-	if (n > 0)
-		(void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
-	n = backtrace(frames, (int)(sizeof(frames) / sizeof(frames[0])));
-	backtrace_symbols_fd(frames, n, STDERR_FILENO);
+	if (!t) {
+		/* It moved on between the sample and the signal. */
+		atomic_store_explicit(&cap->state, CAPTURE_MOVED_ON, memory_order_release);
+		errno = saved;
+		return;
+	}
+	cap->task = t;
+	memcpy(cap->name, t->name, sizeof(cap->name));
+	cap->fn = t->fn;
+	cap->nframes = backtrace(cap->frames, MAX_FRAMES);
+	/* release: the watchdog's acquire load sees the record. */
+	atomic_store_explicit(&cap->state, CAPTURE_DONE, memory_order_release);
 	errno = saved;
+}
+
+/* In the watchdog: signal the worker, wait for its record, print it. */
+static void report_task(struct ursa__runtime *rt, struct ursa__core *c, uint64_t stalled_ns)
+{
+	struct ursa__stall_capture *cap = &rt->stall_captures[c->id];
+	uint64_t until = ursa_now() + CAPTURE_WAIT_NS;
+	struct timespec nap = {0, 1000000};
+	struct ursa__sym *sym;
+	char entry[128];
+	int st;
+
+	atomic_store_explicit(&cap->state, CAPTURE_WANTED, memory_order_release);
+	pthread_kill(c->thread, STALL_SIGNAL);
+	while ((st = atomic_load_explicit(&cap->state, memory_order_acquire)) == CAPTURE_WANTED &&
+	       ursa_now() < until)
+		nanosleep(&nap, NULL);
+	atomic_store_explicit(&cap->state, CAPTURE_IDLE, memory_order_relaxed);
+	if (st == CAPTURE_MOVED_ON)
+		return;
+	sym = ursa__sym_open();
+	if (st == CAPTURE_DONE)
+		ursa__sym_name(sym, (void *)(uintptr_t)cap->fn, entry, sizeof(entry));
+	fprintf(stderr,
+	        "ursa: stall: core %u has run task '%s' (entry %s) for %llu ms without returning "
+	        "to the scheduler; it is blocking every other task on that core.%s\n",
+	        c->id, st != CAPTURE_DONE ? "?" : cap->name[0] ? cap->name : "(unnamed)",
+	        st == CAPTURE_DONE ? entry : "?", (unsigned long long)(stalled_ns / 1000000u),
+	        st == CAPTURE_DONE ? "  Backtrace:" : "  (No backtrace: the worker did not take "
+	                                               "the sampling signal.)");
+	fflush(stderr);
+	if (st == CAPTURE_DONE)
+		ursa__sym_print(sym, STDERR_FILENO, cap->frames, cap->nframes, false);
+	ursa__sym_close(sym);
 }
 
 static int install_handler(void)
@@ -225,10 +276,7 @@ static void *watchdog(void *arg)
 			} else if (now - s[i].since_ns >= limit_ns) {
 				if ((turn & 1) && task_to_blame(c, &s[i], now - s[i].since_ns)) {
 					s[i].reported = true;
-					atomic_store_explicit(&c->stall_report_ms,
-					                      (now - s[i].since_ns) / 1000000u,
-					                      memory_order_relaxed);
-					pthread_kill(c->thread, STALL_SIGNAL);
+					report_task(rt, c, now - s[i].since_ns);
 				} else {
 					/* Idle in the kernel, or busy but merely
 					 * preempted now and then: a fresh window. */
@@ -256,17 +304,25 @@ int ursa__stall_start(struct ursa__runtime *rt)
 
 	if (!rt->cfg.stall_ms)
 		return 0;
+	rt->stall_captures = calloc(rt->cfg.cores, sizeof(*rt->stall_captures));
+	if (!rt->stall_captures)
+		return -ENOMEM;
 	rc = install_handler();
-	if (rc < 0)
+	if (rc < 0) {
+		free(rt->stall_captures);
+		rt->stall_captures = NULL;
 		return rc;
+	}
 	pthread_mutex_init(&rt->stall_mu, NULL);
 	pthread_condattr_init(&attr);
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&rt->stall_cv, &attr);
 	pthread_condattr_destroy(&attr);
 	rt->stall_stop = false;
-	/* The watchdog takes no signals; the workers take the samples. */
+	/* The watchdog takes no asynchronous signals; the workers take the
+	 * samples.  The synchronous ones stay open for the crash report. */
 	sigfillset(&all);
+	ursa__guard_sync_signals(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	rc = -pthread_create(&rt->stall_thread, NULL, watchdog, rt);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -274,6 +330,8 @@ int ursa__stall_start(struct ursa__runtime *rt)
 		pthread_cond_destroy(&rt->stall_cv);
 		pthread_mutex_destroy(&rt->stall_mu);
 		uninstall_handler();
+		free(rt->stall_captures);
+		rt->stall_captures = NULL;
 		return rc;
 	}
 	rt->stall_running = true;
@@ -293,4 +351,7 @@ void ursa__stall_stop(struct ursa__runtime *rt)
 	pthread_mutex_destroy(&rt->stall_mu);
 	rt->stall_running = false;
 	uninstall_handler();
+	/* The workers are gone: no handler can touch the captures now. */
+	free(rt->stall_captures);
+	rt->stall_captures = NULL;
 }

@@ -177,3 +177,73 @@ Test(blocking, a_job_finishing_while_its_task_yields_does_not_strand_it, .timeou
 		cr_assert_eq(total, 64u * (50u * 51u / 2u), "round %d", round);
 	}
 }
+
+/*
+ * Back-to-back submits to a warm pool run in parallel.  One call leaves a
+ * thread idle; four submits follow at once, each job waiting (2 s at most)
+ * until all four are running together.  A pool that handed every submit to
+ * the one idle thread (it counted as idle until it woke) ran them one after
+ * another whenever that thread woke after the second submit: then no job
+ * sees the other three (issue 20: 401 ms for four 100 ms jobs with 6
+ * threads allowed, in 2 runs of 3 here).  Ten rounds, each on a fresh
+ * runtime, so the race is met.
+ */
+#define RENDEZVOUS 4
+#define ROUNDS 10
+
+static _Atomic int running;
+static _Atomic int met;
+
+static void *rendezvous(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&running, 1);
+	for (uint64_t until = ursa_now() + 2000 * MS; ursa_now() < until;) {
+		if (atomic_load(&running) % RENDEZVOUS == 0) {
+			atomic_fetch_add(&met, 1);
+			break;
+		}
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+static void *main_warm_pool(void *arg)
+{
+	struct ursa_future f[RENDEZVOUS];
+	int *rc = arg;
+
+	*rc = ursa_blocking(nothing, NULL, NULL); /* one thread started, now idle */
+	if (*rc == 0)
+		*rc = ursa_sleep(20 * MS);
+	for (int i = 0; i < RENDEZVOUS && *rc == 0; i++) {
+		ursa_future_init(&f[i]);
+		*rc = ursa_blocking_submit(&f[i], rendezvous, NULL);
+	}
+	for (int i = 0; i < RENDEZVOUS && *rc == 0; i++) {
+		*rc = ursa_future_wait(&f[i], NULL);
+		ursa_future_fini(&f[i]);
+	}
+	return NULL;
+}
+
+Test(blocking, a_warm_pool_runs_back_to_back_jobs_in_parallel, .timeout = 120)
+{
+	struct ursa_opts o = {.cores = 1, .pool_threads = 6};
+
+	for (int r = 0; r < ROUNDS; r++) {
+		int rc = -1;
+
+		atomic_store(&running, 0);
+		atomic_store(&met, 0);
+		cr_assert_eq(ursa_run(main_warm_pool, &rc, &o, NULL), 0);
+		cr_assert_eq(rc, 0, "round %d: a call failed: %d", r, rc);
+		cr_assert_eq(atomic_load(&met), RENDEZVOUS, "round %d: only %d of %d jobs ran together",
+		             r, atomic_load(&met), RENDEZVOUS);
+	}
+}

@@ -79,6 +79,51 @@ Test(stall, blocked_core_is_reported_once_with_a_backtrace, .init = cr_redirect_
 	cr_assert_not_null(strstr(buf, "ursa_test_blocks_in_usleep"), "no function name:\n%s", buf);
 }
 
+/* Static: not in the dynamic symbol table, so only the symbolizer (libdw,
+ * from the symbol table and debug information) can name it. */
+static __attribute__((noinline)) void hidden_blocker(void)
+{
+	ursa_test_blocks_in_usleep(300 * MS);
+	__asm__ volatile("" ::: "memory"); /* not a tail call: keep this frame */
+}
+
+static void *hidden(void *arg)
+{
+	(void)arg;
+	hidden_blocker();
+	return NULL;
+}
+
+static void *main_hidden(void *arg)
+{
+	struct ursa_spawn_opts so = {.name = "hidden"};
+	struct ursa_task *t;
+
+	(void)arg;
+	if (ursa_spawn_ex(&t, 1, hidden, NULL, &so))
+		return (void *)1;
+	return ursa_join(t, NULL) ? (void *)2 : NULL;
+}
+
+Test(stall, report_names_static_functions_with_file_and_line, .init = cr_redirect_stderr)
+{
+#ifndef URSA_HAVE_LIBDW
+	cr_skip_test("built without libdw: frames are module+offset only");
+#else
+	struct ursa_opts o = {.cores = 2, .stall_ms = 100};
+	static char buf[65536];
+	void *res = (void *)1;
+
+	cr_assert_eq(ursa_run(main_hidden, NULL, &o, &res), 0);
+	cr_assert_null(res);
+	read_stderr(buf, sizeof(buf));
+	cr_assert_not_null(strstr(buf, "task 'hidden' (entry hidden)"), "%s", buf);
+	cr_assert_not_null(strstr(buf, " hidden_blocker+0x"), "static frame not named:\n%s", buf);
+	if (URSA_TEST_DEBUG_INFO)
+		cr_assert_not_null(strstr(buf, "test_stall.c:"), "no file:line:\n%s", buf);
+#endif
+}
+
 static void *polite(void *arg)
 {
 	(void)arg;

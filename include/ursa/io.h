@@ -97,13 +97,16 @@ URSA_API URSA_NODISCARD int ursa_read_file(const char *path, void **buf, size_t 
 
 /*
  * Replace the file at path with len bytes from buf, atomically: the data go
- * to a new temporary file beside it (mode of the old file, or 0666 less the
- * umask), which is fsync'd and renamed over path, and then the directory is
- * fsync'd.  A crash or an error leaves the old file or the new one, never a
- * mix.  0 or -errno.  Cancelled or timed out before the rename: -ECANCELED /
- * -ETIMEDOUT, the temporary is removed and the old file is untouched.  Once
- * the rename has happened the call completes (the directory fsync is
- * shielded) and returns 0.
+ * to an unnamed file in path's directory (O_TMPFILE; mode of the old file, or
+ * 0666 less the umask), which is fsync'd and only then named -- path itself
+ * if nothing was there, else a temporary renamed over path -- and then the
+ * directory is fsync'd.  A crash or an error leaves the old file or the new
+ * one, never a mix, and an unfinished write leaves no file behind (where the
+ * filesystem lacks O_TMPFILE, a named temporary path.PID.N.tmp holds the
+ * data from the start: docs/io.md).  0 or -errno.  Cancelled or timed out
+ * before the commit: -ECANCELED / -ETIMEDOUT, nothing is left and the old
+ * file is untouched.  Once the new file is in place the call completes (the
+ * directory fsync is shielded) and returns 0.
  */
 URSA_API URSA_NODISCARD int ursa_write_file(const char *path, const void *buf, size_t len,
                                             uint32_t flags);
