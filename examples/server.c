@@ -333,7 +333,8 @@ static void *main_task(void *arg)
 		ursa_cancel_and_join(acc[i], NULL); /* NULL: no acceptor there */
 	grace_end = ursa_now() + server_opts.grace_ns;
 	while (atomic_load(&live) > 0 && ursa_now() < grace_end)
-		(void)ursa_sleep(SWEEP_NS / 5);
+		if (ursa_sleep(SWEEP_NS / 5) < 0)
+			break; /* cancelled: a loop that waits ends on its wait */
 	if (atomic_load(&live) > 0)
 		fprintf(stderr, "%s: grace period over, dropping %ld connections\n", the_srv->name,
 		        atomic_load(&live));

@@ -11,7 +11,12 @@ usage: api_check.py INCLUDE_DIR CC [CC ARGS...]
     calls keep their int flags, passed to the kernel as they are);
   - every uint64_t parameter is a time whose name says its kind: deadline_ns
     (a point in time) or another *_ns (a duration); a call named *_until
-    takes a deadline_ns, one named *_after a timeout_ns.
+    takes a deadline_ns, one named *_after a timeout_ns;
+  - URSA_NODISCARD: every call that returns a status or a count is in one of
+    the two lists below, the headers mark exactly the first, and the compiler
+    agrees: a statement that drops the result of a listed call fails to
+    compile with -Werror=unused-result, and one that drops the result of an
+    exempt call compiles.  A new call must be put in one list or the other.
 
 tools/check-install.sh runs the header checks again on the installed tree.
 """
@@ -38,11 +43,14 @@ def headers():
     return ["ursa.h"] + ["ursa/" + f for f in subs]
 
 
-def compile_source(cmd, source, lang, flags, scratch):
+def compile_source(cmd, source, lang, flags, scratch, syntax_only=True):
     path = os.path.join(scratch, "t." + ("cc" if lang == "c++" else "c"))
     with open(path, "w") as f:
         f.write(source)
-    r = subprocess.run(cmd + flags + ["-I", inc, "-fsyntax-only", path],
+    # GCC checks warn_unused_result only when it compiles: not with
+    # -fsyntax-only.
+    mode = ["-fsyntax-only"] if syntax_only else ["-c", "-o", os.path.join(scratch, "t.o")]
+    r = subprocess.run(cmd + flags + ["-I", inc] + mode + [path],
                        capture_output=True, text=True)
     return r.returncode, r.stderr
 
@@ -168,6 +176,79 @@ def check_flags(decls):
     check(n >= 15, "only %d flag parameters and fields found: is the parser broken?" % n)
 
 
+# Calls whose result must be read (URSA_NODISCARD): waits, whose -ECANCELED or
+# -ETIMEDOUT must end the caller's loop; calls that make or take something;
+# calls whose out-parameters are only written on success.
+NODISCARD = """
+ursa_run ursa_spawn ursa_spawn_on ursa_spawn_ex ursa_join ursa_sleep ursa_sleep_until
+ursa_blocking
+ursa_mutex_lock ursa_mutex_trylock ursa_cond_wait ursa_cond_wait_for ursa_sem_acquire
+ursa_sem_tryacquire ursa_event_wait ursa_barrier_wait ursa_waitgroup_wait
+ursa_future_wait ursa_future_result ursa_blocking_submit
+ursa_queue_create ursa_queue_create_prio ursa_queue_put ursa_queue_get ursa_queue_put_nowait
+ursa_queue_get_nowait ursa_queue_join ursa_queue_select ursa_gen_create ursa_gen_yield
+ursa_gen_next
+ursa_join_outcome ursa_task_outcome ursa_gather ursa_wait ursa_wait_until ursa_wait_for
+ursa_as_completed_init ursa_as_completed_next ursa_group_spawn ursa_group_spawn_on
+ursa_group_spawn_ex ursa_group_exit ursa_ticker_wait
+ursa_open ursa_openat ursa_read ursa_pread ursa_write ursa_pwrite ursa_readv ursa_writev
+ursa_preadv ursa_pwritev ursa_fsync ursa_fdatasync ursa_fallocate ursa_statx ursa_unlink
+ursa_rmdir ursa_rename ursa_mkdir ursa_read_file ursa_write_file ursa_read_full
+ursa_write_all ursa_socket ursa_accept ursa_accept4 ursa_connect ursa_recv ursa_send
+ursa_send_zc ursa_recvmsg ursa_sendmsg ursa_sendto ursa_recvfrom ursa_shutdown
+ursa_tcp_listen ursa_tcp_listen_ex ursa_tcp_connect ursa_unix_listen ursa_unix_connect
+ursa_getaddrinfo ursa_bufgroup_create ursa_rx_create ursa_rx_recv
+""".split()
+
+# Calls that end, release or signal something: called on cleanup paths, where
+# a failure reports a programming error the caller cannot act on.
+EXEMPT = """
+ursa_cancel ursa_cancel_and_join ursa_close ursa_scope_exit ursa_mutex_unlock
+ursa_sem_release ursa_waitgroup_add ursa_waitgroup_done ursa_future_set_result
+ursa_future_set_error ursa_future_cancel ursa_queue_destroy ursa_queue_task_done
+ursa_bufgroup_destroy ursa_rx_destroy ursa_gen_destroy
+""".split()
+
+
+def check_nodiscard(decls, scratch):
+    status = {d.name: d for d in decls if d.ret in ("int", "ssize_t")}
+    listed = set(NODISCARD) | set(EXEMPT)
+    check(len(NODISCARD) == len(set(NODISCARD)) and not set(NODISCARD) & set(EXEMPT),
+          "a call is listed twice")
+    for name in sorted(set(status) - listed):
+        check(False, "%s returns a status but is in neither list: decide whether it is "
+              "URSA_NODISCARD (tests/api_check.py)" % name)
+    for name in sorted(listed - set(status)):
+        check(False, "%s is listed but not declared as a status-returning call" % name)
+    for name in NODISCARD:
+        if name in status:
+            check(status[name].nodiscard, "%s is not URSA_NODISCARD" % name)
+    for name in EXEMPT:
+        if name in status:
+            check(not status[name].nodiscard, "%s is URSA_NODISCARD but exempt" % name)
+    # The compiler's view: each call dropped in a statement of its own line.
+    lines, where = ["#include <ursa.h>", "void calls(void);", "void calls(void)", "{"], {}
+    for name in sorted(status):
+        args = ", ".join("0" for n, _ in status[name].params if n != "...")
+        where[len(lines) + 1] = name
+        lines.append("\t%s(%s);" % (name, args))
+    lines.append("}")
+    # As warnings, not -Werror: a compiler may stop reporting errors after a
+    # limit (clang: 20), never warnings.
+    rc, err = compile_source(cc, "\n".join(lines) + "\n", "c",
+                             ["-std=gnu11", "-Wunused-result"], scratch, syntax_only=False)
+    flagged = set()
+    for m in re.finditer(r"t\.c:(\d+):\d+: warning:[^\n]*(?:unused|ignoring return)", err):
+        if int(m.group(1)) in where:
+            flagged.add(where[int(m.group(1))])
+    for name in NODISCARD:
+        check(name in flagged, "dropping the result of %s compiles" % name)
+    for name in EXEMPT:
+        check(name not in flagged, "dropping the result of %s does not compile" % name)
+    check(rc == 0, "the call list does not compile:\n" + err)
+    return len(NODISCARD), len(EXEMPT)
+
+
 def check_times(decls):
     n = 0
     for d in decls:
@@ -185,16 +266,18 @@ def check_times(decls):
 
 
 def main():
-    with tempfile.TemporaryDirectory() as scratch:
-        check_headers(scratch)
     decls = declarations()
     check(len(decls) > 140, "only %d declarations parsed: is the parser broken?" % len(decls))
+    with tempfile.TemporaryDirectory() as scratch:
+        check_headers(scratch)
+        marked, exempt = check_nodiscard(decls, scratch)
     check_flags(decls)
     check_times(decls)
     if failures:
         print("%d check(s) failed" % len(failures))
         return 1
-    print("api: every check passed (%d headers)" % len(headers()))
+    print("api: every check passed (%d headers; %d calls URSA_NODISCARD, %d exempt)" %
+          (len(headers()), marked, exempt))
     return 0
 
 

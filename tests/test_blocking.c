@@ -21,7 +21,7 @@ static void *ticker(void *arg)
 	(void)arg;
 	while (!atomic_load(&stop_ticking)) {
 		atomic_fetch_add(&ticks, 1);
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 	return NULL;
 }
@@ -35,7 +35,7 @@ static void *main_blocking(void *arg)
 
 	if (ursa_spawn(&t, ticker, NULL))
 		return (void *)1;
-	ursa_sleep(2 * MS);
+	nap(2 * MS);
 	before = atomic_load(&ticks);
 	out[0] = ursa_blocking(slow_double, (void *)21, &res);
 	out[1] = (intptr_t)res;
@@ -141,7 +141,7 @@ static void *main_withdraw(void *arg)
 
 	if (ursa_spawn(&h, blocking_hog, NULL) || ursa_spawn(&t, queued_then_cancelled, &out[0]))
 		return (void *)1;
-	ursa_sleep(20 * MS);
+	nap(20 * MS);
 	ursa_cancel(t);
 	out[1] = ursa_join(t, NULL);
 	out[2] = ursa_join(h, NULL);

@@ -72,7 +72,7 @@ static void *main_cancel_then_write(void *arg)
 	r.fd = p[0];
 	if (ursa_spawn(&t, reader, &r))
 		return (void *)2;
-	ursa_sleep(5 * MS); /* the read is in flight now */
+	nap(5 * MS); /* the read is in flight now */
 	ursa_cancel(t);
 	out[0] = ursa_join(t, NULL);
 	out[1] = r.rc;

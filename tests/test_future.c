@@ -75,7 +75,7 @@ static void *main_many(void *arg)
 	/* Wait for the result like everyone else, then for the thread. */
 	if (ursa_future_wait(&m->f, NULL) != 0)
 		bad++;
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	return (void *)(intptr_t)bad;
 }
 
@@ -176,7 +176,7 @@ static void *main_waiter_leaves(void *arg)
 	if (ursa_spawn_on(&ta, 0, wait_record, &a) || ursa_spawn_on(&tb, 1, wait_record, &b) ||
 	    ursa_spawn_on(&tc, 1, wait_with_deadline, &c))
 		return (void *)1;
-	ursa_sleep(20 * MS);
+	nap(20 * MS);
 	ursa_cancel(ta);
 	out[0] = ursa_join(ta, NULL);
 	out[1] = a.rc;
@@ -224,7 +224,7 @@ static void *main_task_sets(void *arg)
 {
 	struct to_thread *x = arg;
 
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	return (void *)(intptr_t)ursa_future_set_result(&x->f, (void *)5);
 }
 

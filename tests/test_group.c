@@ -69,7 +69,7 @@ static void *main_outcomes(void *arg)
 	out[8] = o.result == NULL;
 	/* Cancelled, then fails in its clean-up: the failure is the outcome. */
 	t = start(&late, 1, &bad);
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(t);
 	out[9] = ursa_join_outcome(t, &o);
 	out[10] = o.err;
@@ -150,7 +150,7 @@ static void *main_gather_mixed(void *arg)
 
 	for (int i = 0; i < 4; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
-	ursa_sleep(2 * MS);
+	nap(2 * MS);
 	ursa_cancel(t[2]); /* cancelled before the failure */
 	out[0] = ursa_gather(t, 4, all ? URSA_GATHER_ALL : 0, o);
 	for (int i = 0; i < 4; i++) {
@@ -254,7 +254,7 @@ static void *main_gather_cancelled(void *arg)
 		ga.t[i] = start(&j[i], (unsigned)i, &bad);
 	if (ursa_spawn_on(&g, 1, gatherer, &ga))
 		return P(1);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(g);
 	out[0] = ursa_join(g, NULL);
 	out[1] = j[0].sleep_rc;
@@ -455,7 +455,7 @@ static void *main_wait_cancelled(void *arg)
 		t[i] = start(&j[i], (unsigned)i, &bad);
 	if (ursa_spawn_on(&w, 1, waiter_task, t))
 		return P(1);
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(w);
 	out[0] = ursa_join(w, NULL);
 	/* wait does not own the tasks: they still run, and we can join them. */
@@ -495,7 +495,7 @@ static void *main_as_completed(void *arg)
 	for (int i = 0; i < 5; i++)
 		t[i] = start(&j[i], (unsigned)i, &bad);
 	while (!ursa_task_done(t[3]))
-		ursa_sleep(100000); /* t[3] has ended before we start */
+		nap(100000); /* t[3] has ended before we start */
 	if (ursa_as_completed_init(&ac, t, 5))
 		return P(1);
 	for (int n = 0; n < 4; n++) {
@@ -694,7 +694,7 @@ static void *nester(void *arg)
 		for (int i = 0; i < 2; i++)
 			if (ursa_group_spawn_on(n->g, (ursa_core() + 1) % ursa_ncores(), nester, n) != 0)
 				break;
-	ursa_sleep(100000);
+	nap(100000);
 	return NULL;
 }
 
@@ -757,7 +757,7 @@ Test(group, group_under_an_expiring_deadline_cancels_its_children)
  * body keeps spawning. */
 static void *canceller(void *arg)
 {
-	ursa_sleep(2 * MS);
+	nap(2 * MS);
 	ursa_group_cancel(arg);
 	return NULL;
 }
@@ -837,8 +837,8 @@ static void *main_scope_cancel(void *arg)
 	if (ursa_spawn_on(&t, 1, scope_owner, x))
 		return P(1);
 	while (!atomic_load(&x->entered))
-		ursa_sleep(100000);
-	ursa_sleep(2 * MS);
+		nap(100000);
+	nap(2 * MS);
 	ursa_scope_cancel(x->s);
 	return P(ursa_join(t, NULL));
 }
@@ -866,7 +866,7 @@ static void *main_ticker(void *arg)
 	for (int i = 0; i < 4; i++)
 		out[i] = ursa_ticker_wait(&tk);
 	out[4] = ursa_now() - t0 >= 20 * MS;
-	ursa_sleep(17 * MS); /* fall behind by three ticks */
+	nap(17 * MS); /* fall behind by three ticks */
 	out[5] = ursa_ticker_wait(&tk);
 	return NULL;
 }
@@ -1113,8 +1113,8 @@ static void *main_wait_for_cancelled(void *arg)
 	if (ursa_spawn_on(&c, 1, wait_for_caller, &w))
 		return P(1);
 	while (!atomic_load(&w.in))
-		ursa_sleep(100000);
-	ursa_sleep(2 * MS); /* it is parked in wait_for, its task asleep */
+		nap(100000);
+	nap(2 * MS); /* it is parked in wait_for, its task asleep */
 	ursa_cancel(c);
 	EXPECT(S, ursa_join(c, NULL) == -ECANCELED, 1);
 	EXPECT(S, w.rc == -ECANCELED, w.rc);

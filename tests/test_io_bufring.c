@@ -109,7 +109,7 @@ static void *main_many(void *arg)
 	/* Every receiver armed and idle: with 16 buffers for 200 of them,
 	 * an idle receiver must hold none, or the senders below would find
 	 * the ring empty for good. */
-	(void)ursa_sleep(50 * MS);
+	nap(50 * MS);
 	EXPECT(&S, atomic_load(&m->armed) == CONNS, atomic_load(&m->armed));
 	for (int i = 0; i < CONNS; i++)
 		EXPECT(&S, ursa_spawn(&st[i], sender, &m->c[i]) == 0, i);
@@ -219,7 +219,7 @@ static void *main_edges(void *arg)
 
 	/* Cancelled while waiting: data that arrive later are kept. */
 	EXPECT(&S, ursa_spawn(&t, cancelled_recv, e) == 0, 0);
-	(void)ursa_sleep(10 * MS);
+	nap(10 * MS);
 	(void)ursa_cancel(t);
 	JOIN_ANY(t);
 	EXPECT(&S, ursa_send(e->sv[1], "def", 3, 0) == 3, 0);
@@ -232,7 +232,7 @@ static void *main_edges(void *arg)
 
 	/* Queued data dropped by close; every buffer returns to the group. */
 	EXPECT(&S, ursa_send(e->sv[1], "ghi", 3, 0) == 3, 0);
-	(void)ursa_sleep(10 * MS);
+	nap(10 * MS);
 	e->close_queued = ursa_rx_destroy(e->rx);
 	EXPECT(&S, ursa_rx_create(&e->rx, e->sv[0], e->g) == 0, 0);
 	EXPECT(&S, ursa_shutdown(e->sv[1], SHUT_WR) == 0, 0);
@@ -242,7 +242,7 @@ static void *main_edges(void *arg)
 
 	/* ursa_close under a waiting receiver. */
 	EXPECT(&S, ursa_spawn(&t, recv_on_closed, e) == 0, 0);
-	(void)ursa_sleep(10 * MS);
+	nap(10 * MS);
 	EXPECT(&S, ursa_close(e->tv[0]) == 0, 0);
 	JOIN_OK(t);
 

@@ -798,7 +798,7 @@ static void *main_flood(void *arg)
 	/* Every receiver parks in its own recv before the first datagram. */
 	for (uint32_t i = 0; i < INFLIGHT; i++)
 		EXPECT(&S, ursa_spawn_ex(NULL, i % ursa_ncores(), flood_rx, f, &so) == 0, i);
-	(void)ursa_sleep(200 * MS);
+	nap(200 * MS);
 	for (uint32_t i = 0; i < INFLIGHT; i++) {
 		ssize_t r = ursa_send(f->sv[1], &i, sizeof(i), 0);
 
@@ -806,7 +806,7 @@ static void *main_flood(void *arg)
 	}
 	for (int i = 0; i < 3000 && atomic_load(&f->received) + atomic_load(&f->bad) < INFLIGHT;
 	     i++)
-		(void)ursa_sleep(10 * MS);
+		nap(10 * MS);
 	return NULL;
 }
 

@@ -316,7 +316,7 @@ static void *main_close(void *arg)
 	p.q = full;
 	if (ursa_spawn_on(&tg, 1, get_record, &g) || ursa_spawn_on(&tp, 1, put_record, &p))
 		return P(2);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_queue_close(q);
 	ursa_queue_close(full);
 	reap(tg);
@@ -365,7 +365,7 @@ static void *qworker(void *arg)
 	void *v;
 
 	while (ursa_queue_get(w->q, &v) == 0) {
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 		atomic_fetch_add(&w->processed, 1);
 		ursa_queue_task_done(w->q);
 	}
@@ -425,7 +425,7 @@ static void *main_cancel_getter(void *arg)
 	if (ursa_spawn_on(&ta, ursa_ncores() - 1, get_record, &a) ||
 	    ursa_spawn_on(&tb, 0, get_record, &b))
 		return P(2);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	out[0] = ursa_join(ta, NULL);
 	out[1] = a.rc;
@@ -439,7 +439,7 @@ static void *main_cancel_getter(void *arg)
 	a = (struct putter){q, 3, 1};
 	if (ursa_spawn_on(&ta, ursa_ncores() - 1, put_record, &a))
 		return P(4);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	reap(ta);
 	out[5] = a.rc;
@@ -540,7 +540,7 @@ static void *main_grow(void *arg)
 			out[0]++;
 	out[1] = rc;
 	out[2] = (int)expect - 1;
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	out[3] = ursa_queue_destroy(q);
 	return NULL;
 }
@@ -562,7 +562,7 @@ static void *delayed_put(void *arg)
 {
 	struct putter *p = arg;
 
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	p->rc = ursa_queue_put(p->q, P(p->item));
 	return NULL;
 }
@@ -799,7 +799,7 @@ static int slow_values(struct ursa_gen *g, void *arg)
 {
 	(void)arg;
 	for (uintptr_t i = 1; i <= 3; i++) {
-		ursa_sleep(10 * MS);
+		nap(10 * MS);
 		if (ursa_gen_yield(g, P(i)))
 			return 0;
 	}

@@ -148,7 +148,7 @@ static void *main_leaves_tasks(void *arg)
 		if (i % 2)
 			ursa_detach(t); /* the rest are never joined nor detached */
 	}
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	return (void *)7;
 }
 
@@ -178,7 +178,7 @@ static void *busy_main(void *arg)
 		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL))
 			return (void *)3;
 	}
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	return NULL;
 }
 

@@ -155,7 +155,7 @@ static void *main_shield(void *arg)
 
 	if (ursa_spawn(&t, shielded_cleanup, arg))
 		return (void *)1;
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(t);
 	return ursa_join(t, NULL) == -ECANCELED ? NULL : (void *)2;
 }

@@ -121,8 +121,8 @@ static void *main_contention(void *arg)
 	for (unsigned i = 0; i < 2; i++)
 		t[i] = spawn_or(i, incrementer, c, &bad);
 	for (int i = 0; i < 5000 && atomic_load(&c->contended) < 2; i++)
-		ursa_sleep(1 * MS);
-	ursa_sleep(1 * MS); /* from trylock to queued */
+		nap(1 * MS);
+	nap(1 * MS); /* from trylock to queued */
 	ursa_mutex_unlock(&c->m);
 	for (int i = 0; i < 2 && !bad; i++)
 		if (ursa_join(t[i], NULL))
@@ -234,7 +234,7 @@ static void *main_mutex_cancel(void *arg)
 	lock(&m);
 	ta = spawn_or(ursa_ncores() - 1, lock_and_record, &a, &bad); /* other core if any */
 	tb = spawn_or(0, lock_and_record, &b, &bad);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	out[0] = ursa_cancel(ta);
 	out[1] = ursa_join(ta, NULL);
 	out[2] = a.rc;
@@ -334,7 +334,7 @@ static void *main_foreign_unlock(void *arg)
 	lock(&m);
 	pthread_create(&th, NULL, thread_unlock, &m);
 	out[0] = ursa_mutex_lock(&m); /* parks until the thread unlocks */
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	out[1] = ursa_mutex_unlock(&m);
 	return NULL;
 }
@@ -385,7 +385,7 @@ static void wait_queued(struct box *b, int n)
 		if (b->arrived >= n)
 			return;
 		ursa_mutex_unlock(&b->m);
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 }
 
@@ -425,7 +425,7 @@ static void *main_cond(void *arg)
 	out[0] = (int)ursa_cond_notify(&b.c, 1);
 	ursa_mutex_unlock(&b.m);
 	for (int i = 0; i < 5000 && !b.taken; i++)
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	out[1] = b.taken; /* the one woken took it */
 	lock(&b.m);
 	b.items = 3;
@@ -462,7 +462,7 @@ static void *main_cond_cancel(void *arg)
 
 	if (ursa_spawn_on(&t, ursa_ncores() - 1, cond_consumer, &b))
 		return (void *)1;
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(t);
 	out[0] = ursa_join(t, NULL);
 	out[1] = b.rc;
@@ -508,7 +508,7 @@ static void *admitted(void *arg)
 		while (now > max && !atomic_compare_exchange_weak(&a->max_inside, &max, now))
 			;
 		if (round % 4 == 0)
-			ursa_sleep(100000); /* 0.1 ms, holding the unit */
+			nap(100000); /* 0.1 ms, holding the unit */
 		else
 			ursa_yield();
 		atomic_fetch_sub(&a->inside, 1);
@@ -596,7 +596,7 @@ static void *main_sem_cancel(void *arg)
 
 	ta = spawn_or(ursa_ncores() - 1, sem_wait_record, &a, &bad);
 	tb = spawn_or(0, sem_wait_record, &b, &bad);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	bad += ursa_join(ta, NULL) != -ECANCELED;
 	out[0] = a.rc;
@@ -653,7 +653,7 @@ static void *main_event(void *arg)
 		w[i] = (struct ev_waiter){&e, 1};
 		t[i] = spawn_or(i, event_wait_record, &w[i], &bad);
 	}
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	out[0] = ursa_event_is_set(&e);
 	ursa_cancel(t[5]); /* one leaves; the rest are still woken */
 	bad += ursa_join(t[5], NULL) != -ECANCELED;
@@ -777,7 +777,7 @@ static void *main_barrier_cancel_abort(void *arg)
 	t[0] = spawn_or(0, barrier_wait_record, &w[0], &bad);
 	t[1] = spawn_or(1, barrier_wait_record, &w[1], &bad);
 	for (int i = 0; i < 5000 && ursa_barrier_n_waiting(&b) < 2; i++)
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	out[0] = (int)ursa_barrier_n_waiting(&b);
 	ursa_cancel(t[0]);
 	bad += ursa_join(t[0], NULL) != -ECANCELED;
@@ -793,7 +793,7 @@ static void *main_barrier_cancel_abort(void *arg)
 	/* Abort: a waiter and later arrivals see -EPIPE; reset mends it. */
 	w[0].rc = 99;
 	t[0] = spawn_or(1, barrier_wait_record, &w[0], &bad);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_barrier_abort(&b);
 	bad += ursa_join(t[0], NULL) != 0;
 	out[5] = w[0].rc;
@@ -831,7 +831,7 @@ static void *wg_worker(void *arg)
 {
 	struct wg_job *j = arg;
 
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	atomic_fetch_add(j->done, 1);
 	ursa_waitgroup_done(j->wg);
 	return NULL;
@@ -858,7 +858,7 @@ static void *main_waitgroup(void *arg)
 	out[1] = ursa_waitgroup_add(&wg, 10);
 	/* A waiter that gives up changes nothing. */
 	cancelled = spawn_or(1, wg_waiter, &wg, &bad);
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(cancelled);
 	bad += ursa_join(cancelled, &r) != -ECANCELED;
 	for (int i = 0; i < 10; i++) {

@@ -139,7 +139,7 @@ static void *main_cancel(void *arg)
 	void *res = (void *)99;
 
 	out[0] = ursa_spawn(&t, sleep_forever_record, &out[1]);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	out[2] = ursa_cancel(t);
 	out[3] = ursa_join(t, &res);
 	out[4] = res == (void *)99; /* nothing stored for a cancelled task */
@@ -165,7 +165,7 @@ static void *main_cancel_remote(void *arg)
 	struct ursa_task *t;
 
 	out[0] = ursa_spawn_on(&t, 1, sleep_forever_record, &out[1]);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	out[2] = ursa_cancel(t);
 	out[3] = ursa_join(t, NULL);
 	return NULL;
@@ -234,11 +234,11 @@ static void *main_detach(void *arg)
 
 		if (ursa_spawn(&t, bump, NULL) != 0)
 			return (void *)1;
-		ursa_sleep(5 * MS);
+		nap(5 * MS);
 		ursa_detach(t);
 	}
 	while (atomic_load(&detached_ran) < 101)
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	return NULL;
 }
 

@@ -70,7 +70,7 @@ static void *main_many_sleeps(void *arg)
 		if (ursa_spawn_ex(NULL, (unsigned)i % ursa_ncores(), sleeper, NULL, &so) != 0)
 			return (void *)1;
 	while (atomic_load(&woke_ok) < NSLEEPERS)
-		ursa_sleep(10 * MS);
+		nap(10 * MS);
 	*elapsed = ursa_now() - t0;
 	return NULL;
 }

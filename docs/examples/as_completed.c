@@ -19,7 +19,8 @@ static void *fetch(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL; /* cancelled */
 	snprintf(j->result, sizeof(j->result), "%s data", j->url);
 	return j->result;
 }

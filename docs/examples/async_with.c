@@ -35,7 +35,8 @@ static void resource_exit(struct resource *r) /* __aexit__ */
 	/* Runs even in a cancelled task, bounded by its own deadline. */
 	URSA_SHIELDED(SEC(2)) {
 		printf("Releasing %s...\n", r->name);
-		ursa_sleep(SEC(0.5));
+		if (ursa_sleep(SEC(0.5)) < 0) /* only the shield's own deadline */
+			printf("Releasing %s timed out\n", r->name);
 		r->open = 0;
 	}
 }
@@ -76,7 +77,8 @@ static void *main_task(void *arg)
 	/* The same with a cancellation in the middle of the body. */
 	if (ursa_spawn(&t, cancelled_user, "connection"))
 		return (void *)1;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return (void *)1;
 	if (ursa_cancel_and_join(t, NULL) == -ECANCELED)
 		printf("cancelled, and the resource was released\n");
 	return NULL;

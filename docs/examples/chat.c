@@ -37,7 +37,8 @@ static void *send_messages(void *arg)
 
 		if (ursa_write_all(fd, line, (size_t)n) != n)
 			return ursa_task_fail(-EPIPE, "send failed");
-		ursa_sleep(SEC(1));
+		if (ursa_sleep(SEC(1)) < 0)
+			return NULL; /* cancelled */
 	}
 	(void)!ursa_shutdown(fd, SHUT_WR); /* no more messages from us */
 	return NULL;

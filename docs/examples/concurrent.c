@@ -20,7 +20,8 @@ static void *task(void *arg)
 	struct job *j = arg;
 
 	printf("%s starting\n", j->name);
-	ursa_sleep(SEC(j->seconds)); /* non-blocking: the core runs the others */
+	if (ursa_sleep(SEC(j->seconds)) < 0) /* non-blocking: the core runs the others */
+		return arg;                  /* cancelled */
 	printf("%s done\n", j->name);
 	return NULL;
 }

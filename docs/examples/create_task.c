@@ -20,7 +20,8 @@ static void *task(void *arg)
 	struct job *j = arg;
 
 	printf("%s starting\n", j->name);
-	ursa_sleep(SEC(j->seconds));
+	if (ursa_sleep(SEC(j->seconds)) < 0)
+		return NULL; /* cancelled */
 	printf("%s done\n", j->name);
 	return (void *)j->name;
 }

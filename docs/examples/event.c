@@ -22,7 +22,8 @@ static void *waiter(void *arg)
 static void *setter(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(2));
+	if (ursa_sleep(SEC(2)) < 0)
+		return NULL;
 	printf("Setting event\n");
 	ursa_event_set(&event);
 	return NULL;

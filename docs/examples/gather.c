@@ -22,7 +22,8 @@ static void *task_n(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL; /* cancelled: the outcome says so */
 	return (void *)j->name;
 }
 
@@ -30,7 +31,8 @@ static void *fetch(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL;
 	snprintf(j->result, sizeof(j->result), "%s data", j->name);
 	return j->result;
 }
@@ -40,7 +42,8 @@ static void *download_file(void *arg)
 	struct job *j = arg;
 
 	printf("Downloading %s...\n", j->name);
-	ursa_sleep(SEC(j->delay)); /* simulate the download */
+	if (ursa_sleep(SEC(j->delay)) < 0) /* simulate the download */
+		return NULL;
 	snprintf(j->result, sizeof(j->result), "file%c.dat", j->name[strlen(j->name) - 1]);
 	printf("Saved to %s\n", j->result);
 	return j->result;

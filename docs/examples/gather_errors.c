@@ -19,21 +19,24 @@ static void *might_fail(void *arg)
 
 	if (n == 2)
 		return ursa_task_fail(-EINVAL, "Error!");
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL; /* cancelled: fail-fast gather does that to us */
 	return (void *)n;
 }
 
 static void *task_that_fails(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return ursa_task_fail(-EINVAL, "Task failed");
 }
 
 static void *task_that_succeeds(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return "Success";
 }
 
@@ -62,7 +65,8 @@ static void *main_task(void *arg)
 	if (ursa_spawn(&t[0], task_that_succeeds, NULL) ||
 	    ursa_spawn(&t[1], task_that_fails, NULL) || ursa_spawn(&t[2], task_that_succeeds, NULL))
 		return (void *)1;
-	ursa_gather(t, 3, URSA_GATHER_ALL, out);
+	if (ursa_gather(t, 3, URSA_GATHER_ALL, out) < 0)
+		return (void *)1;
 	for (int i = 0; i < 3; i++) {
 		if (out[i].err)
 			printf("Task %d failed: %s\n", i, out[i].msg);

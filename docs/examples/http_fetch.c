@@ -44,7 +44,10 @@ static void *handle(void *arg)
 	}
 	*end = '\0';
 	snprintf(body, sizeof(body), "you asked for %s\n", path + 1);
-	ursa_sleep(SEC(0.5)); /* a slow backend */
+	if (ursa_sleep(SEC(0.5)) < 0) { /* a slow backend */
+		ursa_close(fd);
+		return NULL;
+	}
 	n = snprintf(resp, sizeof(resp),
 	             "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	             strlen(body), body);

@@ -19,9 +19,9 @@ static void *increment(void *arg)
 	if (ursa_mutex_lock(&lock) < 0)
 		return NULL; /* cancelled: not holding it */
 	int temp = counter;  /* critical section */
-	ursa_sleep(SEC(0.01)); /* simulate work, holding the lock */
-	counter = temp + 1;
-	ursa_mutex_unlock(&lock);
+	if (ursa_sleep(SEC(0.01)) == 0) /* simulate work, holding the lock */
+		counter = temp + 1;
+	ursa_mutex_unlock(&lock); /* on every path, as `async with` does */
 	return NULL;
 }
 
@@ -32,8 +32,8 @@ static void *worker(void *arg)
 	if (ursa_mutex_lock(&lock) < 0)
 		return NULL;
 	printf("%s acquired\n", name);
-	ursa_sleep(SEC(1));
-	printf("%s released\n", name);
+	if (ursa_sleep(SEC(1)) == 0)
+		printf("%s released\n", name);
 	ursa_mutex_unlock(&lock);
 	return NULL;
 }

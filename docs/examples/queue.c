@@ -26,7 +26,8 @@ static void *producer(void *arg)
 	struct job *j = arg;
 
 	for (int i = 0; i < j->num_items; i++) {
-		ursa_sleep(SEC(0.1));
+		if (ursa_sleep(SEC(0.1)) < 0)
+			return NULL; /* cancelled */
 		snprintf(items[i], sizeof(items[i]), "Item %d", i);
 		if (ursa_queue_put(j->queue, items[i]) < 0)
 			return NULL;
@@ -52,7 +53,8 @@ static void *consumer(void *arg)
 		if (rc < 0)
 			return NULL;
 		printf("Consumed: %s\n", (char *)item);
-		ursa_sleep(SEC(0.2));
+		if (ursa_sleep(SEC(0.2)) < 0)
+			return NULL;
 	}
 	printf("consumer done\n");
 	return NULL;

@@ -19,7 +19,8 @@ static void *my_coroutine(void *arg)
 static void *async_func(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return "Result";
 }
 

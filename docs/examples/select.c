@@ -24,11 +24,9 @@ static void *produce(void *arg)
 {
 	struct stream *s = arg;
 
-	for (intptr_t i = 1; i <= s->count; i++) {
-		ursa_sleep(SEC(s->every));
-		if (ursa_queue_put(s->q, (void *)i) < 0)
+	for (intptr_t i = 1; i <= s->count; i++)
+		if (ursa_sleep(SEC(s->every)) < 0 || ursa_queue_put(s->q, (void *)i) < 0)
 			break;
-	}
 	ursa_queue_close(s->q);
 	return NULL;
 }
@@ -59,10 +57,11 @@ static void *main_task(void *arg)
 			printf("%s: %ld\n", s[i].name, (long)(intptr_t)arms[i].item);
 		}
 	}
-	ursa_gather(t, 2, 0, NULL);
+	/* Whatever gather returns, both producers have ended and been released. */
+	int rc = ursa_gather(t, 2, 0, NULL);
 	for (int i = 0; i < 2; i++)
 		ursa_queue_destroy(s[i].q);
-	return NULL;
+	return rc ? (void *)1 : NULL;
 }
 
 int main(void)

@@ -24,8 +24,8 @@ static void *limited_operation(void *arg)
 	if (++inside > most_inside)
 		most_inside = inside;
 	printf("Operation %d started\n", num);
-	ursa_sleep(SEC(1));
-	printf("Operation %d finished\n", num);
+	if (ursa_sleep(SEC(1)) == 0)
+		printf("Operation %d finished\n", num);
 	inside--;
 	ursa_sem_release(&semaphore);
 	return NULL;

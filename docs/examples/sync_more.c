@@ -40,11 +40,10 @@ static struct ursa_waitgroup wg = URSA_WAITGROUP_INIT;
 
 static void *party(void *arg)
 {
-	ursa_sleep(SEC(0.1 * (double)(intptr_t)arg));
-	int index = ursa_barrier_wait(&barrier); /* the last to arrive gets 2 */
-	if (index == 2)
+	if (ursa_sleep(SEC(0.1 * (double)(intptr_t)arg)) == 0 &&
+	    ursa_barrier_wait(&barrier) == 2) /* the last to arrive gets 2 */
 		printf("barrier: all 3 arrived\n");
-	ursa_waitgroup_done(&wg);
+	ursa_waitgroup_done(&wg); /* on every path: the waiter counts on it */
 	return NULL;
 }
 
@@ -74,7 +73,8 @@ static void *saver(void *arg)
 	int rc = -1;
 
 	(void)arg;
-	ursa_sleep(SEC(10)); /* cancelled here ... */
+	if (ursa_sleep(SEC(10)) != -ECANCELED) /* cancelled here ... */
+		return NULL;
 	/* ... but the save must finish: asyncio.shield */
 	URSA_SHIELDED(SEC(5)) {
 		rc = ursa_sleep(SEC(0.5));
@@ -94,13 +94,15 @@ static void *main_task(void *arg)
 	for (intptr_t i = 0; i < 2; i++)
 		if (ursa_spawn(&t[i], consumer, (void *)i))
 			return (void *)1;
-	ursa_sleep(SEC(0.1));
+	if (ursa_sleep(SEC(0.1)) < 0)
+		return (void *)1;
 	if (ursa_mutex_lock(&mu) == 0) {
 		ready = 1;
 		ursa_cond_notify_all(&ready_cv);
 		ursa_mutex_unlock(&mu);
 	}
-	ursa_gather(t, 2, 0, NULL);
+	if (ursa_gather(t, 2, 0, NULL) != 0)
+		return (void *)1;
 
 	ursa_waitgroup_add(&wg, 3);
 	for (intptr_t i = 0; i < 3; i++) {
@@ -128,7 +130,8 @@ static void *main_task(void *arg)
 
 	if (ursa_spawn(&t[0], saver, NULL))
 		return (void *)1;
-	ursa_sleep(SEC(0.1));
+	if (ursa_sleep(SEC(0.1)) < 0)
+		return (void *)1;
 	ursa_cancel_and_join(t[0], NULL);
 	return NULL;
 }

@@ -24,11 +24,12 @@ static void *main_task(void *arg)
 {
 	struct ursa_scope s;
 	const char *r;
+	int rc;
 
 	(void)arg;
 	/* async with asyncio.timeout(5.0): await asyncio.sleep(10) */
 	ursa_scope_enter_after(&s, SEC(5));
-	ursa_sleep(SEC(10));
+	rc = ursa_sleep(SEC(10)); /* -ETIMEDOUT once the deadline passes */
 	if (ursa_scope_exit(&s) == -ETIMEDOUT)
 		printf("Timed out!\n");
 
@@ -42,8 +43,8 @@ static void *main_task(void *arg)
 
 	/* A deadline that does not fire changes nothing. */
 	ursa_scope_enter_after(&s, SEC(5));
-	ursa_sleep(SEC(1));
-	printf("inside the deadline: %s\n", ursa_scope_exit(&s) == 0 ? "fine" : "fired");
+	rc = ursa_sleep(SEC(1));
+	printf("inside the deadline: %s\n", ursa_scope_exit(&s) == 0 && rc == 0 ? "fine" : "fired");
 	return NULL;
 }
 

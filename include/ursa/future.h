@@ -76,13 +76,13 @@ URSA_API int ursa_future_cancel(struct ursa_future *f);
  * -ECANCELED apart).  From any other thread the thread blocks (a futex):
  * the way back from tasks to plain threads.
  */
-URSA_API int ursa_future_wait(struct ursa_future *f, void **result);
+URSA_API URSA_NODISCARD int ursa_future_wait(struct ursa_future *f, void **result);
 
 /* Whether f is complete.  Any thread. */
 URSA_API bool ursa_future_done(struct ursa_future *f);
 /* f's outcome without waiting: as ursa_future_wait, or -EAGAIN while
  * pending.  Any thread. */
-URSA_API int ursa_future_result(struct ursa_future *f, void **result);
+URSA_API URSA_NODISCARD int ursa_future_result(struct ursa_future *f, void **result);
 /* The error message f was set with, "" if none; valid until ursa_future_fini.
  * Any thread, once f is complete. */
 URSA_API const char *ursa_future_message(struct ursa_future *f);

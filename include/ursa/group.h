@@ -65,7 +65,7 @@ URSA_API bool ursa_task_done(const struct ursa_task *t);
 /* t's outcome without waiting or releasing it (Task.result() /
  * .exception()): 0 and *out filled if t has ended, else -EAGAIN.  Any thread,
  * while the handle is held. */
-URSA_API int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
+URSA_API URSA_NODISCARD int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
 
 /* ----------------------------------------------------------------- gather */
 
@@ -91,8 +91,8 @@ URSA_API int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *o
  * untouched.  A task's error is never the return value: read it in out[].
  * Blocks the fiber; the tasks may live on any cores.
  */
-URSA_API int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
-                         struct ursa_outcome *out);
+URSA_API URSA_NODISCARD int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
+                                        struct ursa_outcome *out);
 
 /* ------------------------------------------------------------------- wait */
 
@@ -117,8 +117,8 @@ enum {
  */
 URSA_API URSA_NODISCARD int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when,
                                       uint64_t timeout_ns, bool *done);
-URSA_API int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
-                             uint64_t deadline_ns, bool *done);
+URSA_API URSA_NODISCARD int ursa_wait_until(struct ursa_task *const *tasks, size_t n,
+                                            int return_when, uint64_t deadline_ns, bool *done);
 
 /*
  * asyncio.wait_for on a task: wait at most timeout_ns for t, and release it.
@@ -131,7 +131,8 @@ URSA_API int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int retur
  * -ECANCELED (or the outcome it had reached first).  -EINVAL, -EDEADLK,
  * -EPERM as ursa_join_outcome: nothing done.  Blocks the fiber.
  */
-URSA_API int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome *out);
+URSA_API URSA_NODISCARD int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns,
+                                          struct ursa_outcome *out);
 
 /* ----------------------------------------------------------- as_completed */
 
@@ -146,10 +147,11 @@ struct ursa_watch_ {
  * caller's stack between _init and _fini; the fields are private.
  *
  *   struct ursa_as_completed ac;
- *   ursa_as_completed_init(&ac, tasks, n);
- *   while ((i = ursa_as_completed_next(&ac)) >= 0)
- *       ursa_join(tasks[i], &r);   // ended: does not wait
- *   ursa_as_completed_fini(&ac);
+ *   if (ursa_as_completed_init(&ac, tasks, n) == 0) {
+ *       while ((i = ursa_as_completed_next(&ac)) >= 0)
+ *           rc = ursa_join(tasks[i], &r);   // ended: does not wait
+ *       ursa_as_completed_fini(&ac);     // i is -EPIPE after the last
+ *   }
  */
 struct ursa_as_completed {
 	struct ursa_watch_ watch_;
@@ -167,7 +169,7 @@ URSA_API URSA_NODISCARD int ursa_as_completed_init(struct ursa_as_completed *ac,
  * every task has been returned (end of stream); -ECANCELED / -ETIMEDOUT if the caller is
  * cancelled or its deadline passes (call again to keep waiting).  The task is
  * not released.  Blocks the fiber. */
-URSA_API int ursa_as_completed_next(struct ursa_as_completed *ac);
+URSA_API URSA_NODISCARD int ursa_as_completed_next(struct ursa_as_completed *ac);
 /* Stop watching; tasks not yet returned keep running, their handles stay
  * with the caller.  Must be called before ac goes out of scope.  Blocks the
  * fiber briefly (a task ending right now is waited for). */
@@ -242,7 +244,7 @@ URSA_API void ursa_group_cancel(struct ursa_group *g);
  * "") if no child failed.  -EPERM: not called by the owner; nothing done.
  * A child's error is never the return value.  Blocks the fiber.
  */
-URSA_API int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first);
+URSA_API URSA_NODISCARD int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first);
 
 /* ---------------------------------------------------------- periodic work */
 
@@ -261,7 +263,7 @@ URSA_API void ursa_ticker_init(struct ursa_ticker *tk, uint64_t period_ns);
  * ticks that have passed since the last call (1 normally, more if some were
  * skipped), or -ECANCELED / -ETIMEDOUT.  Blocks the fiber.
  */
-URSA_API int ursa_ticker_wait(struct ursa_ticker *tk);
+URSA_API URSA_NODISCARD int ursa_ticker_wait(struct ursa_ticker *tk);
 
 #ifdef __cplusplus
 }

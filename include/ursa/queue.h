@@ -109,7 +109,7 @@ struct ursa_queue_sel {
  * Returns the index, -EINVAL (no enabled arm, or a bad op), -ECANCELED,
  * -ETIMEDOUT (no arm completed).  Blocks the fiber.
  */
-URSA_API int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n);
+URSA_API URSA_NODISCARD int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n);
 
 /* ------------------------------------------------------------- generators */
 
@@ -141,7 +141,7 @@ URSA_API URSA_NODISCARD int ursa_gen_yield(struct ursa_gen *g, void *v);
  * deadline passes (no value is lost: the next call gets it).  Blocks the
  * fiber.
  */
-URSA_API int ursa_gen_next(struct ursa_gen *g, void **v);
+URSA_API URSA_NODISCARD int ursa_gen_next(struct ursa_gen *g, void **v);
 
 /*
  * Abandon or finish the generator (aclose): cancel the producer if it is

@@ -239,10 +239,10 @@ URSA_API uint64_t ursa_now(void);
  * enclosing scope's deadline comes first.  URSA_FOREVER sleeps until
  * cancelled.  Blocks the fiber.
  */
-URSA_API int ursa_sleep(uint64_t delay_ns);
+URSA_API URSA_NODISCARD int ursa_sleep(uint64_t delay_ns);
 /* As ursa_sleep, until the absolute time deadline_ns; a past deadline returns
  * 0 at once. */
-URSA_API int ursa_sleep_until(uint64_t deadline_ns);
+URSA_API URSA_NODISCARD int ursa_sleep_until(uint64_t deadline_ns);
 
 /* ----------------------------------------------------------------- scopes */
 
@@ -349,7 +349,7 @@ URSA_API void ursa_scope_cancel(struct ursa_scope *s);
  * wins.  -EAGAIN when the pool has no thread and none can be started (out of
  * memory or threads).  Blocks the fiber.
  */
-URSA_API int ursa_blocking(ursa_fn fn, void *arg, void **result);
+URSA_API URSA_NODISCARD int ursa_blocking(ursa_fn fn, void *arg, void **result);
 
 #ifdef __cplusplus
 }

@@ -101,15 +101,15 @@ URSA_API void ursa_cond_init(struct ursa_cond *c);
  * may no longer hold: check it in a loop, or use ursa_cond_wait_for.
  * Blocks the fiber.
  */
-URSA_API int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m);
+URSA_API URSA_NODISCARD int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m);
 
 /*
  * Wait until pred(arg) returns true, checking it with m held: the loop
  * around ursa_cond_wait.  Returns 0 (pred true, m held), or -ECANCELED /
  * -ETIMEDOUT (m held).  Blocks the fiber.
  */
-URSA_API int ursa_cond_wait_for(struct ursa_cond *c, struct ursa_mutex *m,
-                                bool (*pred)(void *arg), void *arg);
+URSA_API URSA_NODISCARD int ursa_cond_wait_for(struct ursa_cond *c, struct ursa_mutex *m,
+                                               bool (*pred)(void *arg), void *arg);
 
 /* Wake up to n waiters (the longest-waiting first); returns how many were
  * woken.  With or without the mutex held.  Any thread. */
@@ -188,7 +188,7 @@ URSA_API void ursa_barrier_init(struct ursa_barrier *b, unsigned parties);
  * task leaves the cycle, which then waits for one more arrival).  After a
  * cycle completes, the barrier is ready for the next one.  Blocks the fiber.
  */
-URSA_API int ursa_barrier_wait(struct ursa_barrier *b);
+URSA_API URSA_NODISCARD int ursa_barrier_wait(struct ursa_barrier *b);
 /* Break the barrier: waiters and later arrivals get -EPIPE.  Any thread. */
 URSA_API void ursa_barrier_abort(struct ursa_barrier *b);
 /* Waiters get -EPIPE; the barrier is then empty and no longer broken.
