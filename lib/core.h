@@ -75,6 +75,9 @@ struct ursa_task {
 	bool exiting;                /* fn returned; the scheduler finishes it */
 	bool linked;                 /* on core->tasks */
 	bool ended_cancelled;        /* cancel was requested before it ended */
+	bool refusal_reported;       /* its cancelled loop was reported (scope.c) */
+	unsigned refused;            /* blocking calls refused in a row, since it
+	                                last parked (scope.c; only it writes) */
 	int error;                   /* ursa_task_fail: its -errno, else 0 */
 	char *error_msg;             /* ursa_task_fail: its message (malloc'd) */
 	struct ursa_task *ended_next; /* on a watch's list of ended tasks */

@@ -5,6 +5,9 @@
  */
 #include "scope.h"
 
+#include "stall.h"
+#include "task.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +16,31 @@ static int check_and_arm(struct ursa_task *t, uint64_t *deadline, bool arm);
 
 int ursa__cancel_check(struct ursa_task *t, uint64_t *deadline)
 {
+	int rc = check_and_arm(t, deadline, false);
+
+	/* Only the refusal path pays: the fast path is the check alone. */
+	if (__builtin_expect(rc != 0, 0))
+		ursa__cancel_refused(t);
+	return rc;
+}
+
+int ursa__cancel_check_locked(struct ursa_task *t, uint64_t *deadline)
+{
 	return check_and_arm(t, deadline, false);
+}
+
+void ursa__cancel_refused(struct ursa_task *t)
+{
+	/* Only t touches its count: a plain, saturating increment. */
+	if (t->refused < URSA__REFUSED_LIMIT) {
+		if (++t->refused < URSA__REFUSED_LIMIT)
+			return;
+	}
+	if (!t->refusal_reported) {
+		t->refusal_reported = true;
+		ursa__stall_refusals(t, URSA__REFUSED_LIMIT);
+	}
+	ursa__sched_yield(); /* the rest of the core runs, the canceller too */
 }
 
 void ursa__scope_arm(struct ursa_task *t)

@@ -27,8 +27,25 @@ struct ursa__timer {
  * scope has passed; that scope is marked expired) or -ECANCELED (t was
  * cancelled and no shielded scope stands between).  If deadline is not NULL
  * it receives the earliest deadline that governs t (URSA_FOREVER if none).
+ * t is the calling task.
+ *
+ * A refusal is counted (ursa__cancel_refused) and may yield: never call this
+ * with a spinlock held.  Under a lock use ursa__cancel_check_locked, and call
+ * ursa__cancel_refused after unlocking if it refused.
  */
 int ursa__cancel_check(struct ursa_task *t, uint64_t *deadline);
+int ursa__cancel_check_locked(struct ursa_task *t, uint64_t *deadline);
+
+/*
+ * The calling task t had a blocking call refused without waiting.  A task
+ * that ignores the refusals (a loop that drops a wait's -ECANCELED) would
+ * spin for ever and starve its core: after URSA__REFUSED_LIMIT refusals with
+ * no park between them it is reported once (lib/stall.c) and then yields at
+ * each one, so the other tasks of its core keep running.  The count is reset
+ * when the task parks (ursa__sched_park).  May yield.
+ */
+#define URSA__REFUSED_LIMIT 1024u
+void ursa__cancel_refused(struct ursa_task *t);
 
 /* Arm the timers of the scopes that govern t and have none yet. */
 void ursa__scope_arm(struct ursa_task *t);

@@ -23,7 +23,8 @@ static void *background_task(void *arg)
 	for (;;) {
 		printf("Background task running...\n");
 		ursa_sem_release(&lines);
-		if (ursa_sleep(SEC(1)) == -ECANCELED)
+		/* < 0, not == -ECANCELED: under a deadline the wait says -ETIMEDOUT */
+		if (ursa_sleep(SEC(1)) < 0)
 			return NULL; /* not re-raised: the cancellation is still the outcome */
 	}
 }
@@ -34,7 +35,7 @@ static void *long_running_task(void *arg)
 	for (int i = 0; i < 10; i++) {
 		printf("Working... %d\n", i);
 		ursa_sem_release(&lines);
-		if (ursa_sleep(SEC(1)) == -ECANCELED) {
+		if (ursa_sleep(SEC(1)) < 0) {
 			/* except asyncio.CancelledError: clean up, then leave */
 			printf("Task was cancelled\n");
 			return NULL;
