@@ -213,7 +213,6 @@ static void *acceptor(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "conn"};
-	unsigned next = 0, n = ursa_ncores();
 	int one = 1;
 
 	for (;;) {
@@ -226,8 +225,9 @@ static void *acceptor(void *arg)
 		/* Replies go out whole in one send; Nagle would only delay them. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&live, 1);
-		next = server_opts.one_acceptor ? (next + 1) % n : ursa_core();
-		if (ursa_spawn_ex(NULL, next, the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
+		/* --one-acceptor: the cores in turn (round robin) */
+		if (ursa_spawn_ex(NULL, server_opts.one_acceptor ? URSA_CORE_ANY : ursa_core(),
+		                  the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
 			atomic_fetch_sub(&live, 1);
 			ursa_close(fd);
 		}

@@ -138,6 +138,8 @@ struct ursa__core {
 	struct ursa_task *current;     /* the task running, or NULL */
 	struct ursa__list runq;
 	unsigned runq_len;
+	unsigned spawn_cursor;         /* the next URSA_CORE_ANY spawn's core
+	                                  (task.c); only this core's tasks touch it */
 	struct ursa__list tasks;       /* every task of this core not yet freed */
 	unsigned pending;              /* op and timer records owed a CQE */
 	struct ursa__stack_cache stacks;

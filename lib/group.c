@@ -134,7 +134,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 {
 	struct ursa_task *self = ursa__self();
 	struct ursa_spawn_opts o = {0};
-	struct ursa__runtime *rt;
+	struct ursa__core *target;
 	struct ursa_task *t;
 	struct child *c;
 	bool cancel_now;
@@ -144,14 +144,14 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	rt = self->core->rt;
-	if (core >= rt->cfg.cores)
-		return -EINVAL;
 	if (opts)
 		o = *opts;
 	/* URSA_SPAWN_DETACHED contradicts the group's ownership of its
 	 * children; no other bit is defined. */
 	if (o.flags)
+		return -EINVAL;
+	target = ursa__task_core(self->core, core);
+	if (!target)
 		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
@@ -168,7 +168,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 	link_child(g, c); /* counted before it can end */
 	ursa__spin_unlock(&g->lock_);
 
-	rc = ursa__task_spawn(rt, &rt->cores[core], &t, child_main, c, &o);
+	rc = ursa__task_spawn(self->core->rt, target, &t, child_main, c, &o);
 	if (rc) {
 		ursa__spin_lock(&g->lock_);
 		unlink_child(g, c);

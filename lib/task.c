@@ -198,16 +198,28 @@ static struct ursa__core *core_of_call(void)
 	return c && c->current ? c : NULL;
 }
 
+struct ursa__core *ursa__task_core(struct ursa__core *here, unsigned core)
+{
+	struct ursa__runtime *rt = here->rt;
+
+	if (core == URSA_CORE_ANY) {
+		core = here->spawn_cursor;
+		here->spawn_cursor = core + 1 < rt->cfg.cores ? core + 1 : 0;
+	}
+	return core < rt->cfg.cores ? &rt->cores[core] : NULL;
+}
+
 int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn, void *arg,
                   const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *c = core_of_call();
+	struct ursa__core *c = core_of_call(), *target;
 
 	if (!c)
 		return -EPERM;
-	if (core >= c->rt->cfg.cores)
+	target = ursa__task_core(c, core);
+	if (!target)
 		return -EINVAL;
-	return ursa__task_spawn(c->rt, &c->rt->cores[core], t, fn, arg, opts);
+	return ursa__task_spawn(c->rt, target, t, fn, arg, opts);
 }
 
 int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *arg)

@@ -8,6 +8,11 @@
 
 #include "core.h"
 
+/* The core a spawn from `here` asks for: core itself, or the next one round
+ * robin for URSA_CORE_ANY (here's own cursor: no atomics, no shared line);
+ * NULL if there is no such core. */
+struct ursa__core *ursa__task_core(struct ursa__core *here, unsigned core);
+
 /* Create a task owned by `core` and queue it there.  0 or -errno. */
 int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
                      ursa_fn fn, void *arg, const struct ursa_spawn_opts *opts);

@@ -1204,3 +1204,38 @@ Test(group, group_cancel_returns_ecanceled_with_first_zeroed)
 	cr_assert_null(run_on(2, main_group_cancel_first, NULL));
 	ASSERT_SEEN(&outcome_seen);
 }
+
+/* -------------------------------------------------------------- placement */
+
+static atomic_int ran_on[3];
+
+static void *count_core(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&ran_on[ursa_core() % 3], 1);
+	return NULL;
+}
+
+static void *main_group_any_core(void *arg)
+{
+	struct seen *S = &outcome_seen;
+	struct ursa_outcome first;
+	struct ursa_group g;
+
+	(void)arg;
+	ursa_group_enter(&g);
+	for (int i = 0; i < 9; i++)
+		EXPECT(S, ursa_group_spawn_on(&g, URSA_CORE_ANY, count_core, NULL) == 0, i);
+	EXPECT(S, ursa_group_spawn_on(&g, ursa_ncores(), count_core, NULL) == -EINVAL, 10);
+	EXPECT(S, ursa_group_exit(&g, &first) == 0, 11);
+	return NULL;
+}
+
+Test(group, group_spawn_on_any_core_spreads_round_robin)
+{
+	cr_assert_null(run_on(3, main_group_any_core, NULL));
+	ASSERT_SEEN(&outcome_seen);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(atomic_load(&ran_on[i]), 3, "core %d ran %d of the 9", i,
+		             atomic_load(&ran_on[i]));
+}

@@ -663,3 +663,56 @@ Test(task, cancel_and_join_of_null_does_nothing)
 	 * spawned. */
 	cr_assert_eq(ursa_cancel_and_join(NULL, NULL), 0);
 }
+
+/* -------------------------------------------------------------- placement */
+
+static struct seen place_seen;
+
+static void *main_any_core(void *arg)
+{
+	int *per_core = arg;
+	struct ursa_task *t[9];
+	void *r;
+
+	for (int i = 0; i < 9; i++)
+		EXPECT(&place_seen, ursa_spawn_on(&t[i], URSA_CORE_ANY, report_core, NULL) == 0, i);
+	for (int i = 0; i < 9; i++) {
+		EXPECT(&place_seen, ursa_join(t[i], &r) == 0, 100 + i);
+		/* From core 0 the k-th goes to core k mod 3 (report_core adds 100). */
+		EXPECT(&place_seen, (uintptr_t)r == (uintptr_t)(100 + i % 3), (intptr_t)r);
+		per_core[((uintptr_t)r - 100) % 3]++;
+	}
+	return NULL;
+}
+
+Test(task, spawn_on_any_core_spreads_round_robin)
+{
+	int per_core[3] = {0};
+
+	cr_assert_null(run_on(3, main_any_core, per_core));
+	ASSERT_SEEN(&place_seen);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(per_core[i], 3, "core %d ran %d of the 9", i, per_core[i]);
+}
+
+static void *main_no_such_core(void *arg)
+{
+	struct ursa_spawn_opts o = {.name = "x"};
+	unsigned n = ursa_ncores();
+	struct ursa_task *t = arg;
+
+	EXPECT(&place_seen, ursa_spawn_on(&t, n, report_core, NULL) == -EINVAL, 1);
+	EXPECT(&place_seen, ursa_spawn_on(&t, n + 1, report_core, NULL) == -EINVAL, 2);
+	EXPECT(&place_seen, ursa_spawn_ex(&t, n, report_core, NULL, &o) == -EINVAL, 3);
+	EXPECT(&place_seen, t == arg, 4); /* untouched */
+	/* URSA_CORE_ANY is the one core number above the last that works. */
+	EXPECT(&place_seen, ursa_spawn_ex(&t, URSA_CORE_ANY, report_core, NULL, &o) == 0, 5);
+	EXPECT(&place_seen, ursa_join(t, NULL) == 0, 6);
+	return NULL;
+}
+
+Test(task, spawn_on_a_core_that_does_not_exist_is_einval)
+{
+	cr_assert_null(run_on(2, main_no_such_core, &place_seen));
+	ASSERT_SEEN(&place_seen);
+}

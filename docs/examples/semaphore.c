@@ -13,6 +13,8 @@
 #define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_sem semaphore = URSA_SEM_INIT(3); /* 3 concurrent operations */
+/* One core (.cores = 1): its tasks never run at once, so a plain int is
+ * safe; on several cores they run in parallel and it would need atomic_int. */
 static int inside, most_inside;
 
 static void *limited_operation(void *arg)

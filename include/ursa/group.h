@@ -209,9 +209,10 @@ struct ursa_group {
 URSA_API void ursa_group_enter(struct ursa_group *g);
 
 /*
- * Start fn(arg) as a child of g, on the caller's core (_spawn), on `core`
- * (_spawn_on) or with options (_spawn_ex: -EINVAL for URSA_SPAWN_DETACHED,
- * which a child cannot be, or any other flag).  Any task may spawn into a
+ * Start fn(arg) as a child of g, on the caller's core (_spawn), on `core` or
+ * a core the runtime picks with URSA_CORE_ANY (_spawn_on), or with options
+ * (_spawn_ex: -EINVAL for URSA_SPAWN_DETACHED, which a child cannot be, or
+ * any other flag).  Any task may spawn into a
  * group that has not been exited, including its children.  Returns 0,
  * -ENOMEM, -EINVAL (fn NULL, no such core, a flag), or -ECANCELED if the
  * group is shutting down (a child failed, or the group was cancelled).  Does

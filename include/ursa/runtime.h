@@ -144,6 +144,14 @@ struct ursa_task; /* opaque */
 /* Flags for struct ursa_spawn_opts. */
 #define URSA_SPAWN_DETACHED 0x1u /* no handle: the task is freed when it ends */
 
+/* Core argument of ursa_spawn_on / ursa_spawn_ex / ursa_group_spawn_on /
+ * ursa_group_spawn_ex: let the runtime choose.  It picks round robin, with one
+ * cursor per spawning core: the k-th URSA_CORE_ANY spawn made from core c
+ * (k = 0, 1, ...) goes to core (c + k) mod ursa_ncores().  Placement never
+ * affects what a program computes; do not rely on the order.  Tasks on
+ * different cores run in parallel: data they share needs atomics or a lock. */
+#define URSA_CORE_ANY (~0u)
+
 /* Per-spawn options (ursa_spawn_ex).  Zero means default in every field. */
 struct ursa_spawn_opts {
 	uint32_t flags;      /* URSA_SPAWN_* */
@@ -162,7 +170,8 @@ struct ursa_spawn_opts {
  */
 URSA_API URSA_NODISCARD int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *arg);
 
-/* As ursa_spawn, on core `core` (-EINVAL if there is no such core). */
+/* As ursa_spawn, on core `core`, or on a core the runtime picks with
+ * URSA_CORE_ANY (-EINVAL for any other core >= ursa_ncores()). */
 URSA_API URSA_NODISCARD int ursa_spawn_on(struct ursa_task **t, unsigned core, ursa_fn fn,
                                           void *arg);
 
