@@ -295,21 +295,14 @@ static void *main_task(void *arg)
 			}
 			continue;
 		}
-		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT);
+		/* For --port 0 the first listener's port, which the others share. */
+		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT, &port);
 
 		if (lfd < 0) {
 			fprintf(stderr, "%s: listen on port %u: %s\n", the_srv->name, port,
 			        ursa_strerror(lfd));
 			*rc = 1;
 			return NULL;
-		}
-		if (port == 0) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-
-			getsockname(lfd, (struct sockaddr *)&ss, &sl);
-			port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-			                                      : ((struct sockaddr_in *)&ss)->sin_port);
 		}
 		if (ursa_spawn_on(&acc[i], i, acceptor, (void *)(intptr_t)lfd) < 0 ||
 		    ursa_spawn_on(&sweep[i], i, sweeper, NULL) < 0) {

@@ -332,3 +332,31 @@ Test(future, blocking_submit_completes_futures_from_the_pool)
 	cr_assert_eq(out[3], 16);
 	cr_assert_gt(max_running, 1, "the jobs did not run side by side");
 }
+
+/* ursa_blocking_submit initialises the future, whatever it held. */
+static struct seen submit_seen;
+
+static void *main_submit_garbage(void *arg)
+{
+	struct ursa_future f;
+	void *r = NULL;
+
+	(void)arg;
+	memset(&f, 0xa5, sizeof(f)); /* never initialised: garbage */
+	EXPECT(&submit_seen, ursa_blocking_submit(&f, slow_square, (void *)7) == 0, 1);
+	EXPECT(&submit_seen, ursa_future_wait(&f, &r) == 0, 2);
+	EXPECT(&submit_seen, (uintptr_t)r == 49, (uintptr_t)r);
+	ursa_future_fini(&f); /* ASan: nothing of the garbage is freed */
+	/* A refused submit leaves f initialised too. */
+	memset(&f, 0xa5, sizeof(f));
+	EXPECT(&submit_seen, ursa_blocking_submit(&f, NULL, NULL) == -EINVAL, 4);
+	EXPECT(&submit_seen, !ursa_future_done(&f), 5);
+	ursa_future_fini(&f);
+	return NULL;
+}
+
+Test(future, blocking_submit_initialises_the_future)
+{
+	cr_assert_null(run_on(1, main_submit_garbage, NULL));
+	ASSERT_SEEN(&submit_seen);
+}

@@ -134,12 +134,11 @@ static void *main_many(void *arg)
 
 	/* One listener per core on one port (SO_REUSEPORT), each with its
 	 * own accept loop. */
-	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT);
+	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT, &m->port);
 	EXPECT(&S, lfd[0] >= 0, lfd[0]);
 	if (lfd[0] < 0)
 		return NULL;
-	m->port = local_port(lfd[0]);
-	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT);
+	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT, NULL);
 	EXPECT(&S, lfd[1] >= 0, lfd[1]);
 	for (unsigned i = 0; i < 2; i++)
 		EXPECT(&S, ursa_spawn_on(&srv[i], i % ursa_ncores(), echo_server,
@@ -259,9 +258,9 @@ static void *main_errs(void *arg)
 	e->refused = ursa_tcp_connect("127.0.0.1", port);
 	e->bad_port = ursa_tcp_listen(NULL, 70000, 4);
 	e->bad_cport = ursa_tcp_connect("127.0.0.1", 0);
-	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT);
+	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT, NULL);
 	port = local_port(a);
-	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT);
+	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT, NULL);
 	c = ursa_tcp_listen("127.0.0.1", port, 4);
 	e->reuse_ok = a >= 0 && b >= 0;
 	e->inuse = c;
@@ -289,7 +288,7 @@ static void *main_errs(void *arg)
 		}
 	}
 	/* An IPv6-only listener takes no IPv4 connection. */
-	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY);
+	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY, NULL);
 	if (a >= 0) {
 		b = ursa_tcp_connect("127.0.0.1", local_port(a));
 		e->v6only = b;
@@ -827,4 +826,38 @@ Test(net, ten_thousand_ops_in_flight_on_a_tiny_ring_lose_nothing, .timeout = 60)
 	cr_assert_eq(atomic_load(&f->received), INFLIGHT);
 	cr_assert_eq(count_fds(), fds, "fd leak");
 	free(f);
+}
+
+/* -------------------------------------------------- the port of port 0 */
+
+static void *main_bound_port(void *arg)
+{
+	const char *hosts[2] = {"127.0.0.1", NULL}; /* numeric; every address */
+	unsigned bound = 0, kept = 12345;
+
+	(void)arg;
+	for (int i = 0; i < 2; i++) {
+		int lfd = ursa_tcp_listen_ex(hosts[i], 0, 4, 0, &bound), c;
+
+		EXPECT(&S, lfd >= 0, lfd);
+		if (lfd < 0)
+			return NULL;
+		EXPECT(&S, bound != 0, i);
+		EXPECT(&S, bound == local_port(lfd), bound);
+		c = ursa_tcp_connect("127.0.0.1", bound);
+		EXPECT(&S, c >= 0, c);
+		EXPECT(&S, c < 0 || ursa_close(c) == 0, c);
+		EXPECT(&S, ursa_close(lfd) == 0, lfd);
+	}
+	/* A failure writes nothing. */
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 0, 4, 0x80, &kept) == -EINVAL, 0);
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 70000, 4, 0, &kept) == -EINVAL, 0);
+	EXPECT(&S, kept == 12345, kept);
+	return NULL;
+}
+
+Test(net, tcp_listen_ex_reports_the_port_it_bound)
+{
+	cr_assert_null(run_on(1, main_bound_port, NULL));
+	ASSERT_SEEN(&S);
 }

@@ -92,7 +92,9 @@ Test(queue, fifo_lifo_and_priority_orders_and_nowait_errors)
 		             (long)want[i]);
 }
 
-/* Priority ties come out in put order. */
+/* The comparator is passed the items themselves (not pointers to them, as
+ * qsort's is): cmp_key reads them as struct keyed.  Ties come out in put
+ * order. */
 struct keyed {
 	int key, id;
 };
@@ -127,7 +129,7 @@ static void *main_prio_stable(void *arg)
 	return NULL;
 }
 
-Test(queue, priority_ties_come_out_in_put_order)
+Test(queue, priority_comparator_receives_the_items)
 {
 	int out[8];
 	/* gets interleaved with puts: {1,3} first, then 4 arrives (key 0)... */

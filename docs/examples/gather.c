@@ -57,8 +57,11 @@ static int run_all(ursa_fn fn, struct job *jobs, int n, const char *label)
 	int rc;
 
 	for (int i = 0; i < n; i++)
-		if (ursa_spawn(&tasks[i], fn, &jobs[i]))
+		if (ursa_spawn(&tasks[i], fn, &jobs[i])) {
+			while (i--)
+				ursa_cancel_and_join(tasks[i], NULL); /* no handle left behind */
 			return -1;
+		}
 	rc = ursa_gather(tasks, (size_t)n, 0, out); /* how many did not succeed */
 	if (rc != 0)
 		return rc < 0 ? rc : -1;

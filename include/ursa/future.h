@@ -98,11 +98,15 @@ URSA_API void ursa_future_on_done(struct ursa_future *f, struct ursa_future_cb *
                                   void (*fn)(struct ursa_future *f, void *arg), void *arg);
 
 /*
- * run_in_executor: start fn(arg) on the blocking pool and return at once; f
- * (pending, and valid until it completes) gets fn's return value as its
- * result.  If the runtime shuts down before a pool thread takes the job, f is
- * cancelled.  Returns 0, or -ENOMEM.  Call from a task; does not block.  For
- * an executor of your own (your threads), complete a future from it instead.
+ * run_in_executor: initialise *f, whatever it held, then start fn(arg) on the
+ * blocking pool and return at once; f (pending, and valid until it
+ * completes) gets fn's return value as its result.  f is initialised on every
+ * return (if not NULL), so ursa_future_fini(f) is valid afterwards; register
+ * done callbacks after this call.  A future that tasks wait on must not be
+ * passed.  If the runtime shuts down before a pool thread takes the job, f is
+ * cancelled.  Returns 0, -ENOMEM, -EINVAL (f or fn NULL), -EPERM (not in a
+ * task).  Call from a task; does not block.  For an executor of your own
+ * (your threads), complete a future from it instead.
  */
 URSA_API URSA_NODISCARD int ursa_blocking_submit(struct ursa_future *f, ursa_fn fn, void *arg);
 

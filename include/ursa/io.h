@@ -180,13 +180,15 @@ URSA_API URSA_NODISCARD int ursa_shutdown(int fd, int how);
  * means every address (IPv6 and IPv4 on one dual-stack socket where the
  * kernel has IPv6, else IPv4); a numeric address is used as is, never
  * touching the resolver; a name is resolved on the blocking pool and the
- * first address that binds is used.  port 0 picks a free port (read it with
- * getsockname).  The fd, or -errno (-EINVAL: port above 65535; -ENOENT: no
- * such host).
+ * first address that binds is used.  port 0 picks a free port.  The fd, or
+ * -errno (-EINVAL: port above 65535 or an unknown flag; -ENOENT: no such
+ * host).  _ex takes URSA_LISTEN_* flags, and *bound_port (if not NULL)
+ * receives the port the socket is bound to, on success: the one the kernel
+ * picked when port is 0.
  */
 URSA_API URSA_NODISCARD int ursa_tcp_listen(const char *host, unsigned port, int backlog);
 URSA_API URSA_NODISCARD int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog,
-                                               uint32_t flags);
+                                               uint32_t flags, unsigned *bound_port);
 /*
  * A TCP connection to host:port: each resolved address is tried in order
  * until one connects.  The fd, or -errno of the last attempt (-ENOENT: no

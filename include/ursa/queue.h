@@ -30,7 +30,10 @@ struct ursa_queue; /* opaque */
 /* Flags for ursa_queue_create. */
 #define URSA_QUEUE_LIFO 0x1u /* asyncio.LifoQueue: get returns the newest item */
 
-/* Orders a priority queue's items: negative if a comes out before b. */
+/* Orders a priority queue's items: negative if item a comes out before item
+ * b.  It is passed the items themselves (the pointers given to
+ * ursa_queue_put), not pointers to them as qsort's comparator is: a
+ * comparator written for qsort over an array of pointers is wrong here. */
 typedef int (*ursa_queue_cmp_fn)(const void *a, const void *b);
 
 /*

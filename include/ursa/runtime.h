@@ -16,8 +16,10 @@
 extern "C" {
 #endif
 
+/* 0.2: the API pass of issues 18 and 19 (renames, the joining contract,
+ * time units, placement); the SONAME stays libursa.so.0 while MAJOR is 0. */
 #define URSA_VERSION_MAJOR 0
-#define URSA_VERSION_MINOR 1
+#define URSA_VERSION_MINOR 2
 #define URSA_VERSION_PATCH 0
 
 #if defined(__GNUC__)
