@@ -540,6 +540,16 @@ static void summarise(struct bench_row *r)
 	for (unsigned i = 0; i < n; i++)
 		v[i] = r->reps[i].cpu_s;
 	r->cpu_s = median(v, n);
+	if (r->w->server_cpu) {
+		for (unsigned i = 0; i < n; i++)
+			v[i] = r->reps[i].ops > 0 ? 1e6 * r->reps[i].srv_cpu_s / r->reps[i].ops : 0;
+		r->srv_us_op = median(v, n);
+		r->srv_us_op_min = v[0];
+		r->srv_us_op_max = v[n - 1];
+		for (unsigned i = 0; i < n; i++)
+			v[i] = r->reps[i].wall_s > 0 ? r->reps[i].client_cpu_s / r->reps[i].wall_s : 0;
+		r->client_busy = median(v, n);
+	}
 	for (unsigned i = 0; i < n; i++)
 		v[i] = r->reps[i].ops;
 	r->ops = median(v, n);

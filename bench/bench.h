@@ -70,6 +70,11 @@ struct bench_sample {
 	struct bench_lat lat;
 	bool extrapolated; /* wall and ops scaled from a sample of the work */
 	uint64_t check;    /* workload-defined checksum, compared across reps */
+	/* Servers driven by a load generator (w->server_cpu): the server's CPU
+	 * over the generator's measured interval only (not its set-up or
+	 * teardown), and the generator's own CPU over the same interval. */
+	double srv_cpu_s;
+	double client_cpu_s;
 };
 
 /* What a path's run (or setup) says besides its sample. */
@@ -103,7 +108,12 @@ struct bench_path {
 };
 
 /* A target: the row `a` against the row `b` on a metric. */
-enum bench_metric { BENCH_M_OPS, BENCH_M_WALL, BENCH_M_RSS };
+enum bench_metric {
+	BENCH_M_OPS,
+	BENCH_M_WALL,
+	BENCH_M_RSS,
+	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
+};
 struct bench_target {
 	const char *a, *b;      /* path names */
 	enum bench_metric metric;
@@ -123,6 +133,9 @@ struct bench_workload {
 	bool latency;         /* the table shows p50/p99 (else ns/op) */
 	bool in_default;      /* part of the default suite */
 	unsigned long tasks;  /* this preset's task count (0: --tasks/default) */
+	bool server_cpu;      /* rows carry srv_cpu_s/client_cpu_s: the table
+	                         shows the server's CPU per op and how busy the
+	                         load generator was */
 	const char *baseline; /* path the ratio column divides by */
 	const struct bench_path *paths;
 	unsigned npaths;
@@ -211,6 +224,10 @@ struct bench_row {
 	double ops_s, ops_s_min, ops_s_max;
 	double wall_s, wall_s_min, wall_s_max;
 	double cpu_s;
+	/* w->server_cpu: server CPU µs per op (median, min, max over the reps)
+	 * and the load generator's CPU over its wall time (median). */
+	double srv_us_op, srv_us_op_min, srv_us_op_max;
+	double client_busy;
 	long rss_kib;             /* the largest peak over the reps */
 	struct bench_lat lat;     /* medians over the reps */
 	bool extrapolated;

@@ -205,6 +205,57 @@ static void *sweeper(void *arg)
 }
 
 /*
+ * What the accept loop does after a failed accept.  Errors that belong to
+ * one connection are retried at once, since the next accept is another
+ * connection: the peer reset or timed out before it was accepted
+ * (ECONNABORTED), a network error Linux passes on from the new socket
+ * (accept(2), NOTES), a firewall's EPERM, EINTR.  Out of fds (EMFILE,
+ * ENFILE), ursa_accept has backed off already (docs/io.md).  Any other error
+ * (ENOMEM, ENOBUFS, a broken listener) comes straight back when retried:
+ * without a pause the loop would spin on one core for as long as it lasts,
+ * so it waits ACCEPT_BACKOFF_MIN_NS, doubling up to ACCEPT_BACKOFF_MAX_NS
+ * while the errors go on.  Every error but the per-connection ones is logged
+ * once per streak (again only if it changes); an accepted connection ends
+ * the streak.
+ */
+#define ACCEPT_BACKOFF_MIN_NS (1000ull * 1000)       /* 1 ms */
+#define ACCEPT_BACKOFF_MAX_NS (100ull * 1000 * 1000) /* 100 ms */
+
+struct accept_backoff {
+	uint64_t delay_ns; /* the last pause of this streak, 0 outside one */
+	int logged;        /* the error logged in this streak, 0 if none */
+};
+
+/* The pause before the next accept after error err (< 0); *log: say so. */
+static uint64_t accept_backoff_next(struct accept_backoff *b, int err, bool *log)
+{
+	*log = false;
+	switch (-err) {
+	case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
+	case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+	case EINTR:
+		return 0;
+	default:
+		break;
+	}
+	*log = b->logged != err;
+	b->logged = err;
+	if (err == -EMFILE || err == -ENFILE)
+		return 0;
+	b->delay_ns = b->delay_ns ? b->delay_ns * 2 : ACCEPT_BACKOFF_MIN_NS;
+	if (b->delay_ns > ACCEPT_BACKOFF_MAX_NS)
+		b->delay_ns = ACCEPT_BACKOFF_MAX_NS;
+	return b->delay_ns;
+}
+
+/* A connection was accepted: the streak, if any, is over. */
+static void accept_backoff_reset(struct accept_backoff *b)
+{
+	b->delay_ns = 0;
+	b->logged = 0;
+}
+
+/*
  * Accept on a listener and start a task per connection: on this core (a
  * listener per core, the default), or on the cores in turn
  * (--one-acceptor).
@@ -213,15 +264,26 @@ static void *acceptor(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "conn"};
+	struct accept_backoff backoff = {0};
 	int one = 1;
 
 	for (;;) {
 		int fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		uint64_t pause_ns;
+		bool log;
 
 		if (fd == -ECANCELED || fd == -ETIMEDOUT)
 			break;
-		if (fd < 0)
-			continue; /* -EMFILE and friends: ursa_accept has already backed off */
+		if (fd < 0) {
+			pause_ns = accept_backoff_next(&backoff, fd, &log);
+			if (log)
+				fprintf(stderr, "%s: accept on core %u: %s (backing off while it lasts)\n",
+				        the_srv->name, ursa_core(), ursa_strerror(fd));
+			if (pause_ns && ursa_sleep(pause_ns) != 0)
+				break; /* cancelled: shutting down */
+			continue;
+		}
+		accept_backoff_reset(&backoff);
 		/* Replies go out whole in one send; Nagle would only delay them. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&live, 1);

@@ -9,6 +9,7 @@
  */
 #include "test_io_helpers.h"
 
+#include <linux/openat2.h>
 #include <stdatomic.h>
 
 /* struct seen, EXPECT and ASSERT_SEEN: tests/helpers.h */
@@ -135,7 +136,7 @@ Test(io_cancel, recv_cancel_race_loses_no_byte_across_cores, .timeout = 60)
 	recv_race(2);
 }
 
-/* ------------------------------- accept, open, socket: the fd result wins */
+/* ---------------------- accept, open, openat2, socket: the fd result wins */
 
 #define FD_ROUNDS 2000
 
@@ -143,7 +144,8 @@ struct fdrace {
 	int lfd;
 	char path[300];
 	char dir[256];
-	int kind; /* 0 accept, 1 open, 2 socket */
+	int dirfd; /* the scratch directory, for openat2 */
+	int kind;  /* 0 accept, 1 open, 2 socket, 3 openat2 */
 	int variant;
 	int fd;
 	int n_fd, n_cancel, n_fd_after_cancel, accepted_later;
@@ -166,6 +168,17 @@ static void *fd_taker(void *arg)
 		else
 			x->fd = ursa_open(x->path, O_RDONLY | O_CLOEXEC, 0);
 		break;
+	case 3: {
+		/* Confined to the directory; O_CREAT as above. */
+		struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+
+		if (x->variant & 2) {
+			how.flags = O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC;
+			how.mode = 0600;
+		}
+		x->fd = ursa_openat2(x->dirfd, "f", &how, sizeof(how));
+		break;
+	}
 	default:
 		x->fd = ursa_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		break;
@@ -260,7 +273,10 @@ static void fd_race(int kind)
 	make_scratch(x->dir, sizeof(x->dir));
 	snprintf(x->path, sizeof(x->path), "%s/f", x->dir);
 	close(open(x->path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600));
+	x->dirfd = open(x->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(x->dirfd, 0);
 	run_on(2, main_fdrace, x);
+	close(x->dirfd);
 	rm_scratch(x->dir);
 	ASSERT_SEEN(&S);
 	cr_assert_eq(x->n_fd + x->n_cancel, FD_ROUNDS);
@@ -280,6 +296,11 @@ Test(io_cancel, accept_cancelled_after_success_returns_the_fd, .timeout = 60)
 Test(io_cancel, open_cancelled_after_success_returns_the_fd, .timeout = 60)
 {
 	fd_race(1);
+}
+
+Test(io_cancel, openat2_cancelled_after_success_returns_the_fd, .timeout = 60)
+{
+	fd_race(3);
 }
 
 Test(io_cancel, socket_cancelled_after_success_returns_the_fd, .timeout = 60)

@@ -35,6 +35,7 @@ extern "C" {
 
 struct statx;    /* <sys/stat.h> with _GNU_SOURCE */
 struct addrinfo; /* <netdb.h> */
+struct open_how; /* <linux/openat2.h> */
 
 /* ------------------------------------------------------------------ files */
 
@@ -42,6 +43,21 @@ struct addrinfo; /* <netdb.h> */
 URSA_API URSA_NODISCARD int ursa_open(const char *path, int flags, mode_t mode);
 /* openat(2): the new fd, or -errno. */
 URSA_API URSA_NODISCARD int ursa_openat(int dirfd, const char *path, int flags, mode_t mode);
+/*
+ * openat2(2) (IORING_OP_OPENAT2, Linux 5.6): the new fd, or -errno.  size is
+ * sizeof(*how) as the caller's <linux/openat2.h> has it; the kernel reads
+ * that many bytes (extensible-struct rules: -E2BIG for unknown non-zero tail
+ * bytes or a size above 4096, -EINVAL below the first version's 24 bytes).
+ * how->resolve confines the lookup: with RESOLVE_BENEATH an absolute path,
+ * an absolute symbolic link or a ".." that would leave dirfd fails with
+ * -EXDEV, however it is spelt; RESOLVE_NO_SYMLINKS / RESOLVE_NO_MAGICLINKS
+ * refuse links with -ELOOP; an unknown bit is -EINVAL.  -EAGAIN under
+ * RESOLVE_BENEATH or RESOLVE_IN_ROOT: a concurrent rename raced a ".."
+ * lookup; retry.  how and path need only live for the call.  Cancellation
+ * as for ursa_openat.
+ */
+URSA_API URSA_NODISCARD int ursa_openat2(int dirfd, const char *path, const struct open_how *how,
+                                         size_t size);
 
 /*
  * Close fd: first cancel the operations this core still has queued on it
