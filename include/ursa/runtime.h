@@ -16,8 +16,8 @@
 extern "C" {
 #endif
 
-/* 0.2: the API pass of issues 18 and 19 (renames, the joining contract,
- * time units, placement); the SONAME stays libursa.so.0 while MAJOR is 0. */
+/* A 0.x release may change the API (docs/api.md, "Versions"); the SONAME
+ * stays libursa.so.0 while MAJOR is 0. */
 #define URSA_VERSION_MAJOR 0
 #define URSA_VERSION_MINOR 2
 #define URSA_VERSION_PATCH 0
@@ -165,10 +165,10 @@ struct ursa_spawn_opts {
  * Start fn(arg) as a new task on the calling task's core.  The new task runs
  * once the caller parks or yields.  On success *t receives a handle which
  * must be given to exactly one of ursa_join, ursa_cancel_and_join,
- * ursa_join_outcome, ursa_wait_for, ursa_gather or ursa_detach.  Returns 0, -ENOMEM (no memory
- * for the task or its stack), -EINVAL (fn NULL, or t NULL without
- * URSA_SPAWN_DETACHED), -EPERM (not called from a task).  A task spawned
- * while the runtime shuts down starts cancelled.  Does not block.
+ * ursa_join_outcome, ursa_wait_for, ursa_gather or ursa_detach.  Returns 0,
+ * -ENOMEM (no memory for the task or its stack), -EINVAL (fn NULL, or t NULL
+ * without URSA_SPAWN_DETACHED), -EPERM (not called from a task).  A task
+ * spawned while the runtime shuts down starts cancelled.  Does not block.
  */
 URSA_API URSA_NODISCARD int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *arg);
 
