@@ -8,6 +8,7 @@
  */
 #include "scope.h"
 #include "task.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -132,7 +133,7 @@ static void cancel_all(struct ursa_task *const *tasks, size_t n)
 int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
                 struct ursa_outcome *out)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	bool all = flags & URSA_GATHER_ALL, cancelling = false;
@@ -165,20 +166,21 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
 		if (seen == n)
 			break;
 		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
+			rc = ursa__scope_check(self, NULL);
 			if (rc) {
 				/* Cancelling gather cancels what it waits for; it still
 				 * waits, so that it can release every task. */
 				caller_rc = rc;
 				cancel_all(tasks, n);
 				cancelling = true;
-			} else if (self->scope) {
-				ursa__scope_arm(self);
 			}
 		}
 		if (take_into(&w, &ready))
 			continue;
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else
+			(void)ursa__wait_park(self); /* an error: the check above, next round */
 	}
 	for (size_t i = 0; i < n; i++)
 		ursa__task_unref(tasks[i]); /* the handles: every task has ended */
@@ -193,7 +195,7 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
 int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
                     uint64_t deadline, bool *done)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	size_t registered, taken = 0, ended = 0, withdrawn = 0, k;
@@ -230,12 +232,9 @@ int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
 			taken += k;
 			continue;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	/* Withdraw from the tasks still running; one that is ending right now
 	 * will still be pushed, and counts as done. */
@@ -268,7 +267,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome 
 	struct ursa_scope s;
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	/* The timeout is a scope around a join: the join passes the scope's
 	 * expiry (or the caller's cancellation) on to t, waits for it and
@@ -284,7 +283,7 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome 
 int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const *tasks,
                            size_t n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {NULL, NULL};
 	int rc;
 
@@ -317,7 +316,7 @@ int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const
 
 int ursa_as_completed_next(struct ursa_as_completed *ac)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {ac->ready_head_, ac->ready_tail_};
 	int rc;
 
@@ -339,12 +338,9 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			rc = -EPIPE; /* end of stream */
 			break;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	ac->ready_head_ = c.head;
 	ac->ready_tail_ = c.tail;

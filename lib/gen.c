@@ -13,7 +13,7 @@
  * for its next call, so nothing is lost.  Closing cancels the producer: its
  * pending yield returns -ECANCELED and it cleans up.
  */
-#include "core.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -65,7 +65,7 @@ int ursa_gen_create(struct ursa_gen **out, ursa_gen_fn fn, void *arg)
 
 	if (!out || !fn)
 		return -EINVAL;
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	g = calloc(1, sizeof(*g));
 	if (!g)

@@ -14,8 +14,9 @@
  * other child.  The owner is the only one to walk the list for that.
  */
 #include "scope.h"
+#include "spin.h"
 #include "task.h"
-#include "waitq.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -39,7 +40,7 @@ struct child {
 void ursa_group_enter(struct ursa_group *g)
 {
 	memset(g, 0, sizeof(*g));
-	g->owner_ = ursa__self();
+	g->owner_ = ursa__sched_self();
 	g->watch_.waiter_ = g->owner_;
 	ursa_scope_enter(&g->scope_, URSA_FOREVER);
 }
@@ -47,7 +48,7 @@ void ursa_group_enter(struct ursa_group *g)
 static void *child_main(void *arg)
 {
 	struct child *c = arg;
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	void *r = c->fn(c->arg);
 
 	/* The group outlives us: its exit waits for this task to end. */
@@ -132,7 +133,7 @@ static void collect(struct ursa_group *g)
 int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *arg,
                         const struct ursa_spawn_opts *opts)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_spawn_opts o = {0};
 	struct ursa__core *target;
 	struct ursa_task *t;
@@ -188,7 +189,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		 * while this child is counted. */
 		ursa__watch_push(&g->watch_, t);
 		if (self != g->owner_)
-			ursa__task_wake(g->owner_);
+			ursa__sched_wake(g->owner_);
 	}
 	if (self == g->owner_)
 		collect(g);
@@ -197,7 +198,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 
 int ursa_group_spawn(struct ursa_group *g, ursa_fn fn, void *arg)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 
 	if (!self)
 		return -EPERM;
@@ -217,7 +218,7 @@ void ursa_group_cancel(struct ursa_group *g)
 
 int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int body_rc, rc = 0;
 
 	if (!self || self != g->owner_)
@@ -236,14 +237,10 @@ int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 		ursa__spin_unlock(&g->lock_);
 		if (!live)
 			break;
-		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
-			if (rc)
-				cancel_children(g, 0); /* and keep waiting for them */
-			else if (self->scope)
-				ursa__scope_arm(self);
-		}
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else if ((rc = ursa__wait_park(self)))
+			cancel_children(g, 0); /* and keep waiting for them */
 	}
 	if (g->failed_) {
 		/* A failure is the most useful report: it wins over a

@@ -11,8 +11,10 @@
  */
 #include "guard.h"
 
-#include "core.h"
+#include "pool.h"
+#include "sched.h"
 #include "symbolize.h"
+#include "task.h"
 
 #include <errno.h>
 #include <execinfo.h>
@@ -108,8 +110,10 @@ static void report_overflow(struct ursa__core *c, struct ursa_task *t, const voi
 static bool describe_thread(int sig, const siginfo_t *si, char *buf, size_t len, int *n,
                             const void **entry)
 {
-	struct ursa__core *c = ursa__tls_core;
-	const struct ursa__job *j = ursa__pool_running;
+	struct ursa__core *c = ursa__sched_core;
+	ursa_fn job_fn;
+	void *job_arg;
+	struct ursa_task *job_task;
 	char fn[128];
 	const char *what = sigabbrev_np(sig);
 
@@ -126,13 +130,13 @@ static bool describe_thread(int sig, const siginfo_t *si, char *buf, size_t len,
 		*n = snprintf(buf, len, "ursa: crash: SIG%s (fault address %p) in core %u's scheduler, "
 		              "between tasks.  Backtrace:\n",
 		              what ? what : "?", si->si_addr, c->id);
-	} else if (j) {
-		*entry = (void *)(uintptr_t)j->fn;
+	} else if (ursa__pool_running(&job_fn, &job_arg, &job_task)) {
+		*entry = (void *)(uintptr_t)job_fn;
 		ursa__sym_name(NULL, *entry, fn, sizeof(fn));
 		*n = snprintf(buf, len, "ursa: crash: SIG%s (fault address %p) in a blocking-pool thread "
 		              "running %s(%p) for task '%s'.  Backtrace:\n",
-		              what ? what : "?", si->si_addr, fn, j->arg,
-		              j->task && j->task->name[0] ? j->task->name : "(unnamed)");
+		              what ? what : "?", si->si_addr, fn, job_arg,
+		              job_task && job_task->name[0] ? job_task->name : "(unnamed)");
 	} else {
 		return false;
 	}
@@ -160,7 +164,7 @@ static void chain(const struct sigaction *old, int sig, siginfo_t *si, void *uct
 
 static void on_fatal(int sig, siginfo_t *si, void *uctx)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c ? c->current : NULL;
 	int saved = errno;
 

@@ -26,12 +26,12 @@ int ursa_openat(int dirfd, const char *path, int flags, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
 	/* A cancelled open whose CQE carries an fd returns that fd: the result
 	 * wins (ursa__op_wait), so it is never leaked. */
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_openat2(int dirfd, const char *path, const struct open_how *how, size_t size)
@@ -45,7 +45,7 @@ int ursa_openat2(int dirfd, const char *path, const struct open_how *how, size_t
 	 * is taken, which could not be given back.) */
 	if (size > 4096)
 		return ursa_self() ? -E2BIG : -EPERM;
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	/* liburing 2.3 takes a non-const how; the kernel only reads it (at
 	 * submission, while this task waits).  The length field carries the
@@ -54,7 +54,7 @@ int ursa_openat2(int dirfd, const char *path, const struct open_how *how, size_t
 	io_uring_prep_openat2(sqe, dirfd, path, (struct open_how *)how);
 	sqe->len = (uint32_t)size;
 	/* As for ursa_openat: an fd that arrives despite a cancel is returned. */
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_open(const char *path, int flags, mode_t mode)
@@ -68,13 +68,13 @@ static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READ)
 		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
 	else
 		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_read(int fd, void *buf, size_t n)
@@ -107,13 +107,13 @@ static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t
 
 	if (iovcnt < 0)
 		return -EINVAL;
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READV)
 		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -142,10 +142,10 @@ static int sync_op(int fd, unsigned fsync_flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fsync(sqe, fd, fsync_flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_fsync(int fd)
@@ -164,10 +164,10 @@ int ursa_fallocate(int fd, int mode, off_t off, off_t len)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fallocate(sqe, fd, mode, off, len);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
@@ -176,10 +176,10 @@ int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct sta
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_statx(sqe, dirfd, path, flags, mask, st);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 static int unlink_op(const char *path, int flags)
@@ -188,10 +188,10 @@ static int unlink_op(const char *path, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_unlink(const char *path)
@@ -210,10 +210,10 @@ int ursa_rename(const char *from, const char *to)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_mkdir(const char *path, mode_t mode)
@@ -222,10 +222,10 @@ int ursa_mkdir(const char *path, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_mkdirat(sqe, AT_FDCWD, path, mode);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* ------------------------------------------------------ whole-file helpers */
@@ -237,7 +237,7 @@ int ursa_read_file(const char *path, void **out, size_t *outlen)
 	char *buf;
 	int fd, rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if (!path || !out || !outlen)
 		return -EINVAL;
@@ -348,10 +348,10 @@ static int link_fd(int fd, const char *to)
 	int err;
 
 	snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_linkat(sqe, AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* An unnamed file in path's directory (O_TMPFILE): the new fd, -EOPNOTSUPP
@@ -410,7 +410,7 @@ static int open_named(const char *path, mode_t mode, char **tmp)
  */
 int ursa_write_file(const char *path, const void *buf, size_t len, uint32_t flags)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_scope shield;
 	struct statx st;
 	mode_t mode = 0666; /* less the umask, applied by the kernel */

@@ -2,20 +2,41 @@
 /*
  * pool.c: the blocking thread pool and ursa_blocking.  Jobs live on the
  * waiting task's stack; a FIFO queue under one mutex feeds the threads, which
- * start on demand (up to the maximum) and wake the task through its core's
- * inbox when done.  This is the only place ursa runs user code off a worker.
+ * start on demand (up to the maximum) and complete the job's waiter record
+ * when done (lib/wait.h: DONE is the thread's last touch of the job and of
+ * the task).  This is the only place ursa runs user code off a worker.
  */
 #include "pool.h"
 
 #include "guard.h"
 #include "scope.h"
 #include "task.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 
-__thread const struct ursa__job *ursa__pool_running;
+struct ursa__job {
+	struct ursa__wait w;  /* WAITING while queued, CLAIMED once a thread runs it */
+	void *(*fn)(void *);
+	void *arg;
+	void *result;
+	struct ursa__job *next;
+};
+
+/* The job this pool thread runs, for a crash report (lib/guard.c). */
+static __thread const struct ursa__job *running;
+
+bool ursa__pool_running(ursa_fn *fn, void **arg, struct ursa_task **task)
+{
+	if (!running)
+		return false;
+	*fn = running->fn;
+	*arg = running->arg;
+	*task = running->w.task;
+	return true;
+}
 
 static void *pool_thread(void *arg)
 {
@@ -47,17 +68,15 @@ static void *pool_thread(void *arg)
 		p->head = j->next;
 		if (!p->head)
 			p->tail = NULL;
-		atomic_store_explicit(&j->state, URSA__JOB_RUNNING, memory_order_relaxed);
+		/* Cannot fail: a withdrawal takes the job off the queue under
+		 * this mutex.  From here on the task waits for the result. */
+		(void)ursa__wait_claim(&j->w);
 		pthread_mutex_unlock(&p->mu);
 
-		ursa__pool_running = j;
+		running = j;
 		j->result = j->fn(j->arg);
-		ursa__pool_running = NULL;
-		/* FINISHING keeps the task waiting while we still touch it; DONE
-		 * (release: publishes result) is our last access to the job. */
-		atomic_store_explicit(&j->state, URSA__JOB_FINISHING, memory_order_release);
-		ursa__task_wake(j->task);
-		atomic_store_explicit(&j->state, URSA__JOB_DONE, memory_order_release);
+		running = NULL;
+		ursa__wait_done(&j->w); /* our last touch of the job and the task */
 
 		pthread_mutex_lock(&p->mu);
 	}
@@ -97,7 +116,6 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 {
 	int rc = 0;
 
-	atomic_store_explicit(&j->state, URSA__JOB_QUEUED, memory_order_relaxed);
 	j->next = NULL;
 	pthread_mutex_lock(&p->mu);
 	if (p->tail)
@@ -153,43 +171,37 @@ bool ursa__pool_withdraw(struct ursa__pool *p, struct ursa__job *j)
 	return found;
 }
 
+/* ursa__wait_for's withdraw: only a job still queued can be taken back. */
+static bool withdraw(void *ctx, int why)
+{
+	struct ursa__job *j = ctx;
+
+	(void)why;
+	return ursa__pool_withdraw(&j->w.task->core->rt->pool, j);
+}
+
 int ursa_blocking(ursa_fn fn, void *arg, void **result)
 {
-	struct ursa_task *self = ursa__self();
-	struct ursa__job j = {.fn = fn, .arg = arg, .task = self};
+	struct ursa_task *self = ursa__sched_self();
+	struct ursa__job j = {.fn = fn, .arg = arg};
 	int rc;
 
 	if (!self)
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
+	ursa__wait_init(&j.w, self);
 	rc = ursa__pool_submit(&self->core->rt->pool, &j);
 	if (rc < 0)
 		return rc;
-	for (;;) {
-		/* Check before every park: the one wake may already have come. */
-		int state = atomic_load_explicit(&j.state, memory_order_acquire);
-
-		if (state == URSA__JOB_DONE)
-			break;
-		if (state == URSA__JOB_FINISHING) {
-			/* The pool thread is between its wake and its last store:
-			 * let it finish (a few hundred ns) before the job can go. */
-			ursa__sched_yield();
-			continue;
-		}
-		rc = ursa__cancel_check(self, NULL);
-		if (rc && state == URSA__JOB_QUEUED && ursa__pool_withdraw(&self->core->rt->pool, &j))
-			return rc;
-		/* Queued or running: wait.  Once running it cannot be stopped, and
-		 * its result will win over a cancellation. */
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
-	}
+	/* Cancelled while queued: withdrawn.  Once a thread runs it, it cannot
+	 * be stopped, and its result wins. */
+	rc = ursa__wait_for(&j.w, withdraw, &j);
+	if (rc)
+		return rc;
 	if (result)
 		*result = j.result;
 	return 0;

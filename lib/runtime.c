@@ -12,6 +12,7 @@
  */
 #include "fiber/switch.h"
 #include "guard.h"
+#include "io.h"
 #include "scope.h"
 #include "stall.h"
 #include "task.h"
@@ -213,7 +214,7 @@ static void core_fini_local(struct ursa__core *c)
 	}
 	ursa__guard_thread_fini(c);
 	ursa__stack_cache_fini(&c->stacks);
-	ursa__timers_fini(c);
+	ursa__scope_fini(c);
 }
 
 /* The worker thread's own stack, which ASan must know about. */
@@ -267,7 +268,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 
-	ursa__tls_core = c;
+	ursa__sched_core = c;
 	find_thread_stack(c);
 	c->tsan_fiber = ursa__fiber_tsan_current();
 	if (c->id == 0) {
@@ -282,12 +283,12 @@ static void *worker_main(void *arg)
 		} else {
 			atomic_store(&rt->stopping, true);
 			for (unsigned i = 1; i < rt->cfg.cores; i++)
-				ursa__core_kick(&rt->cores[i]);
+				ursa__sched_kick(&rt->cores[i]);
 		}
 	}
 	ursa__sched_loop(c);
 	core_fini_local(c);
-	ursa__tls_core = NULL;
+	ursa__sched_core = NULL;
 	return NULL;
 }
 
@@ -301,7 +302,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	unsigned started = 0;
 	int rc;
 
-	if (ursa__tls_core)
+	if (ursa__sched_core)
 		return -EBUSY;
 	if (!main)
 		return -EINVAL;

@@ -27,9 +27,10 @@
  */
 #include "stall.h"
 
-#include "core.h"
-#include "symbolize.h"
 #include "guard.h"
+#include "sched.h"
+#include "symbolize.h"
+#include "task.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -67,7 +68,7 @@ static struct sigaction old_action;
  * the rest is plain stores).  The watchdog symbolises and prints. */
 static void on_sample(int sig, siginfo_t *si, void *uctx)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa__stall_capture *cap = c && c->rt->stall_captures ? &c->rt->stall_captures[c->id]
 	                                                              : NULL;
 	struct ursa_task *t = c ? c->current : NULL;

@@ -163,10 +163,12 @@ Test(blocking, cancel_withdraws_a_queued_job)
 }
 
 /*
- * Regression: a task that saw its job FINISHING yielded, then parked without
- * looking again, after the pool thread's only wake: stranded forever.  Many
- * tiny jobs from many tasks make that window likely; repeat the runtime
- * (10 rounds: it hung about one run in five before the fix).
+ * Regression: a task that saw its job being completed (the pool thread
+ * between its wake and its last store: the waiter record's WAKING, once the
+ * pool's FINISHING) yielded, then parked without looking again, after the
+ * pool thread's only wake: stranded forever.  Many tiny jobs from many tasks
+ * make that window likely; repeat the runtime (10 rounds: it hung about one
+ * run in five before the fix).
  */
 Test(blocking, a_job_finishing_while_its_task_yields_does_not_strand_it, .timeout = 60)
 {

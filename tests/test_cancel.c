@@ -8,7 +8,7 @@
  */
 #include "helpers.h"
 
-#include "scope.h"
+#include "op.h"
 
 #include <criterion/redirect.h>
 #include <errno.h>
@@ -20,18 +20,17 @@
 /* A read through the internal op API, into a buffer on this fiber's stack. */
 static int ring_read_byte(int fd, char *out)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self;
 	char buf[64]; /* on the fiber stack: what a stray late write would hit */
-	struct ursa__op op;
 	struct io_uring_sqe *sqe;
 	int rc;
 
 	memset(buf, 0, sizeof(buf));
-	sqe = ursa__op_sqe(self, &rc);
+	sqe = ursa__op_sqe(&self, &rc);
 	if (!sqe)
 		return rc;
 	io_uring_prep_read(sqe, fd, buf, 1, 0);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	if (rc == 1)
 		*out = buf[0];
 	return rc;
@@ -50,7 +49,7 @@ static void *reader(void *arg)
 
 	r->rc = ring_read_byte(r->fd, &r->got);
 	/* The op's own CQE must have arrived before the call returned. */
-	r->owed_after = ursa__tls_core->pending;
+	r->owed_after = ursa__sched_core->pending;
 	/* Reuse the stack right away: a late kernel write would land here. */
 	{
 		volatile char scribble[4096];
@@ -191,7 +190,7 @@ Test(cancel, deadline_cancels_a_read_in_flight_with_etimedout)
 
 /*
  * A loop that drops its waits' results never ends once cancelled: every wait
- * is refused at once.  After URSA__REFUSED_LIMIT refusals in a row the task
+ * is refused at once.  After URSA__SCOPE_REFUSED_LIMIT refusals in a row the task
  * is reported once, by name, and yields at each refusal from then on, so the
  * other tasks of its core run.  One core: nothing but those yields can take
  * the spinner off the CPU.

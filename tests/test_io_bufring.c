@@ -7,10 +7,9 @@
  */
 #include "test_io_helpers.h"
 
-#include <stdatomic.h>
+#include "io_bufring.h" /* ursa__io_bufring_enobufs: how often the ring ran dry */
 
-/* Internal (lib/io_bufring.c): how often the ring ran dry. */
-unsigned ursa__bufgroup_enobufs(const struct ursa_bufgroup *g);
+#include <stdatomic.h>
 
 /* struct seen, EXPECT and ASSERT_SEEN: tests/helpers.h */
 
@@ -117,7 +116,7 @@ static void *main_many(void *arg)
 		JOIN_OK(st[i]);
 		JOIN_OK(rt[i]);
 	}
-	m->enobufs = ursa__bufgroup_enobufs(m->g);
+	m->enobufs = ursa__io_bufring_enobufs(m->g);
 	EXPECT(&S, ursa_bufgroup_destroy(m->g) == 0, 0);
 	return NULL;
 }

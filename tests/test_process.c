@@ -9,7 +9,7 @@
  */
 #include "test_io_helpers.h"
 
-#include "core.h" /* the ring's memory, which a forked child must not reach */
+#include "sched.h" /* the ring's memory, which a forked child must not reach */
 
 #include <pthread.h>
 #include <signal.h>
@@ -347,7 +347,7 @@ static _Noreturn void child(enum child_kind kind)
 	case CHILD_EXIT:
 		_exit(0);
 	case CHILD_TOUCH_RING: {
-		struct io_uring *u = &ursa__tls_core->ring.uring;
+		struct io_uring *u = &ursa__sched_core->ring.uring;
 		struct rlimit no_core = {0, 0};
 		int null = open("/dev/null", O_WRONLY);
 

@@ -49,9 +49,9 @@ struct ursa__stack_cache {
 	unsigned n, cap;
 	size_t size;
 	/* Stacks the cache cannot keep, unmapped in batches: munmap of one
-	 * stack costs a VMA split and a TLB shootdown (about 20 us measured on
-	 * this project's VMs), while adjacent stacks, which consecutive mmaps
-	 * produce, merge into one range that unmaps for about 2 us a stack. */
+	 * stack costs a VMA split and a TLB shootdown, while adjacent stacks,
+	 * which consecutive mmaps produce, merge into one range that unmaps
+	 * for far less a stack (docs/bench.md has the figures). */
 	struct ursa__stack *doomed;
 	unsigned ndoomed;
 };
