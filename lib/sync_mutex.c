@@ -78,7 +78,7 @@ static bool take(struct ursa_mutex *m)
 
 int ursa_mutex_trylock(struct ursa_mutex *m)
 {
-	return take(m) ? 0 : -EBUSY;
+	return take(m) ? 0 : -EAGAIN;
 }
 
 /*
