@@ -158,11 +158,14 @@ static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)
 				break;
 		}
 		mine = 0;
-		rc = ursa__scope_check(self, NULL);
+		/* The spinlock is held: the check that does not yield, then
+		 * the refusal's bookkeeping (which may yield) without it. */
+		rc = ursa__scope_check_locked(self, NULL);
 		if (rc) {
 			/* WAITERS may be left set with nobody queued: the next
 			 * unlock then finds the queue empty and clears it. */
 			ursa__spin_unlock(&m->lock_);
+			ursa__scope_refused(self);
 			return rc;
 		}
 		ursa__wait_init(&w, self);
