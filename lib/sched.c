@@ -390,11 +390,14 @@ static enum poll_outcome poll_for_work(struct ursa__core *c, uint64_t start)
 	uint64_t last = start, now;
 
 	/* Send what this turn queued (kicks to other cores above all, which
-	 * must not wait for our poll) and take what has completed. */
-	if (ursa__ring_has_unsubmitted(&c->ring) || ursa__ring_has_events(&c->ring))
+	 * must not wait for our poll) and take what has completed, then let
+	 * the loop look again: a completion may have changed more than the
+	 * run queue (the last one owed, with the runtime stopping, ends the
+	 * loop; sleeping instead would wait for nothing). */
+	if (ursa__ring_has_unsubmitted(&c->ring) || ursa__ring_has_events(&c->ring)) {
 		enter(c, false);
-	if (c->runq_len || atomic_load_explicit(&c->inbox, memory_order_relaxed))
 		return POLL_FOUND;
+	}
 	for (unsigned i = 1;; i++) {
 		if (atomic_load_explicit(&c->inbox, memory_order_relaxed))
 			return POLL_FOUND;
