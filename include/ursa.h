@@ -269,5 +269,8 @@ URSA_API int ursa_blocking(ursa_fn fn, void *arg, void **result);
 #include "ursa/queue.h"
 #include "ursa/group.h"
 #include "ursa/io.h"
+#include "ursa/stream.h"
+#include "ursa/process.h"
+#include "ursa/signal.h"
 
 #endif /* URSA_H */

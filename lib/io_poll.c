@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_poll.c: fd readiness on the ring (IORING_OP_POLL_ADD), so that a C
+ * library that says "call me when this fd is readable" runs on a core
+ * without blocking it (include/ursa/adapters/ builds hiredis and libcurl on
+ * it).  One single-shot poll per call: level-triggered, like poll(2).
+ */
+#include "io.h"
+
+#include <errno.h>
+#include <poll.h>
+
+/* The events a caller may ask for: poll(2)'s, and POLLRDHUP.  POLLERR and
+ * POLLHUP are reported whether asked for or not; POLLNVAL never is (a bad fd
+ * is -EBADF). */
+#define POLL_EVENTS                                                                         \
+	((uint32_t)(POLLIN | POLLPRI | POLLOUT | POLLRDNORM | POLLRDBAND | POLLWRNORM |      \
+	            POLLWRBAND | POLLRDHUP | POLLERR | POLLHUP))
+
+/* timeout_ns 0: poll(2) itself, which never waits; the ring would need a
+ * deadline that has passed, and a passed deadline stops a call before it
+ * looks. */
+static int poll_now(int fd, uint32_t events)
+{
+	struct pollfd p = {.fd = fd, .events = (short)events};
+	int n = poll(&p, 1, 0);
+
+	if (n < 0)
+		return -errno;
+	if (n == 0)
+		return 0;
+	if (p.revents & POLLNVAL)
+		return -EBADF;
+	return p.revents;
+}
+
+int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	struct ursa_scope s;
+	uint64_t now;
+	int rc, why;
+
+	if (events & ~POLL_EVENTS)
+		return -EINVAL;
+	if (fd < 0)
+		return -EBADF;
+	if (timeout_ns == 0) {
+		if (!(self = ursa__sched_self()))
+			return -EPERM;
+		if ((rc = ursa__scope_check(self, NULL)))
+			return rc;
+		return poll_now(fd, events);
+	}
+	if (timeout_ns == URSA_FOREVER) {
+		if (!(sqe = ursa__op_sqe(&self, &rc)))
+			return rc;
+		io_uring_prep_poll_add(sqe, fd, events);
+		return ursa__op_wait(self, sqe);
+	}
+	/* The timeout is a scope of its own: one timer, armed only if the
+	 * task parks, and a deadline that cancels the poll in the kernel like
+	 * any other.  Its expiry is told from an enclosing scope's by its exit:
+	 * -ETIMEDOUT from ours is poll(2)'s 0. */
+	now = ursa_now();
+	ursa_scope_enter(&s, timeout_ns > URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
+	if ((sqe = ursa__op_sqe(&self, &rc))) {
+		io_uring_prep_poll_add(sqe, fd, events);
+		rc = ursa__op_wait(self, sqe);
+	}
+	why = ursa_scope_exit(&s);
+	if (rc == -ETIMEDOUT && why == -ETIMEDOUT)
+		return 0;
+	return rc;
+}
