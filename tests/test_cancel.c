@@ -61,26 +61,25 @@ static void *reader(void *arg)
 
 static void *main_cancel_then_write(void *arg)
 {
-	int *out = arg, p[2];
+	struct seen *s = arg;
 	struct reader r = {0};
 	struct ursa_task *t;
 	char c = 0;
+	int p[2];
 
-	if (pipe(p))
-		return (void *)1;
+	REQUIRE(s, pipe(p) == 0, errno);
 	r.fd = p[0];
-	if (ursa_spawn(&t, reader, &r))
-		return (void *)2;
+	REQUIRE(s, ursa_spawn(&t, reader, &r) == 0, 0);
 	ursa_sleep(5 * MS); /* the read is in flight now */
 	ursa_cancel(t);
-	out[0] = ursa_join(t, NULL);
-	out[1] = r.rc;
-	out[5] = (int)r.owed_after;
+	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
+	EXPECT_EQ(s, r.rc, -ECANCELED);
+	EXPECT_EQ(s, r.owed_after, 0); /* the read returned before its own CQE arrived */
 	/* Written after the cancelled read returned: must stay in the pipe. */
-	out[2] = (int)write(p[1], "x", 1);
+	EXPECT_EQ(s, write(p[1], "x", 1), 1);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	out[3] = (int)read(p[0], &c, 1);
-	out[4] = c;
+	EXPECT_EQ(s, read(p[0], &c, 1), 1); /* else consumed by the cancelled read */
+	EXPECT_EQ(s, c, 'x');
 	close(p[0]);
 	close(p[1]);
 	return NULL;
@@ -88,16 +87,11 @@ static void *main_cancel_then_write(void *arg)
 
 Test(cancel, cancelled_read_is_gone_before_the_call_returns)
 {
-	int out[6] = {0, 0, 0, 0, 0, -1};
+	struct seen s = {0};
 	int fds = count_fds();
 
-	cr_assert_null(run_on(1, main_cancel_then_write, out));
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], 1, "the byte was consumed by a cancelled read");
-	cr_assert_eq(out[4], 'x');
-	cr_assert_eq(out[5], 0, "the read returned before its own CQE arrived");
+	run_on(1, main_cancel_then_write, &s);
+	ASSERT_SEEN(&s);
 	cr_assert_eq(count_fds(), fds);
 }
 
@@ -110,36 +104,35 @@ Test(cancel, cancelled_read_is_gone_before_the_call_returns)
 
 static void *main_race(void *arg)
 {
-	long *out = arg; /* [0] returned by reads, [1] left in pipe, [2] bad */
+	struct seen *s = arg;
+	long returned = 0, left = 0; /* bytes returned by reads, left in the pipe */
 	int p[2];
 
-	if (pipe(p))
-		return (void *)1;
+	REQUIRE(s, pipe(p) == 0, errno);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
 	for (int i = 0; i < ROUNDS; i++) {
 		struct reader r = {.fd = p[0]};
 		struct ursa_task *t;
 		char c;
 
-		if (ursa_spawn(&t, reader, &r))
-			return (void *)2;
+		REQUIRE(s, ursa_spawn(&t, reader, &r) == 0, i);
 		ursa_yield(); /* the reader submits its read */
 		if (i % 3)
 			ursa_yield(); /* vary who gets there first */
-		if (write(p[1], "y", 1) != 1)
-			return (void *)3;
+		REQUIRE(s, write(p[1], "y", 1) == 1, i);
 		ursa_cancel(t);
-		if (ursa_join(t, NULL) != -ECANCELED)
-			out[2]++;
-		if (r.owed_after != 0)
-			out[2]++; /* returned before the op's own CQE */
+		EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
+		EXPECT_EQ(s, r.owed_after, 0); /* returned before the op's own CQE */
 		if (r.rc == 1 && r.got == 'y')
-			out[0]++;
-		else if (r.rc != -ECANCELED)
-			out[2]++;
+			returned++;
+		else
+			EXPECT_EQ(s, r.rc, -ECANCELED);
 		while (read(p[0], &c, 1) == 1)
-			out[1]++;
+			left++;
 	}
+	/* Every byte written was returned once or left in the pipe (the value:
+	 * bytes returned plus left). */
+	EXPECT(s, returned + left == ROUNDS, returned + left);
 	close(p[0]);
 	close(p[1]);
 	return NULL;
@@ -147,29 +140,27 @@ static void *main_race(void *arg)
 
 Test(cancel, cancel_racing_completion_loses_and_duplicates_no_byte, .timeout = 120)
 {
-	long out[3] = {0, 0, 0};
+	struct seen s = {0};
 
-	cr_assert_null(run_on(1, main_race, out));
-	cr_assert_eq(out[2], 0, "unexpected results");
-	cr_assert_eq(out[0] + out[1], ROUNDS, "returned %ld + left %ld != written %d", out[0],
-	             out[1], ROUNDS);
+	run_on(1, main_race, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* A deadline instead of a cancel: -ETIMEDOUT, same guarantee. */
 static void *main_deadline_read(void *arg)
 {
-	int *out = arg, p[2];
+	struct seen *x = arg;
 	struct ursa_scope s;
 	char c = 0, got = 0;
+	int p[2];
 
-	if (pipe(p))
-		return (void *)1;
+	REQUIRE(x, pipe(p) == 0, errno);
 	ursa_scope_enter(&s, ursa_now() + 10 * MS);
-	out[0] = ring_read_byte(p[0], &got);
-	out[1] = ursa_scope_exit(&s);
-	out[2] = (int)write(p[1], "z", 1);
+	EXPECT_EQ(x, ring_read_byte(p[0], &got), -ETIMEDOUT);
+	EXPECT_EQ(x, ursa_scope_exit(&s), -ETIMEDOUT);
+	EXPECT_EQ(x, write(p[1], "z", 1), 1);
 	fcntl(p[0], F_SETFL, O_NONBLOCK);
-	out[3] = (int)read(p[0], &c, 1);
+	EXPECT_EQ(x, read(p[0], &c, 1), 1); /* else consumed by the timed-out read */
 	close(p[0]);
 	close(p[1]);
 	return NULL;
@@ -177,10 +168,8 @@ static void *main_deadline_read(void *arg)
 
 Test(cancel, deadline_cancels_a_read_in_flight_with_etimedout)
 {
-	int out[4] = {0};
+	struct seen s = {0};
 
-	cr_assert_null(run_on(1, main_deadline_read, out));
-	cr_assert_eq(out[0], -ETIMEDOUT);
-	cr_assert_eq(out[1], -ETIMEDOUT);
-	cr_assert_eq(out[3], 1, "the byte was consumed by a timed-out read");
+	run_on(1, main_deadline_read, &s);
+	ASSERT_SEEN(&s);
 }

@@ -34,12 +34,11 @@ static void *job_main(void *arg)
 	return P(j->result);
 }
 
-static struct ursa_task *start(struct job *j, unsigned core, int *bad)
+static struct ursa_task *start(struct job *j, unsigned core, struct seen *s)
 {
 	struct ursa_task *t = NULL;
 
-	if (ursa_spawn_on(&t, core % ursa_ncores(), job_main, j))
-		(*bad)++;
+	EXPECT_EQ(s, ursa_spawn_on(&t, core % ursa_ncores(), job_main, j), 0);
 	return t;
 }
 
@@ -47,98 +46,87 @@ static struct ursa_task *start(struct job *j, unsigned core, int *bad)
 
 static void *main_outcomes(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job ok = {.sleep_ns = 2 * MS, .result = 5}, bad_job = {.fail = -EIO, .result = 7};
 	struct job late = {.sleep_ns = URSA_FOREVER, .fail = -EPROTO, .result = 8};
 	struct ursa_outcome o;
 	struct ursa_task *t;
 	void *r = NULL;
-	int bad = 0;
 
-	t = start(&ok, 1, &bad);
-	out[0] = ursa_task_outcome(t, &o);   /* running: -EAGAIN */
-	out[1] = ursa_task_done(t);
-	out[2] = ursa_join(t, &r);
-	out[3] = (int)U(r);
-	t = start(&bad_job, 0, &bad);
-	out[4] = ursa_join(t, &r);           /* the error, from plain join */
-	t = start(&bad_job, 1, &bad);
-	out[5] = ursa_join_outcome(t, &o);   /* 0: released */
-	out[6] = o.err;
-	out[7] = strcmp(o.msg, "job 7 failed") == 0;
-	out[8] = o.result == NULL;
+	t = start(&ok, 1, s);
+	EXPECT_EQ(s, ursa_task_outcome(t, &o), -EAGAIN); /* running */
+	EXPECT_EQ(s, ursa_task_done(t), 0);
+	EXPECT_EQ(s, ursa_join(t, &r), 0);
+	EXPECT_EQ(s, U(r), 5);
+	t = start(&bad_job, 0, s);
+	EXPECT_EQ(s, ursa_join(t, &r), -EIO);          /* the error, from plain join */
+	t = start(&bad_job, 1, s);
+	EXPECT_EQ(s, ursa_join_outcome(t, &o), 0);     /* 0: released */
+	EXPECT_EQ(s, o.err, -EIO);
+	EXPECT(s, strcmp(o.msg, "job 7 failed") == 0, 0); /* message lost */
+	EXPECT(s, o.result == NULL, 0);
 	/* Cancelled, then fails in its clean-up: the failure is the outcome. */
-	t = start(&late, 1, &bad);
+	t = start(&late, 1, s);
 	ursa_sleep(5 * MS);
 	ursa_cancel(t);
-	out[9] = ursa_join_outcome(t, &o);
-	out[10] = o.err;
-	out[11] = late.sleep_rc;
-	out[12] = bad;
+	EXPECT_EQ(s, ursa_join_outcome(t, &o), 0);
+	EXPECT_EQ(s, o.err, -EPROTO);
+	EXPECT_EQ(s, late.sleep_rc, -ECANCELED);
 	return NULL;
 }
 
 Test(group, task_outcomes_result_error_with_message_and_failure_over_cancel)
 {
-	int out[13];
+	struct seen s = {0};
 
-	run_on(2, main_outcomes, out);
-	cr_assert_eq(out[12], 0);
-	cr_assert_eq(out[0], -EAGAIN);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 5);
-	cr_assert_eq(out[4], -EIO);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[6], -EIO);
-	cr_assert(out[7], "message lost");
-	cr_assert(out[8]);
-	cr_assert_eq(out[9], 0);
-	cr_assert_eq(out[10], -EPROTO);
-	cr_assert_eq(out[11], -ECANCELED);
+	run_on(2, main_outcomes, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* --------------------------------------------------------------- gather */
 
 static void *main_gather_ok(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	/* They end in the order 2, 0, 1; the results come back in order. */
 	struct job j[3] = {{.sleep_ns = 10 * MS, .result = 10},
 	                   {.sleep_ns = 20 * MS, .result = 11},
 	                   {.sleep_ns = 1 * MS, .result = 12}};
 	struct ursa_task *t[3];
 	struct ursa_outcome o[3];
-	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_gather(t, 3, o, 0);
-	for (int i = 0; i < 3; i++)
-		out[1 + i] = o[i].err == 0 ? (int)U(o[i].result) : o[i].err;
-	out[4] = ursa_gather(NULL, 0, NULL, 0);
-	out[5] = bad;
+		t[i] = start(&j[i], (unsigned)i, s);
+	EXPECT_EQ(s, ursa_gather(t, 3, o, 0), 0);
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(s, o[i].err, 0);
+		EXPECT_EQ(s, U(o[i].result), 10 + i);
+	}
+	EXPECT_EQ(s, ursa_gather(NULL, 0, NULL, 0), 0);
 	return NULL;
 }
 
 Test(group, gather_returns_results_in_order)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(2, main_gather_ok, out);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 10);
-	cr_assert_eq(out[2], 11);
-	cr_assert_eq(out[3], 12);
-	cr_assert_eq(out[4], 0);
+	run_on(2, main_gather_ok, &s);
+	ASSERT_SEEN(&s);
 }
 
-/* One fails, one is cancelled from outside, one succeeds, one sleeps. */
+/* One fails, one is cancelled from outside, one succeeds, one sleeps; with
+ * return_exceptions (all) the sleeper wakes on its own, without it the
+ * first error cancels it. */
+struct mixed {
+	struct seen s;
+	bool all;
+};
+
 static void *main_gather_mixed(void *arg)
 {
-	int *out = arg;
-	int all = *out;
+	struct mixed *m = arg;
+	struct seen *s = &m->s;
+	bool all = m->all;
 	/* t[2] is cancelled at 2 ms, well before t[1] fails at 40 ms. */
 	struct job j[4] = {{.sleep_ns = 1 * MS, .result = 1},
 	                   {.sleep_ns = 40 * MS, .fail = -EIO, .result = 2},
@@ -146,82 +134,70 @@ static void *main_gather_mixed(void *arg)
 	                   {.sleep_ns = all ? 60 * MS : URSA_FOREVER, .result = 4}};
 	struct ursa_task *t[4];
 	struct ursa_outcome o[4];
-	int bad = 0;
+	int rc;
 
 	for (int i = 0; i < 4; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
+		t[i] = start(&j[i], (unsigned)i, s);
 	ursa_sleep(2 * MS);
 	ursa_cancel(t[2]); /* cancelled before the failure */
-	out[0] = ursa_gather(t, 4, o, all ? URSA_GATHER_ALL : 0);
-	for (int i = 0; i < 4; i++) {
-		out[1 + 2 * i] = o[i].err;
-		out[2 + 2 * i] = (int)U(o[i].result);
+	rc = ursa_gather(t, 4, o, all ? URSA_GATHER_ALL : 0);
+	EXPECT_EQ(s, o[0].err, 0);
+	EXPECT_EQ(s, U(o[0].result), 1);
+	EXPECT_EQ(s, o[2].err, -ECANCELED);
+	if (all) {
+		EXPECT_EQ(s, rc, 2); /* two tasks did not return normally */
+		EXPECT_EQ(s, o[1].err, -EIO);
+		EXPECT(s, strcmp(o[1].msg, "job 2 failed") == 0, 0); /* message lost */
+		EXPECT_EQ(s, o[3].err, 0); /* return_exceptions must not cancel the others */
+		EXPECT_EQ(s, U(o[3].result), 4);
+		EXPECT_EQ(s, j[3].sleep_rc, 0);
+	} else {
+		/* t[2] was cancelled first: that is the first error fail-fast sees. */
+		EXPECT_EQ(s, rc, -ECANCELED);
+		EXPECT_EQ(s, o[3].err, -ECANCELED); /* the sleeper was not cancelled */
+		EXPECT_EQ(s, j[3].sleep_rc, -ECANCELED);
 	}
-	out[9] = strcmp(o[1].msg, "job 2 failed") == 0;
-	out[10] = j[3].sleep_rc;
-	out[11] = bad;
 	return NULL;
 }
 
 Test(group, gather_return_exceptions_collects_a_failure_and_a_cancellation)
 {
-	int out[12] = {1};
+	struct mixed m = {.all = true};
 
-	run_on(2, main_gather_mixed, out);
-	cr_assert_eq(out[11], 0);
-	cr_assert_eq(out[0], 2, "two tasks did not return normally");
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], -EIO);
-	cr_assert_eq(out[5], -ECANCELED);
-	cr_assert_eq(out[7], 0, "return_exceptions must not cancel the others");
-	cr_assert_eq(out[8], 4);
-	cr_assert(out[9], "message lost");
-	cr_assert_eq(out[10], 0);
+	run_on(2, main_gather_mixed, &m);
+	ASSERT_SEEN(&m.s);
 }
 
 Test(group, gather_fail_fast_returns_the_first_error_and_cancels_the_rest)
 {
-	int out[12] = {0};
+	struct mixed m = {.all = false};
 
-	run_on(2, main_gather_mixed, out);
-	cr_assert_eq(out[11], 0);
-	/* t[2] was cancelled first: that is the first error fail-fast sees. */
-	cr_assert_eq(out[0], -ECANCELED, "gather returned %d", out[0]);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[5], -ECANCELED);
-	cr_assert_eq(out[7], -ECANCELED, "the sleeper was not cancelled");
-	cr_assert_eq(out[10], -ECANCELED);
+	run_on(2, main_gather_mixed, &m);
+	ASSERT_SEEN(&m.s);
 }
 
 static void *main_gather_first_error(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[3] = {{.sleep_ns = URSA_FOREVER},
 	                   {.sleep_ns = 2 * MS, .fail = -ENOSPC, .result = 9},
 	                   {.sleep_ns = URSA_FOREVER}};
 	struct ursa_task *t[3];
-	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_gather(t, 3, NULL, 0);
-	out[1] = j[0].sleep_rc;
-	out[2] = j[2].sleep_rc;
-	out[3] = bad;
+		t[i] = start(&j[i], (unsigned)i, s);
+	EXPECT_EQ(s, ursa_gather(t, 3, NULL, 0), -ENOSPC);
+	EXPECT_EQ(s, j[0].sleep_rc, -ECANCELED);
+	EXPECT_EQ(s, j[2].sleep_rc, -ECANCELED);
 	return NULL;
 }
 
 Test(group, gather_fail_fast_cancels_sleepers_on_the_first_failure)
 {
-	int out[4];
+	struct seen s = {0};
 
-	run_on(2, main_gather_first_error, out);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[0], -ENOSPC);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -ECANCELED);
+	run_on(2, main_gather_first_error, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Cancelling the gatherer cancels and releases everything it gathers. */
@@ -234,188 +210,155 @@ static void *gatherer(void *arg)
 
 static void *main_gather_cancelled(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[3] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER},
 	                   {.sleep_ns = 1 * MS, .result = 3}};
 	struct ursa_task *t[3], *g;
 	void *r = NULL;
-	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	if (ursa_spawn_on(&g, 1, gatherer, t))
-		return P(1);
+		t[i] = start(&j[i], (unsigned)i, s);
+	REQUIRE(s, ursa_spawn_on(&g, 1, gatherer, t) == 0, 1);
 	ursa_sleep(10 * MS);
 	ursa_cancel(g);
-	out[0] = ursa_join(g, &r);
-	out[1] = j[0].sleep_rc;
-	out[2] = j[1].sleep_rc;
-	out[3] = bad;
+	EXPECT_EQ(s, ursa_join(g, &r), -ECANCELED);
+	EXPECT_EQ(s, j[0].sleep_rc, -ECANCELED);
+	EXPECT_EQ(s, j[1].sleep_rc, -ECANCELED);
 	return NULL;
 }
 
 Test(group, cancelling_gather_cancels_and_releases_its_tasks)
 {
-	int out[4];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_gather_cancelled, out));
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -ECANCELED);
+	run_on(2, main_gather_cancelled, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *main_gather_einval(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[2] = {{.sleep_ns = 1 * MS, .result = 1}, {.result = 2}};
 	struct ursa_task *t[3];
 	void *r;
-	int bad = 0;
 
-	t[0] = start(&j[0], 0, &bad);
-	t[1] = start(&j[1], 1, &bad);
+	t[0] = start(&j[0], 0, s);
+	t[1] = start(&j[1], 1, s);
 	t[2] = t[0];
-	out[0] = ursa_gather(t, 3, NULL, 0); /* a task twice */
+	EXPECT_EQ(s, ursa_gather(t, 3, NULL, 0), -EINVAL); /* a task twice */
 	t[2] = NULL;
-	out[1] = ursa_gather(t, 3, NULL, 0); /* a NULL task */
+	EXPECT_EQ(s, ursa_gather(t, 3, NULL, 0), -EINVAL); /* a NULL task */
 	/* Nothing was released: both joins work. */
-	out[2] = ursa_join(t[0], &r);
-	out[3] = ursa_join(t[1], &r);
-	out[4] = (int)U(r);
-	out[5] = bad;
+	EXPECT_EQ(s, ursa_join(t[0], &r), 0);
+	EXPECT_EQ(s, ursa_join(t[1], &r), 0);
+	EXPECT_EQ(s, (int)U(r), 2);
 	return NULL;
 }
 
 Test(group, gather_refuses_bad_sets_without_releasing_anything)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(2, main_gather_einval, out);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], -EINVAL);
-	cr_assert_eq(out[1], -EINVAL);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[4], 2);
+	run_on(2, main_gather_einval, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* ----------------------------------------------------------------- wait */
 
 static void *main_wait_first(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[3] = {{.sleep_ns = 40 * MS, .result = 1},
 	                   {.sleep_ns = 2 * MS, .result = 2},
 	                   {.sleep_ns = URSA_FOREVER, .result = 3}};
 	struct ursa_task *t[3];
 	bool done[3];
 	void *r;
-	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_wait(t, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done);
-	out[1] = done[0];
-	out[2] = done[1];
-	out[3] = done[2];
-	out[4] = ursa_join(t[1], &r); /* done: at once */
-	out[5] = (int)U(r);
+		t[i] = start(&j[i], (unsigned)i, s);
+	EXPECT_EQ(s, ursa_wait(t, 3, URSA_WAIT_FIRST_COMPLETED, URSA_FOREVER, done), 1);
+	EXPECT_EQ(s, done[0], 0);
+	EXPECT_EQ(s, done[1], 1);
+	EXPECT_EQ(s, done[2], 0);
+	EXPECT_EQ(s, ursa_join(t[1], &r), 0); /* done: at once */
+	EXPECT_EQ(s, (int)U(r), 2);
 	/* The pending ones keep running; cancel them, as the seed does. */
 	ursa_cancel(t[0]);
 	ursa_cancel(t[2]);
-	out[6] = ursa_join(t[0], NULL);
-	out[7] = ursa_join(t[2], NULL);
-	out[8] = bad;
+	EXPECT_EQ(s, ursa_join(t[0], NULL), -ECANCELED);
+	EXPECT_EQ(s, ursa_join(t[2], NULL), -ECANCELED);
 	return NULL;
 }
 
 Test(group, wait_first_completed_reports_done_and_pending)
 {
-	int out[9];
+	struct seen s = {0};
 
-	run_on(2, main_wait_first, out);
-	cr_assert_eq(out[8], 0);
-	cr_assert_eq(out[0], 1);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[5], 2);
-	cr_assert_eq(out[6], -ECANCELED);
-	cr_assert_eq(out[7], -ECANCELED);
+	run_on(2, main_wait_first, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *main_wait_deadline(void *arg)
 {
-	int *out = arg;
+	struct seen *x = arg;
 	struct job j[3] = {{.sleep_ns = 1 * MS, .result = 1},
 	                   {.sleep_ns = URSA_FOREVER},
 	                   {.sleep_ns = URSA_FOREVER}};
 	struct ursa_task *t[3];
 	bool done[3];
 	uint64_t t0 = ursa_now();
-	int bad = 0;
 
 	for (int i = 0; i < 3; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	out[0] = ursa_wait(t, 3, URSA_WAIT_ALL_COMPLETED, t0 + 20 * MS, done);
-	out[1] = ursa_now() - t0 >= 20 * MS;
-	out[2] = done[0] && !done[1] && !done[2];
-	out[3] = ursa_sleep(1 * MS); /* the wait's deadline is gone with it */
+		t[i] = start(&j[i], (unsigned)i, x);
+	EXPECT_EQ(x, ursa_wait(t, 3, URSA_WAIT_ALL_COMPLETED, t0 + 20 * MS, done), 1);
+	EXPECT(x, ursa_now() - t0 >= 20 * MS, 0); /* returned before the deadline */
+	EXPECT(x, done[0] && !done[1] && !done[2], 0);
+	EXPECT_EQ(x, ursa_sleep(1 * MS), 0); /* the wait's deadline is gone with it */
 	for (int i = 1; i < 3; i++)
 		ursa_cancel(t[i]);
 	for (int i = 0; i < 3; i++)
-		bad += ursa_join(t[i], NULL) != (i ? -ECANCELED : 0);
-	out[4] = bad;
+		EXPECT_EQ(x, ursa_join(t[i], NULL), i ? -ECANCELED : 0);
 	return NULL;
 }
 
 Test(group, wait_with_a_deadline_that_fires_returns_the_done_count)
 {
-	int out[5];
+	struct seen s = {0};
 
-	run_on(2, main_wait_deadline, out);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[0], 1);
-	cr_assert(out[1], "returned before the deadline");
-	cr_assert(out[2]);
-	cr_assert_eq(out[3], 0);
+	run_on(2, main_wait_deadline, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *main_wait_exception(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[4] = {{.sleep_ns = URSA_FOREVER},
 	                   {.result = 1},
 	                   {.sleep_ns = 30 * MS, .fail = -EBADMSG},
 	                   {.sleep_ns = URSA_FOREVER}};
 	struct ursa_task *t[4];
 	bool done[4];
-	int bad = 0;
 
 	for (int i = 0; i < 4; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
+		t[i] = start(&j[i], (unsigned)i, s);
 	ursa_cancel(t[3]); /* a cancellation is not an exception */
-	out[0] = ursa_wait(t, 4, URSA_WAIT_FIRST_EXCEPTION, URSA_FOREVER, done);
-	out[1] = done[0];
-	out[2] = done[2];
+	/* done: the returner, the cancelled, the failed */
+	EXPECT_EQ(s, ursa_wait(t, 4, URSA_WAIT_FIRST_EXCEPTION, URSA_FOREVER, done), 3);
+	EXPECT_EQ(s, done[0], 0);
+	EXPECT_EQ(s, done[2], 1);
 	ursa_cancel(t[0]);
 	for (int i = 0; i < 4; i++)
 		(void)!ursa_join(t[i], NULL);
-	out[3] = bad;
 	return NULL;
 }
 
 Test(group, wait_first_exception_returns_on_a_failure_not_a_cancellation)
 {
-	int out[4];
+	struct seen s = {0};
 
-	run_on(2, main_wait_exception, out);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[0], 3, "done: the returner, the cancelled, the failed");
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 1);
+	run_on(2, main_wait_exception, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *waiter_task(void *arg)
@@ -427,168 +370,148 @@ static void *waiter_task(void *arg)
 
 static void *main_wait_cancelled(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[2] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER}};
 	struct ursa_task *t[2], *w;
-	int bad = 0;
 
 	for (int i = 0; i < 2; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
-	if (ursa_spawn_on(&w, 1, waiter_task, t))
-		return P(1);
+		t[i] = start(&j[i], (unsigned)i, s);
+	REQUIRE(s, ursa_spawn_on(&w, 1, waiter_task, t) == 0, 1);
 	ursa_sleep(5 * MS);
 	ursa_cancel(w);
-	out[0] = ursa_join(w, NULL);
+	EXPECT_EQ(s, ursa_join(w, NULL), -ECANCELED);
 	/* wait does not own the tasks: they still run, and we can join them. */
-	out[1] = ursa_task_done(t[0]) || ursa_task_done(t[1]);
+	EXPECT_EQ(s, ursa_task_done(t[0]) || ursa_task_done(t[1]), 0);
 	for (int i = 0; i < 2; i++) {
 		ursa_cancel(t[i]);
-		bad += ursa_join(t[i], NULL) != -ECANCELED;
+		EXPECT_EQ(s, ursa_join(t[i], NULL), -ECANCELED);
 	}
-	out[2] = bad;
 	return NULL;
 }
 
 Test(group, wait_cancelled_leaves_its_tasks_running_and_joinable)
 {
-	int out[3];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_wait_cancelled, out));
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], 0);
+	run_on(2, main_wait_cancelled, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* --------------------------------------------------------- as_completed */
 
 static void *main_as_completed(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[5] = {{.sleep_ns = 90 * MS, .result = 0},
 	                   {.sleep_ns = 10 * MS, .result = 1},
 	                   {.sleep_ns = 50 * MS, .result = 2},
 	                   {.result = 3},
 	                   {.sleep_ns = URSA_FOREVER, .result = 4}};
+	static const int order[4] = {3, 1, 2, 0}; /* the order they end in */
 	struct ursa_task *t[5];
 	struct ursa_as_completed ac;
-	int bad = 0, k = 0;
 
 	for (int i = 0; i < 5; i++)
-		t[i] = start(&j[i], (unsigned)i, &bad);
+		t[i] = start(&j[i], (unsigned)i, s);
 	while (!ursa_task_done(t[3]))
 		ursa_sleep(100000); /* t[3] has ended before we start */
-	if (ursa_as_completed_init(&ac, t, 5))
-		return P(1);
+	REQUIRE(s, ursa_as_completed_init(&ac, t, 5) == 0, 0);
 	for (int n = 0; n < 4; n++) {
 		int i = ursa_as_completed_next(&ac);
 		void *r = NULL;
 
-		out[k++] = i;
-		if (i < 0 || ursa_join(t[i], &r) != 0 || U(r) != (uintptr_t)i)
-			bad++;
+		EXPECT_EQ(s, i, order[n]);
+		if (i < 0)
+			continue;
+		EXPECT_EQ(s, ursa_join(t[i], &r), 0);
+		EXPECT_EQ(s, U(r), i);
 	}
 	/* Leave early: t[4] keeps running and stays ours. */
 	ursa_as_completed_fini(&ac);
-	out[k++] = ursa_task_done(t[4]);
+	EXPECT_EQ(s, ursa_task_done(t[4]), 0);
 	ursa_cancel(t[4]);
-	bad += ursa_join(t[4], NULL) != -ECANCELED;
-	out[k++] = bad;
+	EXPECT_EQ(s, ursa_join(t[4], NULL), -ECANCELED);
 	return NULL;
 }
 
 Test(group, as_completed_yields_tasks_in_the_order_they_end)
 {
-	int out[6];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_as_completed, out));
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], 3);
-	cr_assert_eq(out[1], 1);
-	cr_assert_eq(out[2], 2);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[4], 0);
+	run_on(2, main_as_completed, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *main_as_completed_all(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	enum { N = 200 };
 	struct job j[N];
 	struct ursa_task *t[N];
 	struct ursa_as_completed ac;
-	int bad = 0, n = 0, i;
+	int n = 0, i;
 
 	for (int x = 0; x < N; x++) {
 		j[x] = (struct job){.sleep_ns = (uint64_t)(x % 7) * 100000, .result = (uintptr_t)x};
-		t[x] = start(&j[x], (unsigned)x, &bad);
+		t[x] = start(&j[x], (unsigned)x, s);
 	}
-	if (ursa_as_completed_init(&ac, t, N))
-		return P(1);
+	REQUIRE(s, ursa_as_completed_init(&ac, t, N) == 0, 1);
 	while ((i = ursa_as_completed_next(&ac)) >= 0) {
 		void *r;
 
 		n++;
-		bad += ursa_join(t[i], &r) != 0 || U(r) != (uintptr_t)i;
+		EXPECT_EQ(s, ursa_join(t[i], &r), 0);
+		EXPECT_EQ(s, U(r), i);
 	}
 	ursa_as_completed_fini(&ac);
-	out[0] = n;
-	out[1] = i;
-	out[2] = bad;
+	EXPECT_EQ(s, n, 200);
+	EXPECT_EQ(s, i, -ENOENT);
 	return NULL;
 }
 
 Test(group, as_completed_returns_every_task_once_then_enoent)
 {
-	int out[3];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_as_completed_all, out));
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[0], 200);
-	cr_assert_eq(out[1], -ENOENT);
+	run_on(2, main_as_completed_all, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* ------------------------------------------------------------- wait_for */
 
 static void *main_wait_for(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job fast = {.sleep_ns = 1 * MS, .result = 6};
 	struct job slow = {.sleep_ns = 10000 * MS, .result = 7};
 	struct ursa_task *t;
 	void *r = NULL;
 	uint64_t t0;
-	int bad = 0;
 
-	t = start(&fast, 1, &bad);
-	out[0] = ursa_wait_for(t, 1000 * MS, &r);
-	out[1] = (int)U(r);
-	t = start(&slow, 1, &bad);
+	t = start(&fast, 1, s);
+	EXPECT_EQ(s, ursa_wait_for(t, 1000 * MS, &r), 0);
+	EXPECT_EQ(s, (int)U(r), 6);
+	t = start(&slow, 1, s);
 	t0 = ursa_now();
-	out[2] = ursa_wait_for(t, 10 * MS, &r);
-	out[3] = ursa_now() - t0 < 5000 * MS;
-	out[4] = slow.sleep_rc; /* the task was cancelled and has ended */
-	out[5] = bad;
+	EXPECT_EQ(s, ursa_wait_for(t, 10 * MS, &r), -ETIMEDOUT);
+	EXPECT(s, ursa_now() - t0 < 5000 * MS, 0);
+	EXPECT_EQ(s, slow.sleep_rc, -ECANCELED); /* the task was cancelled and has ended */
 	return NULL;
 }
 
 Test(group, wait_for_returns_the_result_or_cancels_the_task_on_timeout)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(2, main_wait_for, out);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 6);
-	cr_assert_eq(out[2], -ETIMEDOUT);
-	cr_assert(out[3]);
-	cr_assert_eq(out[4], -ECANCELED);
+	run_on(2, main_wait_for, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* --------------------------------------------------------------- groups */
 
 static void *main_group_ok(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job j[6];
 	struct ursa_group g;
 	struct ursa_outcome first;
@@ -596,67 +519,56 @@ static void *main_group_ok(void *arg)
 	ursa_group_enter(&g);
 	for (int i = 0; i < 6; i++) {
 		j[i] = (struct job){.sleep_ns = (uint64_t)i * MS, .result = (uintptr_t)i};
-		out[i] = ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &j[i]);
+		EXPECT_EQ(s, ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &j[i]), 0);
 	}
-	out[6] = ursa_group_exit(&g, &first);
-	out[7] = first.err;
-	out[8] = 0;
-	for (int i = 0; i < 6; i++)
-		out[8] += j[i].ran && j[i].sleep_rc == 0;
+	EXPECT_EQ(s, ursa_group_exit(&g, &first), 0);
+	EXPECT_EQ(s, first.err, 0);
+	for (int i = 0; i < 6; i++) {
+		EXPECT(s, j[i].ran, i);
+		EXPECT_EQ(s, j[i].sleep_rc, 0);
+	}
 	return NULL;
 }
 
 Test(group, group_exit_waits_for_every_child)
 {
-	int out[9];
+	struct seen s = {0};
 
-	run_on(2, main_group_ok, out);
-	for (int i = 0; i < 6; i++)
-		cr_assert_eq(out[i], 0);
-	cr_assert_eq(out[6], 0);
-	cr_assert_eq(out[7], 0);
-	cr_assert_eq(out[8], 6);
+	run_on(2, main_group_ok, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* A child fails while its siblings sleep and the body waits. */
 static void *main_group_fail(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct job sleepers[4], failing = {.sleep_ns = 5 * MS, .fail = -EHOSTUNREACH, .result = 99};
 	struct ursa_group g;
 	struct ursa_outcome first;
-	int bad = 0;
 
 	ursa_group_enter(&g);
 	for (int i = 0; i < 4; i++) {
 		sleepers[i] = (struct job){.sleep_ns = URSA_FOREVER};
-		bad += ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &sleepers[i]) != 0;
+		EXPECT_EQ(s, ursa_group_spawn_on(&g, (unsigned)i % 2, job_main, &sleepers[i]), 0);
 	}
-	bad += ursa_group_spawn_on(&g, 1, job_main, &failing) != 0;
-	out[0] = ursa_sleep(10000 * MS); /* the body is cancelled by the failure */
-	out[1] = ursa_group_spawn(&g, job_main, &failing); /* shutting down */
-	out[2] = ursa_group_exit(&g, &first);
-	out[3] = first.err;
-	out[4] = strcmp(first.msg, "job 99 failed") == 0;
+	EXPECT_EQ(s, ursa_group_spawn_on(&g, 1, job_main, &failing), 0);
+	EXPECT_EQ(s, ursa_sleep(10000 * MS), -ECANCELED); /* the body is cancelled by the failure */
+	EXPECT_EQ(s, ursa_group_spawn(&g, job_main, &failing), -ECANCELED); /* shutting down */
+	EXPECT_EQ(s, ursa_group_exit(&g, &first), -EHOSTUNREACH);
+	EXPECT_EQ(s, first.err, -EHOSTUNREACH);
+	EXPECT(s, strcmp(first.msg, "job 99 failed") == 0, 0); /* message lost */
 	for (int i = 0; i < 4; i++)
-		bad += sleepers[i].sleep_rc != -ECANCELED;
-	out[5] = ursa_sleep(1 * MS); /* after the group: the task is fine */
-	out[6] = bad;
+		EXPECT_EQ(s, sleepers[i].sleep_rc, -ECANCELED); /* a sibling was not cancelled */
+	EXPECT_EQ(s, ursa_sleep(1 * MS), 0); /* after the group: the task is fine */
 	return NULL;
 }
 
 Test(group, group_child_failure_cancels_the_sleeping_siblings_and_the_body)
 {
-	int out[7];
+	struct seen s = {0};
 
-	run_on(2, main_group_fail, out);
-	cr_assert_eq(out[6], 0, "a sibling was not cancelled");
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -EHOSTUNREACH);
-	cr_assert_eq(out[3], -EHOSTUNREACH);
-	cr_assert(out[4], "message lost");
-	cr_assert_eq(out[5], 0);
+	run_on(2, main_group_fail, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Children spawn siblings (from the other core); exit waits for all. */
@@ -681,31 +593,33 @@ static void *nester(void *arg)
 
 static void *main_group_nested(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_group g;
 	struct nest n = {&g, 0, 0};
 
 	ursa_group_enter(&g);
-	out[0] = ursa_group_spawn(&g, nester, &n);
-	out[1] = ursa_group_exit(&g, NULL);
-	out[2] = atomic_load(&n.count);
+	EXPECT_EQ(s, ursa_group_spawn(&g, nester, &n), 0);
+	EXPECT_EQ(s, ursa_group_exit(&g, NULL), 0);
+	{
+		long long v_ = (long long)(atomic_load(&n.count));
+
+		EXPECT(s, v_ >= (long long)(64), v_);
+	}
 	return NULL;
 }
 
 Test(group, children_spawning_siblings_are_all_awaited)
 {
-	int out[3];
+	struct seen s = {0};
 
-	run_on(2, main_group_nested, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 0);
-	cr_assert_geq(out[2], 64);
+	run_on(2, main_group_nested, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* The owner's deadline passes inside the group: children are cancelled. */
 static void *main_group_deadline(void *arg)
 {
-	int *out = arg;
+	struct seen *x = arg;
 	struct job j[2] = {{.sleep_ns = URSA_FOREVER}, {.sleep_ns = URSA_FOREVER}};
 	struct ursa_scope s;
 	struct ursa_group g;
@@ -713,25 +627,20 @@ static void *main_group_deadline(void *arg)
 	ursa_scope_enter(&s, ursa_now() + 10 * MS);
 	ursa_group_enter(&g);
 	for (int i = 0; i < 2; i++)
-		out[i] = ursa_group_spawn_on(&g, (unsigned)i, job_main, &j[i]);
-	out[2] = ursa_group_exit(&g, NULL); /* waits here until the deadline */
-	out[3] = ursa_scope_exit(&s);
-	out[4] = j[0].sleep_rc;
-	out[5] = j[1].sleep_rc;
+		EXPECT_EQ(x, ursa_group_spawn_on(&g, (unsigned)i, job_main, &j[i]), 0);
+	EXPECT_EQ(x, ursa_group_exit(&g, NULL), -ETIMEDOUT); /* waits here until the deadline */
+	EXPECT_EQ(x, ursa_scope_exit(&s), -ETIMEDOUT);
+	EXPECT_EQ(x, j[0].sleep_rc, -ECANCELED);
+	EXPECT_EQ(x, j[1].sleep_rc, -ECANCELED);
 	return NULL;
 }
 
 Test(group, group_under_an_expiring_deadline_cancels_its_children)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(2, main_group_deadline, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], -ETIMEDOUT);
-	cr_assert_eq(out[3], -ETIMEDOUT);
-	cr_assert_eq(out[4], -ECANCELED);
-	cr_assert_eq(out[5], -ECANCELED);
+	run_on(2, main_group_deadline, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* ursa_group_cancel from a child, and many short children reaped while the
@@ -751,45 +660,39 @@ static void *quick(void *arg)
 
 static void *main_group_cancel(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_group g;
 	struct job sleeper = {.sleep_ns = URSA_FOREVER};
 	atomic_int quick_runs = 0;
-	int bad = 0;
 
 	ursa_group_enter(&g);
-	bad += ursa_group_spawn_on(&g, 1, job_main, &sleeper) != 0;
+	EXPECT_EQ(s, ursa_group_spawn_on(&g, 1, job_main, &sleeper), 0);
 	for (int i = 0; i < 2000; i++) {
-		bad += ursa_group_spawn_on(&g, (unsigned)i % 2, quick, &quick_runs) != 0;
+		EXPECT_EQ(s, ursa_group_spawn_on(&g, (unsigned)i % 2, quick, &quick_runs), 0);
 		if (i % 64 == 0)
 			ursa_yield();
 	}
-	bad += ursa_group_spawn(&g, canceller, &g) != 0;
-	out[0] = ursa_sleep(10000 * MS);
-	out[1] = ursa_group_exit(&g, NULL);
-	out[2] = sleeper.sleep_rc;
-	out[3] = atomic_load(&quick_runs);
-	out[4] = bad;
+	EXPECT_EQ(s, ursa_group_spawn(&g, canceller, &g), 0);
+	EXPECT_EQ(s, ursa_sleep(10000 * MS), -ECANCELED);
+	EXPECT_EQ(s, ursa_group_exit(&g, NULL), -ECANCELED);
+	EXPECT_EQ(s, sleeper.sleep_rc, -ECANCELED);
+	EXPECT_EQ(s, atomic_load(&quick_runs), 2000);
 	return NULL;
 }
 
 Test(group, group_cancel_from_a_child_cancels_body_and_children)
 {
-	int out[5];
+	struct seen s = {0};
 
-	run_on(2, main_group_cancel, out);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -ECANCELED);
-	cr_assert_eq(out[3], 2000);
+	run_on(2, main_group_cancel, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* ------------------------------------------------------- scope cancel */
 
 struct sc {
+	struct seen seen;
 	struct ursa_scope *s;
-	int inner_rc, shielded_rc, exit_rc, after_rc;
 	atomic_int entered;
 };
 
@@ -801,12 +704,12 @@ static void *scope_owner(void *arg)
 	ursa_scope_enter(&s, URSA_FOREVER);
 	x->s = &s;
 	atomic_store(&x->entered, 1);
-	x->inner_rc = ursa_sleep(10000 * MS);
+	EXPECT_EQ(&x->seen, ursa_sleep(10000 * MS), -ECANCELED);
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	x->shielded_rc = ursa_sleep(1 * MS); /* the shield holds */
+	EXPECT_EQ(&x->seen, ursa_sleep(1 * MS), 0); /* the shield holds */
 	ursa_scope_exit(&shield);
-	x->exit_rc = ursa_scope_exit(&s);
-	x->after_rc = ursa_sleep(1 * MS);
+	EXPECT_EQ(&x->seen, ursa_scope_exit(&s), -ECANCELED);
+	EXPECT_EQ(&x->seen, ursa_sleep(1 * MS), 0); /* the task goes on */
 	return NULL;
 }
 
@@ -815,50 +718,48 @@ static void *main_scope_cancel(void *arg)
 	struct sc *x = arg;
 	struct ursa_task *t;
 
-	if (ursa_spawn_on(&t, 1, scope_owner, x))
-		return P(1);
+	REQUIRE(&x->seen, ursa_spawn_on(&t, 1, scope_owner, x) == 0, 0);
 	while (!atomic_load(&x->entered))
 		ursa_sleep(100000);
 	ursa_sleep(2 * MS);
 	ursa_scope_cancel(x->s);
-	return P(ursa_join(t, NULL));
+	JOIN_OK(&x->seen, t);
+	return NULL;
 }
 
 Test(group, scope_cancel_from_another_core_ends_the_scope_not_the_task)
 {
 	struct sc x = {0};
 
-	cr_assert_null(run_on(2, main_scope_cancel, &x));
-	cr_assert_eq(x.inner_rc, -ECANCELED);
-	cr_assert_eq(x.shielded_rc, 0);
-	cr_assert_eq(x.exit_rc, -ECANCELED);
-	cr_assert_eq(x.after_rc, 0);
+	run_on(2, main_scope_cancel, &x);
+	ASSERT_SEEN(&x.seen);
 }
 
 /* --------------------------------------------------------------- ticker */
 
 static void *main_ticker(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_ticker tk;
 	uint64_t t0 = ursa_now();
+	int ticks;
 
 	ursa_ticker_init(&tk, 5 * MS);
-	for (int i = 0; i < 4; i++)
-		out[i] = ursa_ticker_wait(&tk);
-	out[4] = ursa_now() - t0 >= 20 * MS;
+	for (int i = 0; i < 4; i++) {
+		ticks = ursa_ticker_wait(&tk);
+		EXPECT(s, ticks >= 1, ticks);
+	}
+	EXPECT(s, ursa_now() - t0 >= 20 * MS, (ursa_now() - t0) / MS);
 	ursa_sleep(17 * MS); /* fall behind by three ticks */
-	out[5] = ursa_ticker_wait(&tk);
+	ticks = ursa_ticker_wait(&tk);
+	EXPECT(s, ticks >= 3, ticks); /* the ticks skipped are reported */
 	return NULL;
 }
 
 Test(group, ticker_ticks_on_a_grid_and_reports_skipped_ticks)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(1, main_ticker, out);
-	for (int i = 0; i < 4; i++)
-		cr_assert_geq(out[i], 1);
-	cr_assert(out[4]);
-	cr_assert_geq(out[5], 3, "ticks skipped: %d", out[5]);
+	run_on(1, main_ticker, &s);
+	ASSERT_SEEN(&s);
 }

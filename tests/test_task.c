@@ -13,23 +13,22 @@ static void *ret_arg_plus_one(void *arg)
 
 static void *main_spawn_join(void *arg)
 {
+	struct seen *s = arg;
 	struct ursa_task *t;
 	void *res = NULL;
-	int *rcs = arg;
 
-	rcs[0] = ursa_spawn(&t, ret_arg_plus_one, (void *)41);
-	rcs[1] = ursa_join(t, &res);
-	return res;
+	EXPECT_EQ(s, ursa_spawn(&t, ret_arg_plus_one, (void *)41), 0);
+	EXPECT_EQ(s, ursa_join(t, &res), 0);
+	EXPECT_EQ(s, (uintptr_t)res, 42);
+	return NULL;
 }
 
 Test(task, join_returns_the_task_result)
 {
-	int rcs[2] = {-1, -1};
-	void *res = run_on(1, main_spawn_join, rcs);
+	struct seen s = {0};
 
-	cr_assert_eq(rcs[0], 0);
-	cr_assert_eq(rcs[1], 0);
-	cr_assert_eq((uintptr_t)res, 42);
+	run_on(1, main_spawn_join, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *return_main(void *arg)
@@ -37,6 +36,7 @@ static void *return_main(void *arg)
 	return arg;
 }
 
+/* What ursa_run itself returns: asserted outside the runtime. */
 Test(task, run_returns_main_result)
 {
 	cr_assert_eq((uintptr_t)run_on(2, return_main, (void *)7), 7);
@@ -44,6 +44,7 @@ Test(task, run_returns_main_result)
 
 /* Yield interleaves two tasks on one core in strict turns. */
 struct pingpong {
+	struct seen s;
 	char log[64];
 	_Atomic int n;
 };
@@ -70,10 +71,11 @@ static void *main_yield(void *arg)
 	struct pp_arg a = {pp, 'a'}, b = {pp, 'b'};
 	struct ursa_task *ta, *tb;
 
-	if (ursa_spawn(&ta, yielder, &a) || ursa_spawn(&tb, yielder, &b))
-		return (void *)1;
-	if (ursa_join(ta, NULL) || ursa_join(tb, NULL))
-		return (void *)2;
+	EXPECT_EQ(&pp->s, ursa_spawn(&ta, yielder, &a), 0);
+	EXPECT_EQ(&pp->s, ursa_spawn(&tb, yielder, &b), 0);
+	JOIN_OK(&pp->s, ta);
+	JOIN_OK(&pp->s, tb);
+	EXPECT(&pp->s, strcmp(pp->log, "ababababab") == 0, pp->n);
 	return NULL;
 }
 
@@ -81,8 +83,8 @@ Test(task, yield_alternates_tasks_on_a_core)
 {
 	struct pingpong pp = {0};
 
-	cr_assert_null(run_on(1, main_yield, &pp));
-	cr_assert_str_eq(pp.log, "ababababab");
+	run_on(1, main_yield, &pp);
+	ASSERT_SEEN(&pp.s);
 }
 
 /* spawn_on runs the task on the core asked for; join works across cores. */
@@ -94,114 +96,101 @@ static void *report_core(void *arg)
 
 static void *main_spawn_on(void *arg)
 {
-	uintptr_t *out = arg;
+	struct seen *s = arg;
 	struct ursa_task *t;
 	void *res = NULL;
 
-	out[0] = ursa_core();
-	out[1] = ursa_ncores();
-	if (ursa_spawn_on(&t, 1, report_core, NULL) != 0)
-		return (void *)1;
-	if (ursa_join(t, &res) != 0)
-		return (void *)2;
-	out[2] = (uintptr_t)res;
-	out[3] = (uintptr_t)ursa_spawn_on(&t, 2, report_core, NULL);
+	EXPECT_EQ(s, ursa_core(), 0); /* main runs on core 0 */
+	EXPECT_EQ(s, ursa_ncores(), 2);
+	EXPECT_EQ(s, ursa_spawn_on(&t, 1, report_core, NULL), 0);
+	EXPECT_EQ(s, ursa_join(t, &res), 0);
+	EXPECT_EQ(s, (uintptr_t)res, 101); /* the task ran on core 1 */
+	EXPECT_EQ(s, ursa_spawn_on(&t, 2, report_core, NULL), -EINVAL); /* no core 2 */
 	return NULL;
 }
 
 Test(task, spawn_on_runs_on_that_core_and_joins_across_cores)
 {
-	uintptr_t out[4] = {99, 99, 99, 99};
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_spawn_on, out));
-	cr_assert_eq(out[0], 0, "main runs on core 0");
-	cr_assert_eq(out[1], 2);
-	cr_assert_eq(out[2], 101, "the task ran on core 1");
-	cr_assert_eq((int)out[3], -EINVAL, "no core 2");
+	run_on(2, main_spawn_on, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Cancel: a task sleeping forever wakes with -ECANCELED; join says so. */
-static void *sleep_forever_record(void *arg)
+static void *sleep_forever_expect_cancel(void *arg)
 {
-	int *rc = arg;
+	struct seen *s = arg;
 
-	*rc = ursa_sleep(URSA_FOREVER);
+	EXPECT_EQ(s, ursa_sleep(URSA_FOREVER), -ECANCELED);
 	return (void *)1;
 }
 
 static void *main_cancel(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_task *t;
 	void *res = (void *)99;
 
-	out[0] = ursa_spawn(&t, sleep_forever_record, &out[1]);
+	EXPECT_EQ(s, ursa_spawn(&t, sleep_forever_expect_cancel, s), 0);
 	ursa_sleep(10 * MS);
-	out[2] = ursa_cancel(t);
-	out[3] = ursa_join(t, &res);
-	out[4] = res == (void *)99; /* nothing stored for a cancelled task */
+	EXPECT_EQ(s, ursa_cancel(t), 0);
+	EXPECT_EQ(s, ursa_join(t, &res), -ECANCELED);
+	EXPECT(s, res == (void *)99, (intptr_t)res); /* nothing stored for a cancelled task */
 	return NULL;
 }
 
 Test(task, cancel_wakes_sleeper_with_ecanceled_and_join_reports_it)
 {
-	int out[5] = {1, 1, 1, 1, 0};
+	struct seen s = {0};
 
-	run_on(1, main_cancel, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], -ECANCELED, "sleep returned %d", out[1]);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], -ECANCELED);
-	cr_assert(out[4], "join stored a result for a cancelled task");
+	run_on(1, main_cancel, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Cancel across cores: the sleeper lives on core 1, the canceller on 0. */
 static void *main_cancel_remote(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_task *t;
 
-	out[0] = ursa_spawn_on(&t, 1, sleep_forever_record, &out[1]);
+	EXPECT_EQ(s, ursa_spawn_on(&t, 1, sleep_forever_expect_cancel, s), 0);
 	ursa_sleep(10 * MS);
-	out[2] = ursa_cancel(t);
-	out[3] = ursa_join(t, NULL);
+	EXPECT_EQ(s, ursa_cancel(t), 0);
+	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
 	return NULL;
 }
 
 Test(task, cancel_reaches_a_task_on_another_core)
 {
-	int out[4] = {1, 1, 1, 1};
+	struct seen s = {0};
 
-	run_on(2, main_cancel_remote, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[3], -ECANCELED);
+	run_on(2, main_cancel_remote, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Cancelling a task that already ended says so; its result is intact. */
 static void *main_cancel_ended(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_task *t;
 	void *res = NULL;
 
-	out[0] = ursa_spawn(&t, ret_arg_plus_one, (void *)1);
+	EXPECT_EQ(s, ursa_spawn(&t, ret_arg_plus_one, (void *)1), 0);
 	ursa_yield(); /* let it run to the end */
 	ursa_yield();
-	out[1] = ursa_cancel(t);
-	out[2] = ursa_join(t, &res);
-	out[3] = (int)(uintptr_t)res;
+	EXPECT_EQ(s, ursa_cancel(t), -ESRCH);
+	EXPECT_EQ(s, ursa_join(t, &res), 0);
+	EXPECT_EQ(s, (uintptr_t)res, 2);
 	return NULL;
 }
 
 Test(task, cancel_after_end_is_esrch_and_result_survives)
 {
-	int out[4] = {1, 1, 1, 0};
+	struct seen s = {0};
 
-	run_on(1, main_cancel_ended, out);
-	cr_assert_eq(out[1], -ESRCH);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 2);
+	run_on(1, main_cancel_ended, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Detached tasks run to completion and are freed (ASan checks the leak). */
@@ -217,20 +206,19 @@ static void *bump(void *arg)
 
 static void *main_detach(void *arg)
 {
-	(void)arg;
+	struct seen *s = arg;
+
 	for (int i = 0; i < 100; i++) {
 		struct ursa_task *t;
 
-		if (ursa_spawn_on(&t, (unsigned)i % ursa_ncores(), bump, NULL) != 0)
-			return (void *)1;
+		EXPECT_EQ(s, ursa_spawn_on(&t, (unsigned)i % ursa_ncores(), bump, NULL), 0);
 		ursa_detach(t);
 	}
 	/* And detach-after-end: */
 	{
 		struct ursa_task *t;
 
-		if (ursa_spawn(&t, bump, NULL) != 0)
-			return (void *)1;
+		EXPECT_EQ(s, ursa_spawn(&t, bump, NULL), 0);
 		ursa_sleep(5 * MS);
 		ursa_detach(t);
 	}
@@ -241,48 +229,52 @@ static void *main_detach(void *arg)
 
 Test(task, detached_tasks_run_and_are_released)
 {
-	cr_assert_null(run_on(2, main_detach, NULL));
+	struct seen s = {0};
+
+	run_on(2, main_detach, &s);
+	ASSERT_SEEN(&s);
 	cr_assert_eq(atomic_load(&detached_ran), 101);
 }
 
 /* join of oneself is refused; join of a NULL handle is refused. */
 static void *main_join_self(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 
-	out[0] = ursa_join(ursa_self(), NULL);
-	out[1] = ursa_join(NULL, NULL);
+	EXPECT_EQ(s, ursa_join(ursa_self(), NULL), -EDEADLK);
+	EXPECT_EQ(s, ursa_join(NULL, NULL), -EINVAL);
 	return NULL;
 }
 
 Test(task, join_self_is_edeadlk)
 {
-	int out[2] = {0, 0};
+	struct seen s = {0};
 
-	run_on(1, main_join_self, out);
-	cr_assert_eq(out[0], -EDEADLK);
-	cr_assert_eq(out[1], -EINVAL);
+	run_on(1, main_join_self, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Names are kept (truncated) and can be read back. */
 static void *main_names(void *arg)
 {
-	char *out = arg;
+	struct seen *s = arg;
 	struct ursa_spawn_opts so = {.name = "worker-with-a-rather-long-name-indeed"};
 	struct ursa_task *t;
 
-	if (ursa_spawn_ex(&t, 0, ret_arg_plus_one, NULL, &so) != 0)
-		return (void *)1;
-	snprintf(out, 64, "%s|%s", ursa_task_name(t), ursa_task_name(ursa_self()));
-	return ursa_join(t, NULL) ? (void *)2 : NULL;
+	EXPECT_EQ(s, ursa_spawn_ex(&t, 0, ret_arg_plus_one, NULL, &so), 0);
+	EXPECT(s, strcmp(ursa_task_name(t), "worker-with-a-rather-long-name-") == 0,
+	       strlen(ursa_task_name(t)));
+	EXPECT(s, strcmp(ursa_task_name(ursa_self()), "main") == 0, 0);
+	JOIN_OK(s, t);
+	return NULL;
 }
 
 Test(task, names_are_kept_and_truncated)
 {
-	char out[64] = "";
+	struct seen s = {0};
 
-	cr_assert_null(run_on(1, main_names, out));
-	cr_assert_str_eq(out, "worker-with-a-rather-long-name-|main");
+	run_on(1, main_names, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Calls outside a task are refused, not crashes. */
@@ -313,32 +305,33 @@ static void *main_million(void *arg)
 {
 	struct ursa_task **ts = malloc(sizeof(*ts) * MILLION);
 	struct ursa_spawn_opts so = {.stack_size = 16 * 1024};
-	long *sum = arg;
+	struct seen *s = arg;
+	long sum = 0, spawned = 0;
 
+	EXPECT(s, ts != NULL, 0);
 	if (!ts)
-		return (void *)1;
-	for (long i = 0; i < MILLION; i++)
-		if (ursa_spawn_ex(&ts[i], 0, yield_once, (void *)i, &so) != 0) {
-			*sum = -i;
-			return (void *)2;
-		}
+		return NULL;
+	while (spawned < MILLION &&
+	       ursa_spawn_ex(&ts[spawned], 0, yield_once, (void *)spawned, &so) == 0)
+		spawned++;
+	EXPECT_EQ(s, spawned, MILLION); /* the value: how many could be spawned */
 	/* Every task is now alive: let them all start (each yields once). */
 	ursa_yield();
-	for (long i = 0; i < MILLION; i++) {
-		void *r;
+	for (long i = 0; i < spawned; i++) {
+		void *r = NULL;
 
-		if (ursa_join(ts[i], &r) != 0)
-			return (void *)3;
-		*sum += (long)r;
+		EXPECT_EQ(s, ursa_join(ts[i], &r), 0);
+		sum += (long)r;
 	}
+	EXPECT_EQ(s, sum, (long)MILLION * (MILLION - 1) / 2);
 	free(ts);
 	return NULL;
 }
 
 Test(task, a_million_tasks_alive_at_once_spawn_and_join, .timeout = 300)
 {
-	long sum = 0;
+	struct seen s = {0};
 
-	cr_assert_null(run_on(1, main_million, &sum), "failed at %ld", sum);
-	cr_assert_eq(sum, (long)MILLION * (MILLION - 1) / 2);
+	run_on(1, main_million, &s);
+	ASSERT_SEEN(&s);
 }
