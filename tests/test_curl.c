@@ -108,7 +108,7 @@ static struct fetch fetches[2 * NFILES];
 static void *many_main(void *arg)
 {
 	struct ursa_task *t[2 * NFILES];
-	struct ursa_curl *c;
+	struct ursa_curl *c = NULL;
 
 	(void)arg;
 	EXPECT(&S, ursa_curl_create(&c) == 0, 0);
@@ -182,7 +182,7 @@ static void *staller(void *arg)
 static void *faults_main(void *arg)
 {
 	struct fetch f = {0}, g = {0};
-	struct ursa_curl *c;
+	struct ursa_curl *c = NULL;
 	struct ursa_task *t, *st;
 	struct ursa_scope s;
 	struct sockaddr_in a;
@@ -242,7 +242,7 @@ Test(curl, refused_stalled_and_cancelled_transfers_end_cleanly)
 static void *per_core(void *arg)
 {
 	int core = (int)(intptr_t)arg;
-	struct ursa_curl *c, *mine;
+	struct ursa_curl *c, *mine = NULL;
 	struct fetch f[20];
 	struct ursa_task *t[20];
 
