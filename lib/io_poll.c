@@ -46,13 +46,14 @@ int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
 		return -EINVAL;
 	if (fd < 0)
 		return -EBADF;
-	if (timeout_ns == 0) {
-		if (!(self = ursa__sched_self()))
-			return -EPERM;
-		if ((rc = ursa__scope_check(self, NULL)))
-			return rc;
+	/* Cancellation and the enclosing deadlines first: a cancelled task
+	 * gets -ECANCELED, never a timeout of its own that has passed too. */
+	if (!(self = ursa__sched_self()))
+		return -EPERM;
+	if ((rc = ursa__scope_check(self, NULL)))
+		return rc;
+	if (timeout_ns == 0)
 		return poll_now(fd, events);
-	}
 	if (timeout_ns == URSA_FOREVER) {
 		if (!(sqe = ursa__op_sqe(&self, &rc)))
 			return rc;

@@ -123,6 +123,15 @@ static void *timeouts_main(void *arg)
 	rc = ursa_poll(p[0], POLLIN, 5 * MS);
 	EXPECT(&S, rc == 0, rc);
 	EXPECT(&S, ursa_scope_exit(&s) == 0, 0);
+	/* A cancelled scope wins over a timeout of the poll's own, however
+	 * short (found by fuzz_cancel: a passed timeout used to say 0). */
+	ursa_scope_enter(&s, URSA_FOREVER);
+	ursa_scope_cancel(&s);
+	rc = ursa_poll(p[0], POLLIN, 1);
+	EXPECT(&S, rc == -ECANCELED, rc);
+	rc = ursa_poll(p[0], POLLIN, 0);
+	EXPECT(&S, rc == -ECANCELED, rc);
+	(void)ursa_scope_exit(&s);
 	/* A huge timeout saturates instead of wrapping. */
 	ursa_scope_enter(&s, ursa_now() + 10 * MS);
 	rc = ursa_poll(p[0], POLLIN, URSA_FOREVER - 1);

@@ -65,7 +65,8 @@ struct ursa_process_opts {
  * is left: -ENOENT (no such program: from here, never from a wait), -EACCES,
  * -ENOEXEC, -EINVAL (a bad mode, flag or fd; NULL file or argv), -ECHILD
  * (SIGCHLD is ignored, so the kernel would reap the child behind ursa's
- * back), -EMFILE, -ENOMEM, -EAGAIN.  Blocks the calling thread while the
+ * back), -ENOSYS (no pidfd_open: Linux before 5.3, or valgrind 3.19, which
+ * does not know the call), -EMFILE, -ENOMEM, -EAGAIN.  Blocks the calling thread while the
  * kernel starts the child (the vfork until exec, well under a millisecond),
  * not the fiber.  Any thread.
  */
