@@ -4,14 +4,15 @@
  * writing to a pipe without SIGPIPE (stream.h), which process.c shares.
  *
  * A reader's buffer holds the bytes [head, tail) of what was read and not
- * yet returned; it is `cap` bytes long, and cap is the limit on a record, so
- * a record is always returned as one contiguous span of it:
+ * yet returned; it is `cap` bytes long, grows by doubling up to the limit on
+ * a record, and a record is always returned as one contiguous span of it:
  *
- *	buf  [ consumed | head ... unreturned ... tail | free ]  cap
+ *	buf  [ consumed | head ... unreturned ... tail | free ]  cap <= limit
  *
  * A record call first looks in [head, tail); only when that holds no whole
- * record does it move the bytes to the front and read more into the free
- * part.  Nothing is consumed until a call returns it.
+ * record does it move the bytes to the front (growing the buffer if they
+ * fill it) and read more into the free part.  Nothing is consumed until a
+ * call returns it.
  */
 #include "stream.h"
 
@@ -143,12 +144,17 @@ static int close_fd(int fd)
 
 /* ----------------------------------------------------------------- reader */
 
+/* A reader's buffer starts this small (or at its limit, if smaller) and
+ * doubles up to the limit only when a record needs it: a connection holds
+ * 16 KiB (what one read of a busy socket usually brings), not its limit. */
+#define READER_FIRST_SIZE 16384u
+
 struct ursa_reader {
 	int fd;
 	uint32_t flags;
 	bool eof;      /* fd said 0: nothing more will come */
 	int err;       /* fd failed: the error, kept (record calls repeat it) */
-	size_t head, tail, cap;
+	size_t head, tail, cap, limit;
 	char *buf;
 };
 
@@ -161,13 +167,16 @@ int ursa_reader_create(struct ursa_reader **r, int fd, size_t limit, uint32_t fl
 	if (limit == 0)
 		limit = URSA_STREAM_DEFAULT_SIZE;
 	rd = calloc(1, sizeof(*rd));
-	if (!rd || !(rd->buf = malloc(limit))) {
+	if (!rd)
+		return -ENOMEM;
+	rd->cap = limit < READER_FIRST_SIZE ? limit : READER_FIRST_SIZE;
+	if (!(rd->buf = malloc(rd->cap))) {
 		free(rd);
 		return -ENOMEM;
 	}
 	rd->fd = fd;
 	rd->flags = flags;
-	rd->cap = limit;
+	rd->limit = limit;
 	*r = rd;
 	return 0;
 }
@@ -191,37 +200,71 @@ size_t ursa_reader_buffered(const struct ursa_reader *r)
 }
 
 /*
- * Read once more from fd into the free end of the buffer, first moving the
- * unreturned bytes to the front if the end is full.  1 if bytes came, 0 at
- * the end of the stream (r->eof), or -errno: a cancellation or deadline is
- * returned and not kept; any other error is kept in r->err.  The caller
- * makes sure there is room: tail - head < cap.
+ * Make room to read into: at least one free byte after tail, and room for
+ * `want` bytes from head (want <= limit), by moving the unreturned bytes to
+ * the front and, if that is not enough, growing the buffer (doubling, up to
+ * the limit).  0, or -ENOMEM (the buffer is as it was).
  */
-static int fill(struct ursa_reader *r)
+static int make_room(struct ursa_reader *r, size_t want)
+{
+	size_t have = r->tail - r->head;
+
+	if (want < have + 1)
+		want = have + 1;
+	if (r->cap - r->head >= want && r->tail < r->cap)
+		return 0;
+	if (r->head) {
+		memmove(r->buf, r->buf + r->head, have);
+		r->tail = have;
+		r->head = 0;
+	}
+	if (r->cap < want) {
+		size_t ncap = r->cap;
+		char *nb;
+
+		while (ncap < want)
+			ncap = ncap > r->limit / 2 ? r->limit : ncap * 2;
+		if (!(nb = realloc(r->buf, ncap)))
+			return -ENOMEM;
+		r->buf = nb;
+		r->cap = ncap;
+	}
+	return 0;
+}
+
+/* Keep an error of the fd; a cancellation or deadline is not kept. */
+static ssize_t reader_note(struct ursa_reader *r, ssize_t n)
+{
+	if (n == 0)
+		r->eof = true;
+	else if (n < 0 && n != -ECANCELED && n != -ETIMEDOUT && n != -EPERM)
+		r->err = (int)n;
+	return n;
+}
+
+/*
+ * Read once more from fd behind the unreturned bytes, with room for `want`
+ * of them.  The bytes read (> 0), 0 at the end of the stream, -EMSGSIZE
+ * when the buffer already holds `limit` bytes, or -errno.  The caller
+ * makes sure want <= limit.
+ */
+static ssize_t fill(struct ursa_reader *r, size_t want)
 {
 	ssize_t n;
+	int rc;
 
 	if (r->err)
 		return r->err;
 	if (r->eof)
 		return 0;
-	if (r->tail == r->cap) {
-		memmove(r->buf, r->buf + r->head, r->tail - r->head);
-		r->tail -= r->head;
-		r->head = 0;
-	}
-	n = ursa_read(r->fd, r->buf + r->tail, r->cap - r->tail);
-	if (n > 0) {
+	if (r->tail - r->head >= r->limit)
+		return -EMSGSIZE;
+	if ((rc = make_room(r, want)) < 0)
+		return rc;
+	n = reader_note(r, ursa_read(r->fd, r->buf + r->tail, r->cap - r->tail));
+	if (n > 0)
 		r->tail += (size_t)n;
-		return 1;
-	}
-	if (n == 0) {
-		r->eof = true;
-		return 0;
-	}
-	if (n != -ECANCELED && n != -ETIMEDOUT && n != -EPERM)
-		r->err = (int)n;
-	return (int)n;
+	return n;
 }
 
 ssize_t ursa_reader_readuntil(struct ursa_reader *r, const void *delim, size_t delim_len,
@@ -229,11 +272,11 @@ ssize_t ursa_reader_readuntil(struct ursa_reader *r, const void *delim, size_t d
 {
 	size_t scanned = 0; /* bytes from head known to hold no whole delimiter start */
 
-	if (!r || !delim || !rec || delim_len == 0 || delim_len > r->cap)
+	if (!r || !delim || !rec || delim_len == 0 || delim_len > r->limit)
 		return -EINVAL;
 	for (;;) {
 		size_t have = r->tail - r->head;
-		int rc;
+		ssize_t n;
 
 		if (have >= delim_len) {
 			const char *from = r->buf + r->head + scanned;
@@ -249,13 +292,13 @@ ssize_t ursa_reader_readuntil(struct ursa_reader *r, const void *delim, size_t d
 			/* A delimiter may still start in its last delim_len - 1 bytes. */
 			scanned = have - (delim_len - 1);
 		}
-		if (have == r->cap)
-			return -EMSGSIZE; /* the limit, with no delimiter in it */
-		rc = fill(r);
-		if (rc > 0)
+		/* A record as long as the limit without its delimiter: -EMSGSIZE,
+		 * and the bytes stay where ursa_reader_read finds them. */
+		n = fill(r, have + 1);
+		if (n > 0)
 			continue;
-		if (rc < 0)
-			return rc;
+		if (n < 0)
+			return n;
 		/* The end: what is left is the last record, without its delimiter. */
 		if (have == 0)
 			return 0;
@@ -287,7 +330,6 @@ static size_t take(struct ursa_reader *r, void *buf, size_t n)
 ssize_t ursa_reader_read(struct ursa_reader *r, void *buf, size_t n)
 {
 	ssize_t got;
-	int rc;
 
 	if (!r || (!buf && n))
 		return -EINVAL;
@@ -299,18 +341,11 @@ ssize_t ursa_reader_read(struct ursa_reader *r, void *buf, size_t n)
 		return r->err;
 	if (r->eof)
 		return 0;
-	if (n >= r->cap) {
-		/* Large reads skip the buffer. */
-		got = ursa_read(r->fd, buf, n);
-		if (got == 0)
-			r->eof = true;
-		else if (got < 0 && got != -ECANCELED && got != -ETIMEDOUT && got != -EPERM)
-			r->err = (int)got;
+	if (n >= r->cap) /* large reads skip the buffer */
+		return reader_note(r, ursa_read(r->fd, buf, n));
+	got = fill(r, 1);
+	if (got <= 0)
 		return got;
-	}
-	rc = fill(r);
-	if (rc <= 0)
-		return rc;
 	return (ssize_t)take(r, buf, n);
 }
 
@@ -322,48 +357,61 @@ ssize_t ursa_reader_readexactly(struct ursa_reader *r, void *buf, size_t n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	if (n <= r->cap) {
+	if (n <= r->limit) {
 		/* Gather all n in the buffer first: nothing is consumed unless
 		 * everything is there, or the stream has ended. */
 		while (r->tail - r->head < n) {
-			int rc;
+			ssize_t k = fill(r, n);
 
-			if (r->tail == r->cap || r->cap - r->head < n) {
-				/* Make the room contiguous for n bytes from head. */
-				memmove(r->buf, r->buf + r->head, r->tail - r->head);
-				r->tail -= r->head;
-				r->head = 0;
-			}
-			rc = fill(r);
-			if (rc < 0)
-				return rc;
-			if (rc == 0)
+			if (k < 0)
+				return k;
+			if (k == 0)
 				return (ssize_t)take(r, buf, n); /* the short rest, or 0 */
 		}
 		return (ssize_t)take(r, buf, n);
 	}
 	got = take(r, buf, n);
-	while (got < n) {
-		ssize_t k;
+	while (got < n && !r->err && !r->eof) {
+		ssize_t k = reader_note(r, ursa_read(r->fd, (char *)buf + got, n - got));
 
-		if (r->err || r->eof)
+		if (k <= 0) {
+			if (got == 0)
+				return k;
 			break;
-		k = ursa_read(r->fd, (char *)buf + got, n - got);
-		if (k > 0) {
-			got += (size_t)k;
-			continue;
 		}
-		if (k == 0)
-			r->eof = true;
-		else if (k != -ECANCELED && k != -ETIMEDOUT && k != -EPERM)
-			r->err = (int)k;
-		if (got == 0)
-			return k;
-		break;
+		got += (size_t)k;
 	}
 	if (got == 0)
 		return r->err ? r->err : 0;
 	return (ssize_t)got;
+}
+
+ssize_t ursa_reader_peek(const struct ursa_reader *r, const char **data)
+{
+	if (!r || !data)
+		return -EINVAL;
+	*data = r->buf + r->head;
+	return (ssize_t)(r->tail - r->head);
+}
+
+int ursa_reader_consume(struct ursa_reader *r, size_t n)
+{
+	if (!r || n > r->tail - r->head)
+		return -EINVAL;
+	r->head += n;
+	if (r->head == r->tail)
+		r->head = r->tail = 0;
+	return 0;
+}
+
+ssize_t ursa_reader_fill(struct ursa_reader *r)
+{
+	if (!r)
+		return -EINVAL;
+	/* Room for what is there and as much again, as the limit allows. */
+	size_t have = r->tail - r->head, want = have < r->limit / 2 ? have * 2 : r->limit;
+
+	return fill(r, want);
 }
 
 /* ----------------------------------------------------------------- writer */

@@ -42,8 +42,9 @@ extern "C" {
 struct ursa_reader; /* opaque */
 
 /*
- * A reader on fd with a buffer of `limit` bytes (0: URSA_STREAM_DEFAULT_SIZE),
- * which is also the longest line or record it returns.  flags:
+ * A reader on fd whose buffer grows as records need, up to `limit` bytes (0:
+ * URSA_STREAM_DEFAULT_SIZE; it starts at 16 KiB or the limit if smaller):
+ * the limit is the longest line or record it returns.  flags:
  * URSA_STREAM_CLOSE_FD or 0 (-EINVAL for other bits, or a negative fd).
  * 0 and *r, or -ENOMEM.  Does not block.
  */
@@ -92,6 +93,21 @@ URSA_API URSA_NODISCARD ssize_t ursa_reader_read(struct ursa_reader *r, void *bu
 
 /* The bytes buffered and not yet returned.  Does not block. */
 URSA_API size_t ursa_reader_buffered(const struct ursa_reader *r);
+
+/*
+ * For a parser that works on the bytes as they come (a protocol with its
+ * own framing, such as RESP or HTTP), Go's bufio Peek and Discard:
+ * ursa_reader_peek points *data at the buffered bytes and returns how many
+ * (valid until the next call that reads or consumes); ursa_reader_consume
+ * drops the first n of them (-EINVAL for more than are buffered);
+ * ursa_reader_fill reads once more from fd behind them, growing the buffer
+ * up to the limit: the bytes added, 0 at the end of the stream, -EMSGSIZE
+ * when the limit is already buffered, or -errno as ursa_reader_read.  Only
+ * fill blocks the fiber.
+ */
+URSA_API URSA_NODISCARD ssize_t ursa_reader_peek(const struct ursa_reader *r, const char **data);
+URSA_API int ursa_reader_consume(struct ursa_reader *r, size_t n);
+URSA_API URSA_NODISCARD ssize_t ursa_reader_fill(struct ursa_reader *r);
 
 /* Free r, closing fd if r owns it (buffered bytes are dropped).  0, or the
  * close's -errno.  Does not block. */
