@@ -77,6 +77,13 @@ static inline void *run_on(unsigned cores, ursa_fn main, void *arg)
 
 #define MS (1000000ull)
 
+/* Sleep, whatever happens: for the test sleeps whose result does not matter
+ * (ursa_sleep is URSA_NODISCARD).  Record it with EXPECT where it does. */
+static inline void nap(uint64_t ns)
+{
+	(void)!ursa_sleep(ns);
+}
+
 /*
  * The one way tests check what happens inside fibers (and threads), where
  * cr_assert must not run: each check is stated where the value is, the

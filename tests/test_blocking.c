@@ -21,7 +21,7 @@ static void *ticker(void *arg)
 	(void)arg;
 	while (!atomic_load(&stop_ticking)) {
 		atomic_fetch_add(&ticks, 1);
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 	return NULL;
 }
@@ -34,7 +34,7 @@ static void *main_blocking(void *arg)
 	int before, during;
 
 	REQUIRE(s, ursa_spawn(&t, ticker, NULL) == 0, 0);
-	ursa_sleep(2 * MS);
+	nap(2 * MS);
 	before = atomic_load(&ticks);
 	EXPECT_EQ(s, ursa_blocking(slow_double, (void *)21, &res), 0);
 	EXPECT_EQ(s, (intptr_t)res, 42);
@@ -137,7 +137,7 @@ static void *main_withdraw(void *arg)
 
 	REQUIRE(s, ursa_spawn(&h, blocking_hog, s) == 0, 0);
 	REQUIRE(s, ursa_spawn(&t, queued_then_cancelled, s) == 0, 0);
-	ursa_sleep(20 * MS);
+	nap(20 * MS);
 	ursa_cancel(t);
 	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
 	JOIN_OK(s, h);

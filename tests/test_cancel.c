@@ -10,6 +10,7 @@
 
 #include "op.h"
 
+#include <criterion/redirect.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -70,7 +71,7 @@ static void *main_cancel_then_write(void *arg)
 	REQUIRE(s, pipe(p) == 0, errno);
 	r.fd = p[0];
 	REQUIRE(s, ursa_spawn(&t, reader, &r) == 0, 0);
-	ursa_sleep(5 * MS); /* the read is in flight now */
+	nap(5 * MS); /* the read is in flight now */
 	ursa_cancel(t);
 	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
 	EXPECT_EQ(s, r.rc, -ECANCELED);
@@ -172,4 +173,148 @@ Test(cancel, deadline_cancels_a_read_in_flight_with_etimedout)
 
 	run_on(1, main_deadline_read, &s);
 	ASSERT_SEEN(&s);
+}
+
+/* ------------------------------------------------------- cancelled loops */
+
+/*
+ * A loop that drops its waits' results never ends once cancelled: every wait
+ * is refused at once.  After URSA__SCOPE_REFUSED_LIMIT refusals in a row the task
+ * is reported once, by name, and yields at each refusal from then on, so the
+ * other tasks of its core run.  One core: nothing but those yields can take
+ * the spinner off the CPU.
+ */
+struct spin {
+	int mode;             /* SPIN_CANCELLED, SPIN_EXPIRED */
+	int rounds;           /* refused calls per round */
+	int nrounds;          /* rounds, with a shielded (parking) sleep between */
+	atomic_int done;
+	long sibling_runs;
+	long seen_at_1100, seen_at_end;
+};
+enum { SPIN_CANCELLED, SPIN_EXPIRED };
+
+static void *spinner(void *arg)
+{
+	struct spin *s = arg;
+	struct ursa_scope expired;
+
+	if (s->mode == SPIN_EXPIRED)
+		ursa_scope_enter_after(&expired, 0); /* -ETIMEDOUT from the first wait */
+	for (int r = 0; r < s->nrounds; r++) {
+		for (int i = 0; i < s->rounds; i++) {
+			(void)!ursa_sleep(URSA_SEC(1)); /* the port that ignores its wait */
+			if (i == 1100)
+				s->seen_at_1100 = s->sibling_runs;
+		}
+		if (r + 1 < s->nrounds)
+			URSA_SHIELDED(URSA_FOREVER) {
+				nap(1 * MS); /* a real wait: the count starts again */
+			}
+	}
+	s->seen_at_end = s->sibling_runs;
+	if (s->mode == SPIN_EXPIRED)
+		(void)ursa_scope_exit(&expired);
+	atomic_store(&s->done, 1);
+	return NULL;
+}
+
+static void *sibling(void *arg)
+{
+	struct spin *s = arg;
+
+	while (!atomic_load(&s->done)) {
+		s->sibling_runs++;
+		nap(0); /* a yield */
+	}
+	return NULL;
+}
+
+static void *main_spin(void *arg)
+{
+	struct spin *s = arg;
+	struct ursa_spawn_opts named = {.name = "spinner"};
+	struct ursa_task *t, *sib;
+	int rc;
+
+	if (ursa_spawn_ex(&t, 0, spinner, s, &named) || ursa_spawn(&sib, sibling, s))
+		return arg;
+	if (s->mode == SPIN_CANCELLED)
+		ursa_cancel(t); /* before it first runs */
+	rc = ursa_join(t, NULL);
+	if (ursa_join(sib, NULL) != 0)
+		return arg;
+	return (void *)(intptr_t)rc;
+}
+
+static size_t read_stderr(char *buf, size_t len)
+{
+	FILE *f;
+	size_t n;
+
+	fflush(stderr);
+	f = cr_get_redirected_stderr();
+	n = fread(buf, 1, len - 1, f);
+	buf[n] = 0;
+	return n;
+}
+
+static int count(const char *hay, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = hay; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+Test(cancel, cancelled_loop_ignoring_its_waits_is_reported_once_by_name_and_yields,
+     .init = cr_redirect_stderr)
+{
+	struct spin s = {.mode = SPIN_CANCELLED, .rounds = 5000, .nrounds = 1};
+	static char buf[65536];
+
+	cr_assert_eq((intptr_t)run_on(1, main_spin, &s), -ECANCELED);
+	read_stderr(buf, sizeof(buf));
+	cr_assert_eq(count(buf, "ursa: cancelled loop:"), 1, "stderr: %s", buf);
+	cr_assert_not_null(strstr(buf, "task 'spinner' ("),
+	                   "stderr: %s", buf);
+	cr_assert_not_null(strstr(buf, ") on core 0: 1024 blocking calls in a row"),
+	                   "stderr: %s", buf);
+	/* Without the yields nothing would have run between the two looks. */
+	cr_assert_neq(s.seen_at_1100, s.seen_at_end, "the spinner never yielded");
+}
+
+Test(cancel, loop_ignoring_etimedout_in_an_expired_scope_is_reported_too,
+     .init = cr_redirect_stderr)
+{
+	struct spin s = {.mode = SPIN_EXPIRED, .rounds = 5000, .nrounds = 1};
+	static char buf[65536];
+
+	cr_assert_null(run_on(1, main_spin, &s));
+	read_stderr(buf, sizeof(buf));
+	cr_assert_eq(count(buf, "ursa: cancelled loop:"), 1, "stderr: %s", buf);
+	cr_assert_not_null(strstr(buf, "'spinner'"), "stderr: %s", buf);
+	cr_assert_neq(s.seen_at_1100, s.seen_at_end, "the spinner never yielded");
+}
+
+Test(cancel, a_few_refused_calls_in_cleanup_are_not_reported, .init = cr_redirect_stderr)
+{
+	struct spin s = {.mode = SPIN_CANCELLED, .rounds = 500, .nrounds = 1};
+	static char buf[65536];
+
+	cr_assert_eq((intptr_t)run_on(1, main_spin, &s), -ECANCELED);
+	read_stderr(buf, sizeof(buf));
+	cr_assert_null(strstr(buf, "cancelled loop"), "stderr: %s", buf);
+}
+
+Test(cancel, parking_resets_the_refusal_count, .init = cr_redirect_stderr)
+{
+	struct spin s = {.mode = SPIN_CANCELLED, .rounds = 1000, .nrounds = 5};
+	static char buf[65536];
+
+	cr_assert_eq((intptr_t)run_on(1, main_spin, &s), -ECANCELED);
+	read_stderr(buf, sizeof(buf));
+	/* 5000 refusals in all: only the resets at each park keep it quiet. */
+	cr_assert_null(strstr(buf, "cancelled loop"), "stderr: %s", buf);
 }

@@ -67,7 +67,7 @@ static void *main_many(void *arg)
 	REQUIRE(&m->s, pthread_create(&th, NULL, foreign_setter, m) == 0, 0);
 	/* Wait for the result like everyone else, then for the thread. */
 	EXPECT_EQ(&m->s, ursa_future_wait(&m->f, NULL), 0);
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	return NULL;
 }
 
@@ -155,7 +155,7 @@ static void *main_waiter_leaves(void *arg)
 	REQUIRE(s, ursa_spawn_on(&ta, 0, wait_record, &a) == 0, 0);
 	REQUIRE(s, ursa_spawn_on(&tb, 1, wait_record, &b) == 0, 1);
 	REQUIRE(s, ursa_spawn_on(&tc, 1, wait_with_deadline, &c) == 0, 2);
-	ursa_sleep(20 * MS);
+	nap(20 * MS);
 	ursa_cancel(ta);
 	EXPECT_EQ(s, ursa_join(ta, NULL), -ECANCELED);
 	EXPECT_EQ(s, a.rc, -ECANCELED);
@@ -197,7 +197,7 @@ static void *main_task_sets(void *arg)
 {
 	struct to_thread *x = arg;
 
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	EXPECT_EQ(&x->s, ursa_future_set_result(&x->f, (void *)5), 0);
 	return NULL;
 }
@@ -298,4 +298,32 @@ Test(future, blocking_submit_completes_futures_from_the_pool)
 
 	cr_assert_eq(ursa_run(main_submit, &s, &o, NULL), 0);
 	ASSERT_SEEN(&s);
+}
+
+/* ursa_blocking_submit initialises the future, whatever it held. */
+static struct seen submit_seen;
+
+static void *main_submit_garbage(void *arg)
+{
+	struct ursa_future f;
+	void *r = NULL;
+
+	(void)arg;
+	memset(&f, 0xa5, sizeof(f)); /* never initialised: garbage */
+	EXPECT(&submit_seen, ursa_blocking_submit(&f, slow_square, (void *)7) == 0, 1);
+	EXPECT(&submit_seen, ursa_future_wait(&f, &r) == 0, 2);
+	EXPECT(&submit_seen, (uintptr_t)r == 49, (uintptr_t)r);
+	ursa_future_fini(&f); /* ASan: nothing of the garbage is freed */
+	/* A refused submit leaves f initialised too. */
+	memset(&f, 0xa5, sizeof(f));
+	EXPECT(&submit_seen, ursa_blocking_submit(&f, NULL, NULL) == -EINVAL, 4);
+	EXPECT(&submit_seen, !ursa_future_done(&f), 5);
+	ursa_future_fini(&f);
+	return NULL;
+}
+
+Test(future, blocking_submit_initialises_the_future)
+{
+	cr_assert_null(run_on(1, main_submit_garbage, NULL));
+	ASSERT_SEEN(&submit_seen);
 }

@@ -44,7 +44,7 @@ static void *receiver(void *arg)
 	struct conn *c = arg;
 	struct ursa_rx *rx;
 	uint64_t h = FNV_INIT;
-	int rc = ursa_rx_open(&rx, c->sv[0], M->g);
+	int rc = ursa_rx_create(&rx, c->sv[0], M->g);
 
 	EXPECT(&S, rc == 0, rc);
 	if (rc)
@@ -65,7 +65,7 @@ static void *receiver(void *arg)
 		ursa_yield();
 	}
 	c->sum_in = h;
-	EXPECT(&S, ursa_rx_close(rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(rx) == 0, 0);
 	return NULL;
 }
 
@@ -96,7 +96,7 @@ static void *main_many(void *arg)
 	/* Every receiver armed and idle: with 16 buffers for 200 of them,
 	 * an idle receiver must hold none, or the senders below would find
 	 * the ring empty for good. */
-	(void)ursa_sleep(50 * MS);
+	nap(50 * MS);
 	EXPECT(&S, atomic_load(&m->armed) == CONNS, atomic_load(&m->armed));
 	for (int i = 0; i < CONNS; i++)
 		EXPECT(&S, ursa_spawn(&st[i], sender, &m->c[i]) == 0, i);
@@ -164,11 +164,11 @@ static void *recv_on_closed(void *arg)
 	struct ursa_rx *rx;
 	const void *d;
 
-	EXPECT(&S, ursa_rx_open(&rx, e->tv[0], e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&rx, e->tv[0], e->g) == 0, 0);
 	ursa_scope_enter(&s, ursa_now() + 5000 * MS);
 	EXPECT_EQ(&S, ursa_rx_recv(rx, &d), -EBADF);
 	(void)ursa_scope_exit(&s);
-	EXPECT(&S, ursa_rx_close(rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(rx) == 0, 0);
 	return NULL;
 }
 
@@ -177,7 +177,7 @@ static void *other_core(void *arg)
 	struct edges *e = arg;
 	struct ursa_rx *rx;
 
-	EXPECT_EQ(&S, ursa_rx_open(&rx, e->sv[0], e->g), -EXDEV);
+	EXPECT_EQ(&S, ursa_rx_create(&rx, e->sv[0], e->g), -EXDEV);
 	return NULL;
 }
 
@@ -193,7 +193,7 @@ static void *main_edges(void *arg)
 
 	EXPECT_EQ(&S, ursa_bufgroup_create(&e->g, 3, 64), -EINVAL);
 	EXPECT(&S, ursa_bufgroup_create(&e->g, 4, 64) == 0, 0);
-	EXPECT(&S, ursa_rx_open(&e->rx, e->sv[0], e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&e->rx, e->sv[0], e->g) == 0, 0);
 	EXPECT_EQ(&S, ursa_bufgroup_destroy(e->g), -EBUSY);
 
 	EXPECT(&S, ursa_send(e->sv[1], "abc", 3, 0) == 3, 0);
@@ -203,7 +203,7 @@ static void *main_edges(void *arg)
 
 	/* Cancelled while waiting: data that arrive later are kept. */
 	EXPECT(&S, ursa_spawn(&t, cancelled_recv, e) == 0, 0);
-	(void)ursa_sleep(10 * MS);
+	nap(10 * MS);
 	(void)ursa_cancel(t);
 	JOIN_ANY(&S, t);
 	EXPECT(&S, ursa_send(e->sv[1], "def", 3, 0) == 3, 0);
@@ -216,17 +216,17 @@ static void *main_edges(void *arg)
 
 	/* Queued data dropped by close; every buffer returns to the group. */
 	EXPECT(&S, ursa_send(e->sv[1], "ghi", 3, 0) == 3, 0);
-	(void)ursa_sleep(10 * MS);
-	EXPECT_EQ(&S, ursa_rx_close(e->rx), 0);
-	EXPECT(&S, ursa_rx_open(&e->rx, e->sv[0], e->g) == 0, 0);
+	nap(10 * MS);
+	EXPECT_EQ(&S, ursa_rx_destroy(e->rx), 0);
+	EXPECT(&S, ursa_rx_create(&e->rx, e->sv[0], e->g) == 0, 0);
 	EXPECT(&S, ursa_shutdown(e->sv[1], SHUT_WR) == 0, 0);
 	EXPECT_EQ(&S, ursa_rx_recv(e->rx, &d), 0);
 	EXPECT_EQ(&S, ursa_rx_recv(e->rx, &d), 0); /* and again */
-	EXPECT(&S, ursa_rx_close(e->rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(e->rx) == 0, 0);
 
 	/* ursa_close under a waiting receiver. */
 	EXPECT(&S, ursa_spawn(&t, recv_on_closed, e) == 0, 0);
-	(void)ursa_sleep(10 * MS);
+	nap(10 * MS);
 	EXPECT(&S, ursa_close(e->tv[0]) == 0, 0);
 	JOIN_OK(&S, t);
 
@@ -235,11 +235,11 @@ static void *main_edges(void *arg)
 	c = ursa_tcp_connect("127.0.0.1", local_port(lfd));
 	a = ursa_accept(lfd, NULL, NULL);
 	EXPECT(&S, lfd >= 0 && c >= 0 && a >= 0, a);
-	EXPECT(&S, ursa_rx_open(&e->rx, a, e->g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&e->rx, a, e->g) == 0, 0);
 	EXPECT(&S, setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)) == 0, errno);
 	EXPECT(&S, ursa_close(c) == 0, c);
 	EXPECT_EQ(&S, ursa_rx_recv(e->rx, &d), -ECONNRESET);
-	EXPECT(&S, ursa_rx_close(e->rx) == 0, 0);
+	EXPECT(&S, ursa_rx_destroy(e->rx) == 0, 0);
 	EXPECT(&S, ursa_close(a) == 0, a);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
 
@@ -276,7 +276,7 @@ static void *main_forgotten(void *arg)
 	const void *d;
 
 	EXPECT(&S, ursa_bufgroup_create(&g, 8, 128) == 0, 0);
-	EXPECT(&S, ursa_rx_open(&rx, sv[0], g) == 0, 0);
+	EXPECT(&S, ursa_rx_create(&rx, sv[0], g) == 0, 0);
 	EXPECT(&S, ursa_send(sv[1], "x", 1, 0) == 1, 0);
 	EXPECT(&S, ursa_rx_recv(rx, &d) == 1, 0);
 	return NULL; /* rx armed, g registered */

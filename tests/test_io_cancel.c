@@ -212,7 +212,7 @@ static void *main_fdrace(void *arg)
 		for (int y = 0; y < (i >> 1) % 3; y++)
 			ursa_yield();
 		if ((i >> 1) % 8 == 7)
-			(void)ursa_sleep(20000);
+			nap(20000);
 		/* The connection arrives just before or just after the cancel
 		 * (a loopback connect completes inside connect(2)). */
 		if (x->kind == 0 && (i & 4))
@@ -402,7 +402,7 @@ static void *main_deadline(void *arg)
 		filler[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 		(void)connect(filler[i], (struct sockaddr *)&a, sizeof(a));
 	}
-	(void)ursa_sleep(20 * MS);
+	nap(20 * MS);
 	ursa_scope_enter(&s, ursa_now() + 200 * MS);
 	d->connect_rc = ursa_tcp_connect("127.0.0.1", port);
 	(void)ursa_scope_exit(&s);
@@ -468,7 +468,7 @@ static void *main_close(void *arg)
 	uint64_t t0;
 
 	EXPECT(&S, ursa_spawn(&t, blocked_reader, c) == 0, 0);
-	(void)ursa_sleep(20 * MS); /* it is parked in its recv */
+	nap(20 * MS); /* it is parked in its recv */
 	t0 = ursa_now();
 	c->close_rc = ursa_close(c->sv[0]);
 	JOIN_OK(&S, t);

@@ -126,7 +126,7 @@ static void *main_emfile(void *arg)
 		cl[i] = ursa_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		EXPECT(&e->s, cl[i] >= 0, cl[i]);
 	}
-	(void)ursa_sleep(10 * MS); /* the server is parked in accept */
+	nap(10 * MS); /* the server is parked in accept */
 	EXPECT(&e->s, getrlimit(RLIMIT_NOFILE, &old) == 0, errno);
 	low = old;
 	low.rlim_cur = (rlim_t)count_fds() + SERVED;
@@ -147,7 +147,7 @@ static void *main_emfile(void *arg)
 		for (int i = 0; i < SERVED; i++)
 			if (ping(cl[i]) == 0)
 				e->served_during++;
-		(void)ursa_sleep(100 * MS);
+		nap(100 * MS);
 	}
 	e->cpu_ratio = (cpu_seconds() - cpu0) / ((double)ursa_now() / 1e9 - wall0);
 
@@ -167,7 +167,7 @@ static void *main_emfile(void *arg)
 	 * resume, and a new connection is served. */
 	for (int i = 0; i < 3; i++)
 		EXPECT(&e->s, ursa_close(cl[i]) == 0, cl[i]);
-	(void)ursa_sleep(50 * MS);
+	nap(50 * MS);
 	fresh = ursa_socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	EXPECT(&e->s, fresh >= 0, fresh);
 	if (fresh >= 0) {
@@ -184,7 +184,7 @@ static void *main_emfile(void *arg)
 		EXPECT(&e->s, j == 0 || j == -ECANCELED, j);
 	}
 	EXPECT(&e->s, ursa_close(e->lfd) == 0, e->lfd);
-	(void)ursa_sleep(20 * MS); /* the echo tasks see their clients go */
+	nap(20 * MS); /* the echo tasks see their clients go */
 	EXPECT(&e->s, setrlimit(RLIMIT_NOFILE, &old) == 0, errno);
 	/* The fds ran out, and the loop did not spin: a spinning loop gets a
 	 * -EMFILE per microsecond or so; backing off (1 ms doubling to 100 ms)

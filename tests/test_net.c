@@ -122,12 +122,11 @@ static void *main_many(void *arg)
 
 	/* One listener per core on one port (SO_REUSEPORT), each with its
 	 * own accept loop. */
-	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT);
+	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT, &m->port);
 	EXPECT(&S, lfd[0] >= 0, lfd[0]);
 	if (lfd[0] < 0)
 		return NULL;
-	m->port = local_port(lfd[0]);
-	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT);
+	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT, NULL);
 	EXPECT(&S, lfd[1] >= 0, lfd[1]);
 	for (unsigned i = 0; i < 2; i++)
 		EXPECT(&S, ursa_spawn_on(&srv[i], i % ursa_ncores(), echo_server,
@@ -243,9 +242,9 @@ static void *main_errs(void *arg)
 	EXPECT_EQ(&S, ursa_tcp_connect("127.0.0.1", port), -ECONNREFUSED);
 	EXPECT_EQ(&S, ursa_tcp_listen(NULL, 70000, 4), -EINVAL);
 	EXPECT_EQ(&S, ursa_tcp_connect("127.0.0.1", 0), -EINVAL);
-	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT);
+	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT, NULL);
 	port = local_port(a);
-	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT);
+	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT, NULL);
 	c = ursa_tcp_listen("127.0.0.1", port, 4);
 	EXPECT(&S, a >= 0, a); /* two SO_REUSEPORT listeners on one port */
 	EXPECT(&S, b >= 0, b);
@@ -276,7 +275,7 @@ static void *main_errs(void *arg)
 		}
 	}
 	/* An IPv6-only listener takes no IPv4 connection. */
-	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY);
+	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY, NULL);
 	if (a >= 0) {
 		b = ursa_tcp_connect("127.0.0.1", local_port(a));
 		EXPECT_EQ(&S, b, -ECONNREFUSED);
@@ -771,14 +770,14 @@ static void *main_flood(void *arg)
 	/* Every receiver parks in its own recv before the first datagram. */
 	for (uint32_t i = 0; i < INFLIGHT; i++)
 		EXPECT(&S, ursa_spawn_ex(NULL, i % ursa_ncores(), flood_rx, f, &so) == 0, i);
-	(void)ursa_sleep(200 * MS);
+	nap(200 * MS);
 	for (uint32_t i = 0; i < INFLIGHT; i++) {
 		ssize_t r = ursa_send(f->sv[1], &i, sizeof(i), 0);
 
 		EXPECT(&S, r == sizeof(i), r);
 	}
 	for (int i = 0; i < 3000 && atomic_load(&f->received) < INFLIGHT; i++)
-		(void)ursa_sleep(10 * MS);
+		nap(10 * MS);
 	EXPECT_EQ(&S, atomic_load(&f->received), INFLIGHT);
 	return NULL;
 }
@@ -797,4 +796,38 @@ Test(net, ten_thousand_ops_in_flight_on_a_tiny_ring_lose_nothing, .timeout = 60)
 	ASSERT_SEEN(&S);
 	cr_assert_eq(count_fds(), fds, "fd leak");
 	free(f);
+}
+
+/* -------------------------------------------------- the port of port 0 */
+
+static void *main_bound_port(void *arg)
+{
+	const char *hosts[2] = {"127.0.0.1", NULL}; /* numeric; every address */
+	unsigned bound = 0, kept = 12345;
+
+	(void)arg;
+	for (int i = 0; i < 2; i++) {
+		int lfd = ursa_tcp_listen_ex(hosts[i], 0, 4, 0, &bound), c;
+
+		EXPECT(&S, lfd >= 0, lfd);
+		if (lfd < 0)
+			return NULL;
+		EXPECT(&S, bound != 0, i);
+		EXPECT(&S, bound == local_port(lfd), bound);
+		c = ursa_tcp_connect("127.0.0.1", bound);
+		EXPECT(&S, c >= 0, c);
+		EXPECT(&S, c < 0 || ursa_close(c) == 0, c);
+		EXPECT(&S, ursa_close(lfd) == 0, lfd);
+	}
+	/* A failure writes nothing. */
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 0, 4, 0x80, &kept) == -EINVAL, 0);
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 70000, 4, 0, &kept) == -EINVAL, 0);
+	EXPECT(&S, kept == 12345, kept);
+	return NULL;
+}
+
+Test(net, tcp_listen_ex_reports_the_port_it_bound)
+{
+	cr_assert_null(run_on(1, main_bound_port, NULL));
+	ASSERT_SEEN(&S);
 }

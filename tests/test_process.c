@@ -55,7 +55,7 @@ static int reap(pid_t pid, int *status)
 			return 0;
 		if (r < 0)
 			return -errno;
-		(void)ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 	kill(pid, SIGKILL);
 	(void)waitpid(pid, status, 0);
@@ -167,7 +167,7 @@ static void *pinger(void *arg)
 			break;
 		v += 2;
 		atomic_fetch_add(&tr->rounds, 1);
-		(void)ursa_sleep(MS / 5); /* a shared machine: do not hog it */
+		nap(MS / 5); /* a shared machine: do not hog it */
 	}
 	EXPECT(&tr->seen, ursa_write_all(tr->sp[0], &end, sizeof(end)) == sizeof(end), 0);
 	return NULL;
@@ -191,7 +191,7 @@ static void *reader(void *arg)
 				break;
 			}
 		atomic_fetch_add(&tr->reads, 1);
-		(void)ursa_sleep(MS / 2);
+		nap(MS / 2);
 	}
 	return NULL;
 }
@@ -289,7 +289,7 @@ static void traffic_stop(struct traffic *tr)
 	uint64_t give_up = ursa_now() + 30000 * MS;
 
 	while (!traffic_enough(tr) && ursa_now() < give_up)
-		(void)ursa_sleep(5 * MS);
+		nap(5 * MS);
 	atomic_store(&tr->stop, true);
 	EXPECT_EQ(&tr->seen, tr->ntasks, 8);
 	for (int i = 0; i < tr->ntasks; i++)
@@ -394,7 +394,7 @@ static void *forker(void *arg)
 		int st = 0;
 		pid_t pid;
 
-		(void)ursa_sleep(3 * MS); /* let the traffic get ops in flight */
+		nap(3 * MS); /* let the traffic get ops in flight */
 		pid = fork();
 		if (pid == 0)
 			child(kind);
@@ -416,7 +416,7 @@ static void *main_forks(void *arg)
 	struct ursa_task *t[2];
 
 	traffic_start(&f->tr);
-	(void)ursa_sleep(20 * MS);
+	nap(20 * MS);
 	for (unsigned c = 0; c < 2; c++)
 		EXPECT(&f->tr.seen, ursa_spawn_on(&t[c], c, forker, f) == 0, c);
 	for (unsigned c = 0; c < 2; c++)
@@ -424,7 +424,7 @@ static void *main_forks(void *arg)
 	for (int k = 0; k < NKINDS; k++) /* every kind ran as often as planned */
 		EXPECT(&f->tr.seen, atomic_load(&f->ok[k]) == 2 * FORKS_PER_CORE / NKINDS, k);
 	/* The parent's rings carry on after every kind of child. */
-	(void)ursa_sleep(30 * MS);
+	nap(30 * MS);
 	traffic_stop(&f->tr);
 	return NULL;
 }
@@ -621,7 +621,7 @@ static void wait_settled(pid_t pid)
 		p = strrchr(buf, ')');
 		if (p && p[1] == ' ' && p[2] == 'S')
 			return;
-		(void)ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 }
 
@@ -640,7 +640,7 @@ static void *main_exec(void *arg)
 	EXPECT(&x->tr.seen, c >= 0, c);
 	a = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	EXPECT(&x->tr.seen, a >= 0, a);
-	(void)ursa_sleep(5 * MS);
+	nap(5 * MS);
 	check_parent(x);
 
 	/* fork + exec: the exec is seen as EOF on a close-on-exec pipe. */
@@ -694,7 +694,7 @@ static void *main_exec(void *arg)
 	EXPECT(&x->tr.seen, ursa_close(a) == 0, a);
 	EXPECT(&x->tr.seen, ursa_close(c) == 0, c);
 	EXPECT(&x->tr.seen, ursa_close(lfd) == 0, lfd);
-	(void)ursa_sleep(20 * MS);
+	nap(20 * MS);
 	traffic_stop(&x->tr);
 	return NULL;
 }
@@ -779,10 +779,10 @@ static void *main_signals(void *arg)
 	traffic_start(&s->tr);
 	/* Run for a while under fire: every kind of op many times over. */
 	for (int i = 0; i < 40; i++)
-		(void)ursa_sleep(10 * MS);
+		nap(10 * MS);
 	atomic_store(&s->stop_signals, true);
 	while (!atomic_load(&s->signaller_done))
-		(void)ursa_sleep(1 * MS);
+		nap(1 * MS);
 	traffic_stop(&s->tr);
 	return NULL;
 }

@@ -84,7 +84,9 @@ Test(queue, fifo_lifo_and_priority_orders_and_nowait_errors)
 	ASSERT_SEEN(&s);
 }
 
-/* Priority ties come out in put order. */
+/* The comparator is passed the items themselves (not pointers to them, as
+ * qsort's is): cmp_key reads them as struct keyed.  Ties come out in put
+ * order. */
 struct keyed {
 	int key, id;
 };
@@ -119,7 +121,7 @@ static void *main_prio_stable(void *arg)
 	return NULL;
 }
 
-Test(queue, priority_ties_come_out_in_put_order)
+Test(queue, priority_comparator_receives_the_items)
 {
 	struct seen s = {0};
 
@@ -293,7 +295,7 @@ static void *main_close(void *arg)
 	p.q = full;
 	REQUIRE(s, ursa_spawn_on(&tg, 1, get_record, &g) == 0, 0);
 	REQUIRE(s, ursa_spawn_on(&tp, 1, put_record, &p) == 0, 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_queue_close(q);
 	ursa_queue_close(full);
 	reap(tg);
@@ -333,7 +335,7 @@ static void *qworker(void *arg)
 	void *v;
 
 	while (ursa_queue_get(w->q, &v) == 0) {
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 		atomic_fetch_add(&w->processed, 1);
 		ursa_queue_task_done(w->q);
 	}
@@ -385,7 +387,7 @@ static void *main_cancel_getter(void *arg)
 	/* A getter cancelled while parked: the next put goes to b, not lost. */
 	REQUIRE(s, ursa_spawn_on(&ta, ursa_ncores() - 1, get_record, &a) == 0, 0);
 	REQUIRE(s, ursa_spawn_on(&tb, 0, get_record, &b) == 0, 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	EXPECT_EQ(s, ursa_join(ta, NULL), -ECANCELED);
 	EXPECT_EQ(s, a.rc, -ECANCELED);
@@ -398,7 +400,7 @@ static void *main_cancel_getter(void *arg)
 	EXPECT_EQ(s, ursa_queue_put(q, P(2)), 0);
 	a = (struct putter){q, 3, 1};
 	REQUIRE(s, ursa_spawn_on(&ta, ursa_ncores() - 1, put_record, &a) == 0, 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	reap(ta);
 	EXPECT_EQ(s, a.rc, -ECANCELED);
@@ -485,7 +487,7 @@ static void *main_grow(void *arg)
 	}
 	EXPECT_EQ(s, rc, -EPIPE);
 	EXPECT_EQ(s, expect - 1, 10000);
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	EXPECT_EQ(s, ursa_queue_destroy(q), 0);
 	return NULL;
 }
@@ -504,7 +506,7 @@ static void *delayed_put(void *arg)
 {
 	struct putter *p = arg;
 
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	p->rc = ursa_queue_put(p->q, P(p->item));
 	return NULL;
 }
@@ -523,9 +525,9 @@ static void *main_select(void *arg)
 	REQUIRE(x, ursa_queue_create(&full, 1, 0) == 0, 0);
 	EXPECT_EQ(x, ursa_queue_put(full, P(9)), 0);
 	struct ursa_queue_sel arms[3] = {
-		{.q = a, .op = URSA_SEL_GET},
-		{.q = b, .op = URSA_SEL_GET},
-		{.q = full, .op = URSA_SEL_PUT, .item = P(10)},
+		{.q = a, .op = URSA_QUEUE_SEL_GET},
+		{.q = b, .op = URSA_QUEUE_SEL_GET},
+		{.q = full, .op = URSA_QUEUE_SEL_PUT, .item = P(10)},
 	};
 	/* Nothing ready: wait; an item arrives on b from another core. */
 	p = (struct putter){b, 42, 1};
@@ -604,8 +606,8 @@ static void *main_select_stress(void *arg)
 		p[i] = (struct putter){q[i], (uintptr_t)i * SEL_ITEMS, 0};
 		REQUIRE(s, ursa_spawn_on(&t[i], 1, fill, &p[i]) == 0, i);
 	}
-	struct ursa_queue_sel arms[2] = {{.q = q[0], .op = URSA_SEL_GET},
-	                                 {.q = q[1], .op = URSA_SEL_GET}};
+	struct ursa_queue_sel arms[2] = {{.q = q[0], .op = URSA_QUEUE_SEL_GET},
+	                                 {.q = q[1], .op = URSA_QUEUE_SEL_GET}};
 	while (open) {
 		int i = ursa_queue_select(arms, 2);
 
@@ -668,7 +670,7 @@ static void *main_gen(void *arg)
 	uintptr_t next = 1;
 	int rc;
 
-	REQUIRE(x, ursa_gen_start(&g, count_to, &s) == 0, 0);
+	REQUIRE(x, ursa_gen_create(&g, count_to, &s) == 0, 0);
 	settle();
 	EXPECT_EQ(x, s.started, 0); /* lazy: the body runs at the first next */
 	while ((rc = ursa_gen_next(g, &v)) > 0)
@@ -676,12 +678,12 @@ static void *main_gen(void *arg)
 	EXPECT_EQ(x, next, 6);
 	EXPECT_EQ(x, rc, 0);                     /* 0: exhausted */
 	EXPECT_EQ(x, ursa_gen_next(g, &v), 0);   /* still 0 */
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	/* A failing body: next reports its error. */
 	s = (struct gen_state){-1, 0, 0, 0};
-	REQUIRE(x, ursa_gen_start(&g, count_to, &s) == 0, 0);
+	REQUIRE(x, ursa_gen_create(&g, count_to, &s) == 0, 0);
 	EXPECT_EQ(x, ursa_gen_next(g, &v), -EIO);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	return NULL;
 }
 
@@ -700,10 +702,10 @@ static void *main_gen_abandon(void *arg)
 	struct ursa_gen *g;
 	void *v;
 
-	REQUIRE(x, ursa_gen_start(&g, count_to, &s) == 0, 1);
+	REQUIRE(x, ursa_gen_create(&g, count_to, &s) == 0, 1);
 	for (int i = 0; i < 3; i++)
 		REQUIRE(x, ursa_gen_next(g, &v) == 1, 2);
-	EXPECT_EQ(x, ursa_gen_close(g), 0); /* abandon after 3 of a million */
+	EXPECT_EQ(x, ursa_gen_destroy(g), 0); /* abandon after 3 of a million */
 	EXPECT_EQ(x, s.cleaned_up, 1); /* the producer's clean-up did not run */
 	EXPECT_EQ(x, s.yield_rc, -ECANCELED);
 	return NULL;
@@ -722,7 +724,7 @@ static int slow_values(struct ursa_gen *g, void *arg)
 {
 	(void)arg;
 	for (uintptr_t i = 1; i <= 3; i++) {
-		ursa_sleep(10 * MS);
+		nap(10 * MS);
 		if (ursa_gen_yield(g, P(i)))
 			return 0;
 	}
@@ -738,7 +740,7 @@ static void *main_gen_cancel_consumer(void *arg)
 	void *v;
 	int rc;
 
-	REQUIRE(x, ursa_gen_start(&g, slow_values, NULL) == 0, 0);
+	REQUIRE(x, ursa_gen_create(&g, slow_values, NULL) == 0, 0);
 	ursa_scope_enter(&s, ursa_now() + 2 * MS);
 	EXPECT_EQ(x, ursa_gen_next(g, &v), -ETIMEDOUT); /* times out while 1 is being made */
 	ursa_scope_exit(&s);
@@ -746,7 +748,7 @@ static void *main_gen_cancel_consumer(void *arg)
 		EXPECT_EQ(x, U(v), next++); /* 1 was not lost */
 	EXPECT_EQ(x, next, 4);
 	EXPECT_EQ(x, rc, 0);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	return NULL;
 }
 

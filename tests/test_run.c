@@ -91,11 +91,21 @@ Test(run, workers_are_not_pinned_unless_asked)
 	unsetenv("URSA_PIN");
 }
 
-Test(run, unknown_option_flag_is_einval)
+/* Only URSA_OPT_PIN is defined: any other bit is refused before a thread
+ * or an fd is made. */
+Test(run, run_rejects_unknown_option_flags)
 {
-	struct ursa_opts o = {.flags = 0x80000000u};
+	uint32_t bad[] = {0x2u, URSA_OPT_PIN | 0x80u, 0x80000000u};
+	int fds = count_fds(), maps = count_maps();
 
-	cr_assert_eq(ursa_run(report_ncores, NULL, &o, NULL), -EINVAL);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ursa_opts o = {.flags = bad[i], .cores = 1};
+
+		cr_assert_eq(ursa_run(report_ncores, NULL, &o, NULL), -EINVAL, "flags %#x",
+		             bad[i]);
+	}
+	cr_assert_eq(count_fds(), fds, "an fd was left behind");
+	cr_assert_eq(count_maps(), maps, "a mapping (a thread's stack) was left behind");
 }
 
 static void *nested_run(void *arg)
@@ -141,7 +151,7 @@ static void *main_leaves_tasks(void *arg)
 		if (i % 2)
 			ursa_detach(t); /* the rest are never joined nor detached */
 	}
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	return (void *)7;
 }
 
@@ -171,7 +181,7 @@ static void *busy_main(void *arg)
 
 		EXPECT_EQ(&S, ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL), 0);
 	}
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	return NULL;
 }
 

@@ -82,12 +82,15 @@ Test(scope, nested_scopes_the_earliest_deadline_governs)
 	ASSERT_SEEN(&s);
 }
 
-/* A deadline interrupts a parked join as well as a ring op; the joined task
- * is untouched and can be joined later. */
-static void *sleep_50ms(void *arg)
+/* A deadline that passes while a task joins another is passed on: the joined
+ * task is cancelled, awaited and released, and the join reports how it
+ * ended; the scope reports the deadline. */
+static void *sleep_long(void *arg)
 {
-	(void)arg;
-	return ursa_sleep(50 * MS) == 0 ? (void *)5 : NULL;
+	int *rc = arg;
+
+	*rc = ursa_sleep(10000 * MS); /* its cancellation path */
+	return *rc == 0 ? (void *)5 : NULL;
 }
 
 static void *main_join_deadline(void *arg)
@@ -96,17 +99,19 @@ static void *main_join_deadline(void *arg)
 	struct ursa_task *t;
 	struct ursa_scope s;
 	void *r = NULL;
+	int sleep_rc = 1;
 
-	EXPECT_EQ(x, ursa_spawn(&t, sleep_50ms, NULL), 0);
+	REQUIRE(x, ursa_spawn(&t, sleep_long, &sleep_rc) == 0, 1);
 	ursa_scope_enter(&s, ursa_now() + 5 * MS);
-	EXPECT_EQ(x, ursa_join(t, &r), -ETIMEDOUT);
-	EXPECT_EQ(x, ursa_scope_exit(&s), -ETIMEDOUT);
-	EXPECT_EQ(x, ursa_join(t, &r), 0);
-	EXPECT_EQ(x, (uintptr_t)r, 5);
+	/* t's outcome; t is released (LSan) */
+	EXPECT_EQ(x, ursa_join(t, &r), -ECANCELED);
+	EXPECT_EQ(x, ursa_scope_exit(&s), -ETIMEDOUT); /* the scope reports its deadline */
+	EXPECT_EQ(x, sleep_rc, -ECANCELED);            /* t ran its cancellation path */
+	EXPECT(x, r == NULL, 0);
 	return NULL;
 }
 
-Test(scope, deadline_interrupts_join_and_the_task_survives)
+Test(scope, deadline_passes_into_join_which_releases_the_task)
 {
 	struct seen s = {0};
 
@@ -138,7 +143,7 @@ static void *main_shield(void *arg)
 	struct ursa_task *t;
 
 	EXPECT_EQ(x, ursa_spawn(&t, shielded_cleanup, x), 0);
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(t);
 	EXPECT_EQ(x, ursa_join(t, NULL), -ECANCELED);
 	return NULL;
@@ -275,4 +280,127 @@ Test(scope, deadline_passing_just_before_the_park_still_ends_the_wait, .timeout 
 	close(g.sv[0]);
 	close(g.sv[1]);
 	ASSERT_SEEN(&g.s);
+}
+
+/* ------------------------------------------------------- relative scopes */
+
+static struct seen after_seen;
+
+static void *main_scope_after(void *arg)
+{
+	struct seen *S = &after_seen;
+	struct ursa_scope s, inner;
+
+	(void)arg;
+	/* URSA_FOREVER from now overflows: it must mean no deadline at all. */
+	ursa_scope_enter_after(&s, URSA_FOREVER);
+	EXPECT(S, s.deadline_ns == URSA_FOREVER, 1);
+	EXPECT(S, ursa_sleep(1 * MS) == 0, 2);
+	EXPECT(S, ursa_scope_exit(&s) == 0, 3);
+	/* So does any sum that would overflow. */
+	ursa_scope_enter_after(&s, URSA_FOREVER - 1);
+	EXPECT(S, s.deadline_ns == URSA_FOREVER, 4);
+	EXPECT(S, ursa_scope_exit(&s) == 0, 5);
+	/* 0: already passed, like asyncio.timeout(0). */
+	ursa_scope_enter_after(&s, 0);
+	EXPECT(S, ursa_sleep(10000 * MS) == -ETIMEDOUT, 6);
+	EXPECT(S, ursa_scope_exit(&s) == -ETIMEDOUT, 7);
+	/* Relative: a deadline 20 ms from now, not 20 ms after boot. */
+	ursa_scope_enter_after(&s, 20 * MS);
+	EXPECT(S, s.deadline_ns > ursa_now(), 8);
+	EXPECT(S, ursa_sleep(10000 * MS) == -ETIMEDOUT, 9);
+	EXPECT(S, ursa_scope_exit(&s) == -ETIMEDOUT, 10);
+	/* The shielded form shields and has its own relative deadline. */
+	ursa_cancel(ursa_self());
+	ursa_scope_enter_shielded_after(&inner, URSA_FOREVER);
+	EXPECT(S, ursa_sleep(1 * MS) == 0, 11);
+	EXPECT(S, ursa_scope_exit(&inner) == 0, 12);
+	ursa_scope_enter_shielded_after(&inner, 0);
+	EXPECT(S, ursa_sleep(1 * MS) == -ETIMEDOUT, 13);
+	EXPECT(S, ursa_scope_exit(&inner) == -ETIMEDOUT, 14);
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 15);
+	return NULL;
+}
+
+Test(scope, scope_enter_after_is_relative_and_saturates)
+{
+	cr_assert_null(run_on(1, main_scope_after, NULL));
+	ASSERT_SEEN(&after_seen);
+}
+
+/* ------------------------------------------------------ URSA_SHIELDED */
+
+static struct seen shield_seen;
+
+static void *main_shielded_block(void *arg)
+{
+	struct seen *S = &shield_seen;
+	int rc = 1;
+
+	(void)arg;
+	ursa_cancel(ursa_self());
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 1);
+	/* Inside, the cancellation does not reach the waits ... */
+	URSA_SHIELDED(URSA_FOREVER) {
+		rc = ursa_sleep(1 * MS);
+	}
+	EXPECT(S, rc == 0, rc);
+	/* ... but the block's own deadline does. */
+	URSA_SHIELDED(0) {
+		rc = ursa_sleep(10000 * MS);
+	}
+	EXPECT(S, rc == -ETIMEDOUT, rc);
+	/* Nested blocks on one line are kept apart. */
+	URSA_SHIELDED(URSA_FOREVER) URSA_SHIELDED(URSA_SEC(10)) rc = ursa_sleep(1 * MS);
+	EXPECT(S, rc == 0, rc);
+	/* After the blocks, the task is cancelled again. */
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 5);
+	return NULL;
+}
+
+Test(scope, shielded_block_waits_in_a_cancelled_task_under_its_own_deadline)
+{
+	cr_assert_null(run_on(1, main_shielded_block, NULL));
+	ASSERT_SEEN(&shield_seen);
+}
+
+static int leave_by_return(void)
+{
+	URSA_SHIELDED(URSA_FOREVER) {
+		if (ursa_sleep(1 * MS) == 0)
+			return 1; /* the scope is exited on the way out */
+	}
+	return 0;
+}
+
+static void *main_shielded_exits(void *arg)
+{
+	struct seen *S = &shield_seen;
+	struct ursa_scope s;
+	int n = 0;
+
+	(void)arg;
+	ursa_cancel(ursa_self());
+	EXPECT(S, leave_by_return() == 1, 1);
+	for (int i = 0; i < 3; i++) {
+		URSA_SHIELDED(URSA_FOREVER) {
+			if (ursa_sleep(1 * MS) == 0 && i == 1)
+				break; /* leaves the block, not the loop */
+			n++;
+		}
+	}
+	EXPECT(S, n == 2, n);
+	/* Had a block left its scope entered, this exit would abort ("not the
+	 * innermost"), and the waits below would still be shielded. */
+	ursa_scope_enter(&s, URSA_FOREVER);
+	EXPECT(S, ursa_sleep(1 * MS) == -ECANCELED, 3);
+	EXPECT(S, ursa_scope_exit(&s) == -ECANCELED, 4);
+	EXPECT(S, ursa_self() && ursa_sleep(1 * MS) == -ECANCELED, 5);
+	return NULL;
+}
+
+Test(scope, shielded_block_left_by_return_or_break_exits_its_scope)
+{
+	cr_assert_null(run_on(1, main_shielded_exits, NULL));
+	ASSERT_SEEN(&shield_seen);
 }

@@ -47,7 +47,7 @@ static void *main_mutex_basics(void *arg)
 	EXPECT_EQ(s, ursa_mutex_locked(&m), 0);
 	EXPECT_EQ(s, ursa_mutex_lock(&m), 0);
 	EXPECT_EQ(s, ursa_mutex_locked(&m), 1);
-	EXPECT_EQ(s, ursa_mutex_trylock(&m), -EBUSY);
+	EXPECT_EQ(s, ursa_mutex_trylock(&m), -EAGAIN);
 	EXPECT_EQ(s, ursa_mutex_unlock(&m), 0);
 	EXPECT_EQ(s, ursa_mutex_unlock(&m), -EPERM); /* unlocking a free mutex must fail */
 	EXPECT_EQ(s, ursa_mutex_trylock(&m), 0);
@@ -114,8 +114,8 @@ static void *main_contention(void *arg)
 	for (unsigned i = 0; i < 2; i++)
 		REQUIRE(s, (t[i] = spawn_or(i, incrementer, c, s)) != NULL, i);
 	for (int i = 0; i < 5000 && atomic_load(&c->contended) < 2; i++)
-		ursa_sleep(1 * MS);
-	ursa_sleep(1 * MS); /* from trylock to queued */
+		nap(1 * MS);
+	nap(1 * MS); /* from trylock to queued */
 	ursa_mutex_unlock(&c->m);
 	for (int i = 0; i < 2; i++)
 		JOIN_OK(s, t[i]);
@@ -175,8 +175,8 @@ static void *main_fifo(void *arg)
 		settle(); /* let it queue before the next one arrives */
 	}
 	ursa_mutex_unlock(&f.m);
-	EXPECT_EQ(s, ursa_mutex_trylock(&f.m), -EBUSY); /* handed to task 0: the unlocker
-	                                                   must not overtake a waiter */
+	EXPECT_EQ(s, ursa_mutex_trylock(&f.m), -EAGAIN); /* handed to task 0: the unlocker
+	                                                    must not overtake a waiter */
 	for (int i = 0; i < 5; i++)
 		JOIN_OK(s, t[i]);
 	for (int i = 0; i < 5; i++)
@@ -222,7 +222,7 @@ static void *main_mutex_cancel(void *arg)
 	ta = spawn_or(ursa_ncores() - 1, lock_and_record, &a, x); /* other core if any */
 	tb = spawn_or(0, lock_and_record, &b, x);
 	REQUIRE(x, ta && tb, 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	EXPECT_EQ(x, ursa_cancel(ta), 0);
 	EXPECT_EQ(x, ursa_join(ta, NULL), -ECANCELED);
 	EXPECT_EQ(x, a.rc, -ECANCELED); /* what the cancelled waiter got */
@@ -308,7 +308,7 @@ static void *main_foreign_unlock(void *arg)
 	lock(&m);
 	pthread_create(&th, NULL, thread_unlock, &m);
 	EXPECT_EQ(s, ursa_mutex_lock(&m), 0); /* parks until the thread unlocks */
-	ursa_blocking(join_thread, &th, NULL);
+	(void)!ursa_blocking(join_thread, &th, NULL);
 	EXPECT_EQ(s, ursa_mutex_unlock(&m), 0);
 	return NULL;
 }
@@ -358,7 +358,7 @@ static void wait_queued(struct box *b, int n)
 		if (b->arrived >= n)
 			return;
 		ursa_mutex_unlock(&b->m);
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 }
 
@@ -397,7 +397,7 @@ static void *main_cond(void *arg)
 	EXPECT_EQ(s, (int)ursa_cond_notify(&b.c, 1), 1);
 	ursa_mutex_unlock(&b.m);
 	for (int i = 0; i < 5000 && !b.taken; i++)
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	EXPECT_EQ(s, b.taken, 1); /* the one woken took it */
 	lock(&b.m);
 	b.items = 3;
@@ -426,7 +426,7 @@ static void *main_cond_cancel(void *arg)
 	struct ursa_task *t;
 
 	REQUIRE(s, ursa_spawn_on(&t, ursa_ncores() - 1, cond_consumer, &b) == 0, 1);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(t);
 	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
 	EXPECT_EQ(s, b.rc, -ECANCELED);
@@ -470,7 +470,7 @@ static void *admitted(void *arg)
 		while (now > max && !atomic_compare_exchange_weak(&a->max_inside, &max, now))
 			;
 		if (round % 4 == 0)
-			ursa_sleep(100000); /* 0.1 ms, holding the unit */
+			nap(100000); /* 0.1 ms, holding the unit */
 		else
 			ursa_yield();
 		atomic_fetch_sub(&a->inside, 1);
@@ -500,7 +500,7 @@ static void *main_admit(void *arg)
 
 Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
 {
-	static struct admit a = {.s = URSA_BOUNDED_SEM_INIT(SEM_N)};
+	static struct admit a = {.s = URSA_SEM_BOUNDED_INIT(SEM_N)};
 
 	run_on(2, main_admit, &a);
 	ASSERT_SEEN(&a.seen);
@@ -509,7 +509,7 @@ Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
 static void *main_sem_basics(void *arg)
 {
 	struct seen *s = arg;
-	struct ursa_sem b = URSA_BOUNDED_SEM_INIT(1);
+	struct ursa_sem b = URSA_SEM_BOUNDED_INIT(1);
 	struct ursa_sem u;
 
 	ursa_sem_init(&u, 0, false);
@@ -554,7 +554,7 @@ static void *main_sem_cancel(void *arg)
 	ta = spawn_or(ursa_ncores() - 1, sem_wait_record, &a, x);
 	tb = spawn_or(0, sem_wait_record, &b, x);
 	REQUIRE(x, ta && tb, 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_cancel(ta);
 	EXPECT_EQ(x, ursa_join(ta, NULL), -ECANCELED);
 	EXPECT_EQ(x, a.rc, -ECANCELED);
@@ -603,7 +603,7 @@ static void *main_event(void *arg)
 		w[i] = (struct ev_waiter){&e, 1};
 		REQUIRE(s, (t[i] = spawn_or(i, event_wait_record, &w[i], s)) != NULL, i);
 	}
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	EXPECT_EQ(s, ursa_event_is_set(&e), 0);
 	ursa_cancel(t[5]); /* one leaves; the rest are still woken */
 	EXPECT_EQ(s, ursa_join(t[5], NULL), -ECANCELED);
@@ -721,7 +721,7 @@ static void *main_barrier_cancel_abort(void *arg)
 	REQUIRE(s, (t[0] = spawn_or(0, barrier_wait_record, &w[0], s)), 0);
 	REQUIRE(s, (t[1] = spawn_or(1, barrier_wait_record, &w[1], s)), 1);
 	for (int i = 0; i < 5000 && ursa_barrier_n_waiting(&b) < 2; i++)
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	EXPECT_EQ(s, (int)ursa_barrier_n_waiting(&b), 2);
 	ursa_cancel(t[0]);
 	EXPECT_EQ(s, ursa_join(t[0], NULL), -ECANCELED);
@@ -737,7 +737,7 @@ static void *main_barrier_cancel_abort(void *arg)
 	/* Abort: a waiter and later arrivals see -EPIPE; reset mends it. */
 	w[0].rc = 99;
 	REQUIRE(s, (t[0] = spawn_or(1, barrier_wait_record, &w[0], s)), 0);
-	ursa_sleep(10 * MS);
+	nap(10 * MS);
 	ursa_barrier_abort(&b);
 	JOIN_OK(s, t[0]);
 	EXPECT_EQ(s, w[0].rc, -EPIPE);
@@ -766,7 +766,7 @@ static void *wg_worker(void *arg)
 {
 	struct wg_job *j = arg;
 
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	atomic_fetch_add(j->done, 1);
 	ursa_waitgroup_done(j->wg);
 	return NULL;
@@ -792,7 +792,7 @@ static void *main_waitgroup(void *arg)
 	EXPECT_EQ(s, ursa_waitgroup_add(&wg, 10), 0);
 	/* A waiter that gives up changes nothing. */
 	REQUIRE(s, (cancelled = spawn_or(1, wg_waiter, &wg, s)), 0);
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	ursa_cancel(cancelled);
 	EXPECT_EQ(s, ursa_join(cancelled, &r), -ECANCELED);
 	for (int i = 0; i < 10; i++) {
@@ -966,4 +966,64 @@ Test(sync, a_signalled_primitive_may_be_freed_as_soon_as_its_wait_returns, .time
 		cr_assert_eq(atomic_load(&r.s.line), 0, "%s: check at line %d failed (value %lld)",
 		             one_shots[k].name, atomic_load(&r.s.line), atomic_load(&r.s.val));
 	}
+}
+
+/* ------------------------------------------------- one would-block code */
+
+static struct seen trylock_seen;
+
+struct held {
+	struct ursa_mutex m;
+	struct ursa_event locked, release;
+	int thread_rc;
+};
+
+static void *hold_mutex(void *arg)
+{
+	struct held *h = arg;
+
+	EXPECT(&trylock_seen, ursa_mutex_lock(&h->m) == 0, 1);
+	ursa_event_set(&h->locked);
+	EXPECT(&trylock_seen, ursa_event_wait(&h->release) == 0, 2);
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+static void *trylock_thread(void *arg)
+{
+	struct held *h = arg;
+
+	h->thread_rc = ursa_mutex_trylock(&h->m);
+	return NULL;
+}
+
+static void *main_trylock_held(void *arg)
+{
+	struct held *h = arg;
+	struct ursa_task *t;
+	pthread_t th;
+
+	if (ursa_spawn_on(&t, 1, hold_mutex, h))
+		return arg;
+	EXPECT(&trylock_seen, ursa_event_wait(&h->locked) == 0, 3);
+	/* Held by a task on another core: -EAGAIN from a task ... */
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == -EAGAIN, 4);
+	/* ... and from a plain thread. */
+	EXPECT(&trylock_seen, pthread_create(&th, NULL, trylock_thread, h) == 0, 5);
+	pthread_join(th, NULL);
+	ursa_event_set(&h->release);
+	EXPECT(&trylock_seen, ursa_join(t, NULL) == 0, 6);
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == 0, 7); /* free again */
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+Test(sync, trylock_of_a_held_mutex_is_eagain)
+{
+	struct held h = {.m = URSA_MUTEX_INIT, .locked = URSA_EVENT_INIT,
+	                 .release = URSA_EVENT_INIT};
+
+	cr_assert_null(run_on(2, main_trylock_held, &h));
+	ASSERT_SEEN(&trylock_seen);
+	cr_assert_eq(h.thread_rc, -EAGAIN);
 }

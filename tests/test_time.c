@@ -3,6 +3,7 @@
 #include "helpers.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
@@ -69,7 +70,7 @@ static void *main_many_sleeps(void *arg)
 		spawned++;
 	EXPECT_EQ(s, spawned, NSLEEPERS);
 	while (atomic_load(&woke_ok) < spawned)
-		ursa_sleep(10 * MS);
+		nap(10 * MS);
 	/* The sleeps did not overlap if this fails (the value: ms taken). */
 	elapsed_ms = (ursa_now() - t0) / MS;
 	EXPECT(s, elapsed_ms < 60000, elapsed_ms);
@@ -112,4 +113,36 @@ Test(time, cq_overflow_and_full_sq_lose_no_completion)
 
 	cr_assert_eq(ursa_run(main_overflow, &s, &o, NULL), 0);
 	ASSERT_SEEN(&s);
+}
+
+/* ------------------------------------------------------------ unit helpers */
+
+/* A constant expression: usable in a static initialiser. */
+static const uint64_t fifty_ms = URSA_MS(50);
+
+Test(time, unit_helpers_convert_round_and_saturate)
+{
+	uint64_t big = (uint64_t)1 << 40;
+	float quarter = 0.25f;
+	int minus_one = -1;
+
+	cr_assert_eq(fifty_ms, 50000000u);
+	cr_assert_eq(URSA_US(3), 3000u);
+	cr_assert_eq(URSA_MS(250), 250000000u);
+	cr_assert_eq(URSA_SEC(2), 2000000000u);
+	/* Fractions round to the nearest nanosecond, exactly. */
+	cr_assert_eq(URSA_SEC(0.5), 500000000u);
+	cr_assert_eq(URSA_SEC(0.3), 300000000u);
+	cr_assert_eq(URSA_MS(quarter), 250000u);
+	cr_assert_eq(URSA_US(1.0004), 1000u);
+	cr_assert_eq(URSA_US(1.0006), 1001u);
+	/* Negative and NaN are 0; absurd values are forever, never wrapped. */
+	cr_assert_eq(URSA_MS(minus_one), 0u);
+	cr_assert_eq(URSA_SEC(-0.5), 0u);
+	cr_assert_eq(URSA_SEC(NAN), 0u);
+	cr_assert_eq(URSA_SEC(1e12), URSA_FOREVER);
+	cr_assert_eq(URSA_SEC(big), URSA_FOREVER);
+	cr_assert_eq(URSA_MS(INFINITY), URSA_FOREVER);
+	/* Just below 2^63 ns still converts. */
+	cr_assert_eq(URSA_SEC(9.2e9), (uint64_t)9.2e18);
 }
