@@ -339,7 +339,8 @@ static inline URSA_NODISCARD int ursa_curl_perform(struct ursa_curl *c, CURL *ea
 		x.next->prev = x.prev;
 	if (mc == CURLM_OK)
 		curl_multi_remove_handle(c->multi, easy); /* stops it if unfinished */
-	if (rc == 0)
+	if (rc >= 0) /* >= rather than ==: lets the compiler see *result set
+	                whenever a caller's `rc < 0` check passes */
 		*result = x.result;
 	return rc;
 }
