@@ -930,7 +930,7 @@ struct duel {
 	struct ursa_cond c;  /* W waits with m held by W */
 	struct ursa_queue *q;
 	struct ursa_task *w;
-	atomic_bool ready; /* W is about to wait */
+	struct ursa_event ready; /* W is about to wait */
 	unsigned seed;
 	unsigned delay;    /* spins from cancel to grant, tuned by main_duel */
 	bool cancel_first; /* G's choice this time */
@@ -953,24 +953,24 @@ static void *duel_waiter(void *arg)
 
 	switch (d->kind) {
 	case DUEL_SEM:
-		atomic_store(&d->ready, true);
+		ursa_event_set(&d->ready);
 		rc = ursa_sem_acquire(&d->sem);
 		break;
 	case DUEL_MUTEX:
-		atomic_store(&d->ready, true);
+		ursa_event_set(&d->ready);
 		rc = ursa_mutex_lock(&d->m);
 		if (rc == 0)
 			ursa_mutex_unlock(&d->m);
 		break;
 	case DUEL_QUEUE:
-		atomic_store(&d->ready, true);
+		ursa_event_set(&d->ready);
 		rc = ursa_queue_get(d->q, &v);
 		if (rc == 0 && v != (void *)1)
 			note_bad("duel: wrong queue item");
 		break;
 	default:
 		rc = ursa_mutex_lock(&d->m);
-		atomic_store(&d->ready, true);
+		ursa_event_set(&d->ready);
 		if (rc == 0) {
 			rc = ursa_cond_wait(&d->c, &d->m);
 			ursa_mutex_unlock(&d->m);
@@ -987,8 +987,12 @@ static void *duel_granter(void *arg)
 	unsigned s = d->seed;
 	bool cancel_first = d->cancel_first = rnd(&s) % 4 != 0;
 
-	while (!atomic_load(&d->ready))
-		ursa_yield();
+	/* Parked, not spinning: a loop of yields here would keep this core's
+	 * thread busy until W's core ran, and on a loaded machine a thread
+	 * that never sleeps waits its turn for the CPU behind every other
+	 * thread at each of the duel's hand-offs (minutes in all). */
+	if (ursa_event_wait(&d->ready))
+		note_bad("duel: wait for W failed");
 	spin(rnd(&s) & 8191); /* W parked, or not yet */
 	if (cancel_first) {
 		/* About as long as W takes to wake and withdraw (main_duel keeps
@@ -1048,7 +1052,7 @@ static void *main_duel(void *arg)
 		d.w_rc = 1;
 		d.notified = 0;
 		d.delay = delay[d.kind];
-		atomic_init(&d.ready, false);
+		ursa_event_init(&d.ready);
 		ursa_sem_init(&d.sem, 0, false);
 		ursa_mutex_init(&d.m);
 		ursa_cond_init(&d.c);
