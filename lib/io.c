@@ -8,6 +8,7 @@
 #include "io.h"
 
 #include "io_bufring.h"
+#include "io_inline.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -83,8 +84,10 @@ int ursa__io_close_fresh(struct ursa_task *self, int fd)
 
 	io_uring_prep_close(sqe, fd);
 	rc = wait_shielded(self, sqe);
-	if (rc == 0)
+	if (rc == 0) {
+		ursa__io_inline_forget(fd);
 		ursa__io_fd_freed(self->core);
+	}
 	return rc;
 }
 
@@ -114,7 +117,9 @@ int ursa_close(int fd)
 	sqe = ursa__ring_sqe(r);
 	io_uring_prep_close(sqe, fd);
 	rc = wait_shielded(self, sqe);
-	if (rc == 0)
+	if (rc == 0) {
+		ursa__io_inline_forget(fd);
 		ursa__io_fd_freed(self->core);
+	}
 	return rc;
 }

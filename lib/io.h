@@ -23,6 +23,12 @@ struct ursa__io_core {
 	uint64_t emfile_backoff_ns;   /* 0 outside an fd shortage                 */
 	struct ursa__list fd_waiters; /* struct ursa__io_fd_wait: accepts parked */
 	struct ursa__list groups;     /* struct ursa_bufgroup of this core         */
+	/* The page-cache fast path (io_inline.c): the loop turn and the count
+	 * of inline completions in it (the yield budget), and what the tries
+	 * gave, for tests and diagnosis. */
+	uint64_t inline_turn;
+	unsigned inline_streak;
+	uint64_t inline_hits, inline_misses;
 };
 
 /* The calling core's io state, created if needed; NULL when out of memory. */

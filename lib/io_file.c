@@ -6,6 +6,7 @@
  * ours (the kernel may hand a blocking op to its own io-wq workers).
  */
 #include "io.h"
+#include "io_inline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,78 +63,134 @@ int ursa_open(const char *path, int flags, mode_t mode)
 	return ursa_openat(AT_FDCWD, path, flags, mode);
 }
 
-static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
+/* The ring's form of a read or write of iov at off: READ/WRITE for one
+ * buffer without flags, else READV/WRITEV with the RWF_* flags. */
+static ssize_t ring_rw(struct ursa_task *self, bool wr, int fd, const struct iovec *iov,
+                       int iovcnt, uint64_t off, int rwf)
 {
-	struct ursa_task *self;
-	struct io_uring_sqe *sqe;
-	int err;
+	struct io_uring_sqe *sqe = ursa__ring_sqe(&self->core->ring);
 
-	if (!(sqe = ursa__op_sqe(&self, &err)))
-		return err;
-	if (op == IORING_OP_READ)
-		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
-	else
-		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
+	if (iovcnt == 1 && !rwf) {
+		if (wr)
+			io_uring_prep_write(sqe, fd, iov[0].iov_base, ursa__io_len(iov[0].iov_len), off);
+		else
+			io_uring_prep_read(sqe, fd, iov[0].iov_base, ursa__io_len(iov[0].iov_len), off);
+	} else if (wr) {
+		io_uring_prep_writev2(sqe, fd, iov, (unsigned)iovcnt, off, rwf);
+	} else {
+		io_uring_prep_readv2(sqe, fd, iov, (unsigned)iovcnt, off, rwf);
+	}
 	return ursa__op_wait(self, sqe);
+}
+
+/* Up to this many iovecs are copied on the stack to send the rest of a
+ * partial inline transfer to the ring; more take a malloc. */
+#define IOV_ON_STACK 16
+
+/*
+ * Every read and write: the page-cache fast path first (io_inline.c), the
+ * ring for the rest.  A try that moved part of the data (the rest is not
+ * cached, or end of file) has the rest read or written by the ring, as the
+ * ring itself would have done, so the result is the same either way: the
+ * count of both parts; a failure or cancellation of the second part leaves
+ * the first part's count, which the next call's error follows.
+ */
+static ssize_t rw(bool wr, int fd, const struct iovec *iov, int iovcnt, uint64_t off, int rwf)
+{
+	struct iovec stack_iov[IOV_ON_STACK], *rest = stack_iov;
+	struct ursa_task *self;
+	size_t total = 0, skip;
+	ssize_t done, more;
+	int err, i, n;
+
+	if (iovcnt < 0)
+		return -EINVAL;
+	if ((err = ursa__op_check(&self)))
+		return err;
+	done = ursa__io_inline_rw(self, wr, fd, iov, iovcnt, off, rwf);
+	rwf &= ~URSA_RWF_RING;
+	if (done == URSA__IO_RING)
+		return ring_rw(self, wr, fd, iov, iovcnt, off, rwf);
+	if (done <= 0)
+		return done;
+	for (i = 0; i < iovcnt && total <= URSA__IO_MAX; i++)
+		total += iov[i].iov_len;
+	if ((size_t)done >= total || (size_t)done >= URSA__IO_MAX)
+		return done;
+	/* The rest: skip the iovecs the try filled, cut into the first one left. */
+	for (i = 0, skip = (size_t)done; skip >= iov[i].iov_len; i++)
+		skip -= iov[i].iov_len;
+	n = iovcnt - i;
+	if (n > IOV_ON_STACK && !(rest = malloc((size_t)n * sizeof(*rest))))
+		return done; /* a short count is a valid answer */
+	memcpy(rest, iov + i, (size_t)n * sizeof(*rest));
+	rest[0].iov_base = (char *)rest[0].iov_base + skip;
+	rest[0].iov_len -= skip;
+	more = ring_rw(self, wr, fd, rest, n, off == CUR_POS ? CUR_POS : off + (uint64_t)done, rwf);
+	if (rest != stack_iov)
+		free(rest);
+	return more > 0 ? done + more : done;
+}
+
+static ssize_t rw1(bool wr, int fd, const void *buf, size_t n, uint64_t off)
+{
+	struct iovec iov = {(void *)buf, ursa__io_len(n)};
+
+	return rw(wr, fd, &iov, 1, off, 0);
 }
 
 ssize_t ursa_read(int fd, void *buf, size_t n)
 {
-	return rw(IORING_OP_READ, fd, buf, n, CUR_POS);
+	return rw1(false, fd, buf, n, CUR_POS);
 }
 
 ssize_t ursa_write(int fd, const void *buf, size_t n)
 {
-	return rw(IORING_OP_WRITE, fd, (void *)buf, n, CUR_POS);
+	return rw1(true, fd, buf, n, CUR_POS);
 }
 
 /* A negative offset is -EINVAL, as for pread(2): the op would read -1 as
  * "the file position". */
 ssize_t ursa_pread(int fd, void *buf, size_t n, off_t off)
 {
-	return off < 0 ? -EINVAL : rw(IORING_OP_READ, fd, buf, n, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw1(false, fd, buf, n, (uint64_t)off);
 }
 
 ssize_t ursa_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return off < 0 ? -EINVAL : rw(IORING_OP_WRITE, fd, (void *)buf, n, (uint64_t)off);
-}
-
-static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
-{
-	struct ursa_task *self;
-	struct io_uring_sqe *sqe;
-	int err;
-
-	if (iovcnt < 0)
-		return -EINVAL;
-	if (!(sqe = ursa__op_sqe(&self, &err)))
-		return err;
-	if (op == IORING_OP_READV)
-		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
-	else
-		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
-	return ursa__op_wait(self, sqe);
+	return off < 0 ? -EINVAL : rw1(true, fd, buf, n, (uint64_t)off);
 }
 
 ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(IORING_OP_READV, fd, iov, iovcnt, CUR_POS);
+	return rw(false, fd, iov, iovcnt, CUR_POS, 0);
 }
 
 ssize_t ursa_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(IORING_OP_WRITEV, fd, iov, iovcnt, CUR_POS);
+	return rw(true, fd, iov, iovcnt, CUR_POS, 0);
 }
 
 ssize_t ursa_preadv(int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
-	return off < 0 ? -EINVAL : rwv(IORING_OP_READV, fd, iov, iovcnt, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw(false, fd, iov, iovcnt, (uint64_t)off, 0);
 }
 
 ssize_t ursa_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
-	return off < 0 ? -EINVAL : rwv(IORING_OP_WRITEV, fd, iov, iovcnt, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw(true, fd, iov, iovcnt, (uint64_t)off, 0);
+}
+
+/* preadv2(2)'s offset: -1 is the file position, any other negative one
+ * -EINVAL. */
+ssize_t ursa_preadv2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
+{
+	return off < -1 ? -EINVAL : rw(false, fd, iov, iovcnt, (uint64_t)off, flags);
+}
+
+ssize_t ursa_pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
+{
+	return off < -1 ? -EINVAL : rw(true, fd, iov, iovcnt, (uint64_t)off, flags);
 }
 
 static int sync_op(int fd, unsigned fsync_flags)

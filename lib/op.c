@@ -12,22 +12,23 @@
 
 #include <errno.h>
 
-struct io_uring_sqe *ursa__op_sqe(struct ursa_task **self, int *err)
+int ursa__op_check(struct ursa_task **self)
 {
 	struct ursa_task *t = ursa__sched_self();
-	int rc;
 
 	*self = t;
-	if (!t) {
-		*err = -EPERM;
-		return NULL;
-	}
-	rc = ursa__scope_check(t, NULL);
+	return t ? ursa__scope_check(t, NULL) : -EPERM;
+}
+
+struct io_uring_sqe *ursa__op_sqe(struct ursa_task **self, int *err)
+{
+	int rc = ursa__op_check(self);
+
 	if (rc) {
 		*err = rc;
 		return NULL;
 	}
-	return ursa__ring_sqe(&t->core->ring);
+	return ursa__ring_sqe(&(*self)->core->ring);
 }
 
 /* Each of the op's CQEs, on its core (the dispatcher, sched.c). */

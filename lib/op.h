@@ -52,6 +52,14 @@ static inline uint64_t ursa__op_user_data(const struct ursa__op *op)
 struct io_uring_sqe *ursa__op_sqe(struct ursa_task **self, int *err);
 
 /*
+ * Step one without the SQE, for a call that may complete without the ring
+ * (an inline read that the page cache serves, lib/io_inline.h) and takes
+ * its SQE later with ursa__ring_sqe: the calling task into *self, and 0; or
+ * -EPERM (not in a task) or the pending cancellation / passed deadline.
+ */
+int ursa__op_check(struct ursa_task **self);
+
+/*
  * Step two: tag sqe as the op, park until its last CQE and return its result.
  * If the task is cancelled or a deadline passes meanwhile, ask the kernel to
  * cancel the op (IORING_OP_ASYNC_CANCEL) and still wait for the op's own CQE,
