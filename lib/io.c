@@ -44,6 +44,61 @@ void ursa__io_core_fini(struct ursa__core *c)
 	c->io = NULL;
 }
 
+/* ------------------------------------------------------ direct descriptors */
+
+int ursa__io_slot_take(struct ursa__core *c)
+{
+	struct ursa__io_core *io = ursa__io_core(c);
+
+	if (!io || io->slots < 0)
+		return -1;
+	if (io->slots == 0) {
+		/* First use: the registration is the probe (5.19). */
+		if (ursa__ring_files_sparse(&c->ring, URSA__IO_SLOTS) < 0) {
+			io->slots = -1;
+			return -1;
+		}
+		io->slots = 1;
+		for (unsigned i = 0; i < URSA__IO_SLOTS; i++)
+			io->free_slots[i] = URSA__IO_SLOTS - 1 - i;
+		io->nfree = URSA__IO_SLOTS;
+	}
+	return io->nfree ? (int)io->free_slots[--io->nfree] : -1;
+}
+
+/* The close's CQE, on the core: the slot is empty again. */
+static void slot_closed(struct ursa__call *k, int res, unsigned flags)
+{
+	struct ursa__io_closer *cl = ursa__container_of(k, struct ursa__io_closer, call);
+	struct ursa__io_core *io = cl->core->io;
+
+	(void)res; /* 0, or -ECANCELED / -EBADF when the open never filled it */
+	(void)flags;
+	io->free_slots[io->nfree++] = (uint32_t)(cl - io->closers);
+	cl->core->pending--;
+}
+
+void ursa__io_slot_close(struct ursa__core *c, struct io_uring_sqe *sqe, unsigned slot)
+{
+	struct ursa__io_closer *cl = &c->io->closers[slot];
+
+	cl->call.fn = slot_closed;
+	cl->core = c;
+	io_uring_prep_close_direct(sqe, slot);
+	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(&cl->call, URSA__UD_CALL));
+	c->pending++; /* the core stays until the slot is closed */
+}
+
+void ursa__io_slot_put(struct ursa__core *c, unsigned slot)
+{
+	c->io->free_slots[c->io->nfree++] = slot;
+}
+
+unsigned ursa__io_slots_free(struct ursa__core *c)
+{
+	return c->io && c->io->slots > 0 ? c->io->nfree : URSA__IO_SLOTS;
+}
+
 /* Wait for sqe's op with cancellation held off: for calls that must finish
  * (closing, removing a temporary) even in a cancelled task. */
 static int wait_shielded(struct ursa_task *self, struct io_uring_sqe *sqe)

@@ -287,17 +287,15 @@ int ursa_mkdir(const char *path, mode_t mode)
 
 /* ------------------------------------------------------ whole-file helpers */
 
-int ursa_read_file(const char *path, void **out, size_t *outlen)
+/* ursa_read_file where the kernel has no direct descriptors (or all of
+ * this core's are in use): open, statx for a size hint, read, close. */
+static int read_file_fd(const char *path, void **out, size_t *outlen)
 {
 	struct statx st;
 	size_t cap = 4096, len = 0;
 	char *buf;
 	int fd, rc;
 
-	if (!ursa__sched_self())
-		return -EPERM;
-	if (!path || !out || !outlen)
-		return -EINVAL;
 	fd = ursa_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
@@ -354,6 +352,187 @@ fail_buf:
 fail_fd:
 	(void)ursa_close(fd);
 	return rc;
+}
+
+/*
+ * Linked chains into direct descriptors.  An open into a slot of the
+ * core's fixed-file table (IORING_OP_OPENAT with file_index), the reads that
+ * use the slot (IOSQE_FIXED_FILE) and its close go to the kernel as one
+ * linked chain: one submission, one wake, and no fd ever exists in the
+ * process, so none can leak.  Slots are chosen here, not with
+ * IORING_FILE_INDEX_ALLOC: an allocated slot's number comes only in the
+ * open's CQE, too late for the read linked behind it.  The open links to
+ * the read with IOSQE_IO_LINK (a failed open cancels the rest: its error is
+ * the answer) and the read to what follows with IOSQE_IO_HARDLINK (a short
+ * or failed read must not stop the close).  The close is not awaited: its
+ * CQE gives the slot back (io.c).
+ */
+
+/* The answer of a chain's open (step 0): 0, or its error (a cancellation
+ * that stopped it: the reason). */
+static int chain_open_res(const struct ursa__chain *ch)
+{
+	int r = ursa__chain_res(ch, 0);
+
+	return r > 0 ? 0 : r;
+}
+
+/* open -> pread -> close of path where direct descriptors are missing. */
+static ssize_t pread_path_fd(int dirfd, const char *path, void *buf, size_t n, off_t off)
+{
+	int fd = ursa_openat(dirfd, path, O_RDONLY | O_CLOEXEC, 0);
+	ssize_t r;
+
+	if (fd < 0)
+		return fd;
+	r = ursa_pread(fd, buf, n, off);
+	(void)ursa_close(fd); /* shielded: closes even when cancelled */
+	return r;
+}
+
+ssize_t ursa_pread_path(int dirfd, const char *path, void *buf, size_t n, off_t off)
+{
+	struct ursa_task *self = ursa__sched_self();
+	struct io_uring_sqe *sqe;
+	struct ursa__chain ch;
+	int slot, rc;
+
+	if (!self)
+		return -EPERM;
+	if (!path || off < 0)
+		return -EINVAL;
+	slot = ursa__io_slot_take(self->core);
+	if (slot < 0)
+		return pread_path_fd(dirfd, path, buf, n, off);
+	if ((rc = ursa__chain_begin(&ch, &self, 3))) {
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		return rc;
+	}
+	/* O_CLOEXEC: a direct descriptor has no fd to inherit (the kernel
+	 * refuses the flag with a slot). */
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_openat_direct(sqe, dirfd, path, O_RDONLY, 0, (unsigned)slot);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf, ursa__io_len(n), (uint64_t)off);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	ursa__chain_wait(self, &ch);
+	if ((rc = chain_open_res(&ch)) < 0)
+		return rc;
+	/* Bytes read win over a cancellation that came too late. */
+	return ursa__chain_res(&ch, 1);
+}
+
+/* ursa_read_file's first reads: two of this size, linked behind the open.
+ * A file that fits in the first is read and its end seen (the second read
+ * returns 0) in one wake. */
+#define RF_FIRST (16u << 10)
+
+/* A read through direct descriptor slot, as one op. */
+static ssize_t read_slot(int slot, void *buf, size_t n)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__op_sqe(&self, &err)))
+		return err;
+	io_uring_prep_read(sqe, slot, buf, ursa__io_len(n), CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	return ursa__op_wait(self, sqe);
+}
+
+static int read_file_direct(struct ursa_task *self, int slot, char *buf, const char *path,
+                            void **out, size_t *outlen)
+{
+	struct io_uring_sqe *sqe;
+	struct ursa__chain ch;
+	size_t cap = 2 * RF_FIRST, len;
+	ssize_t r1, r2;
+	int rc;
+
+	if ((rc = ursa__chain_begin(&ch, &self, 3))) {
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		free(buf);
+		return rc;
+	}
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_openat_direct(sqe, AT_FDCWD, path, O_RDONLY, 0, (unsigned)slot);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf, RF_FIRST, CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf + RF_FIRST, RF_FIRST, CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	ursa__chain_wait(self, &ch);
+	if ((rc = chain_open_res(&ch)) < 0) {
+		/* Nothing was opened: the slot is still empty. */
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		free(buf);
+		return rc;
+	}
+	r1 = ursa__chain_res(&ch, 1);
+	r2 = ursa__chain_res(&ch, 2);
+	if (r1 < 0 || r2 < 0) {
+		rc = r1 < 0 ? (int)r1 : (int)r2;
+		goto fail;
+	}
+	/* The second read continued where the first stopped: after a short
+	 * first read (end of file, or a /proc file's page) its bytes belong
+	 * right behind the first's. */
+	if ((size_t)r1 < RF_FIRST && r2 > 0)
+		memmove(buf + r1, buf + RF_FIRST, (size_t)r2);
+	len = (size_t)r1 + (size_t)r2;
+	while (r2 > 0) {
+		if (len == cap) {
+			char *nb = cap > SSIZE_MAX / 2 ? NULL : realloc(buf, cap * 2 + 1);
+
+			if (!nb) {
+				rc = cap > SSIZE_MAX / 2 ? -EFBIG : -ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r2 = read_slot(slot, buf + len, cap - len);
+		if (r2 < 0) {
+			rc = (int)r2;
+			goto fail;
+		}
+		len += (size_t)r2;
+	}
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	free(buf);
+	return rc;
+}
+
+int ursa_read_file(const char *path, void **out, size_t *outlen)
+{
+	struct ursa_task *self = ursa__sched_self();
+	char *buf;
+	int slot;
+
+	if (!self)
+		return -EPERM;
+	if (!path || !out || !outlen)
+		return -EINVAL;
+	buf = malloc(2 * RF_FIRST + 1);
+	if (!buf)
+		return -ENOMEM;
+	slot = ursa__io_slot_take(self->core);
+	if (slot < 0) {
+		free(buf);
+		return read_file_fd(path, out, outlen);
+	}
+	return read_file_direct(self, slot, buf, path, out, outlen);
 }
 
 /* A name beside path that no one else picks: path.<pid>.<n>.tmp. */

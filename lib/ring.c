@@ -40,7 +40,7 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc, and wait_in_enter (see wants_wait_in_poll); other files
+ * socket, send_zc, direct_files, and wait_in_enter (see wants_wait_in_poll); other files
  * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
 static bool disabled(const char *what)
@@ -285,6 +285,13 @@ int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *
 	reg.ring_entries = entries;
 	reg.bgid = (uint16_t)bgid;
 	return io_uring_register_buf_ring(&r->uring, &reg, 0);
+}
+
+int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n)
+{
+	if (disabled("direct_files"))
+		return -EOPNOTSUPP;
+	return io_uring_register_files_sparse(&r->uring, n);
 }
 
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid)

@@ -85,6 +85,11 @@ int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *
                                 unsigned entries, unsigned bgid);
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid);
 
+/* Register a sparse table of n direct descriptors (fixed-file slots,
+ * 5.19), the probe for linked opens into direct descriptors.  0 or -errno
+ * (-EOPNOTSUPP under URSA_DISABLE=direct_files).  From the ring's thread. */
+int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n);
+
 /* True if SQEs are queued but not yet submitted. */
 static inline bool ursa__ring_has_unsubmitted(struct ursa__ring *r)
 {

@@ -136,6 +136,18 @@ URSA_API URSA_NODISCARD int ursa_mkdir(const char *path, mode_t mode);
  */
 URSA_API URSA_NODISCARD int ursa_read_file(const char *path, void **buf, size_t *len);
 
+/*
+ * Open path (relative to dirfd, read-only), read n bytes at off and close
+ * it, as pread(2) between open(2) and close(2) would: bytes read (0 at end
+ * of file), or -errno: the open's (-ENOENT, -EACCES, ...) or the read's
+ * (-EISDIR, ...).  Where the kernel has direct descriptors (5.19) the three
+ * go to the kernel as one linked chain: one submission, one wake, and no fd
+ * is made at all.  Cancellation as for the calls it replaces: bytes read
+ * win.
+ */
+URSA_API URSA_NODISCARD ssize_t ursa_pread_path(int dirfd, const char *path, void *buf, size_t n,
+                                                off_t off);
+
 /* Flags for ursa_write_file. */
 #define URSA_WRITE_FILE_NOSYNC 0x1u /* skip both fsyncs: atomic for readers, not for crashes */
 
