@@ -7,6 +7,7 @@
  */
 #include "io.h"
 
+#include "io_buf.h"
 #include "io_bufring.h"
 #include "io_inline.h"
 
@@ -38,6 +39,7 @@ void ursa__io_core_fini(struct ursa__core *c)
 		return;
 	/* The ring is gone: nothing can be parked on this state any more. */
 	ursa__io_bufring_fini_all(io);
+	ursa__io_buf_fini(c);
 	if (io->reserve_fd >= 0)
 		close(io->reserve_fd);
 	free(io);

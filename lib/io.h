@@ -16,6 +16,8 @@
  * to a page), which read(2) clamps to as well. */
 #define URSA__IO_MAX ((unsigned)(INT_MAX & ~4095))
 
+struct ursa__io_bufpool;
+
 /* Direct descriptors per core (fixed-file slots of its ring) for linked
  * open -> read -> close chains (io_file.c). */
 #define URSA__IO_SLOTS 256
@@ -45,6 +47,7 @@ struct ursa__io_core {
 	unsigned nfree;
 	uint32_t free_slots[URSA__IO_SLOTS];
 	struct ursa__io_closer closers[URSA__IO_SLOTS];
+	struct ursa__io_bufpool *bufs; /* registered buffers (io_buf.c), or NULL */
 };
 
 /* The calling core's io state, created if needed; NULL when out of memory. */

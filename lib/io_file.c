@@ -6,6 +6,7 @@
  * ours (the kernel may hand a blocking op to its own io-wq workers).
  */
 #include "io.h"
+#include "io_buf.h"
 #include "io_inline.h"
 
 #include <errno.h>
@@ -70,7 +71,16 @@ static ssize_t ring_rw(struct ursa_task *self, bool wr, int fd, const struct iov
 {
 	struct io_uring_sqe *sqe = ursa__ring_sqe(&self->core->ring);
 
-	if (iovcnt == 1 && !rwf) {
+	if (iovcnt == 1 && !rwf &&
+	    ursa__io_buf_fixed(self->core, iov[0].iov_base, iov[0].iov_len)) {
+		/* A registered buffer (io_buf.c): no per-op page pinning. */
+		if (wr)
+			io_uring_prep_write_fixed(sqe, fd, iov[0].iov_base,
+			                          ursa__io_len(iov[0].iov_len), off, 0);
+		else
+			io_uring_prep_read_fixed(sqe, fd, iov[0].iov_base,
+			                         ursa__io_len(iov[0].iov_len), off, 0);
+	} else if (iovcnt == 1 && !rwf) {
 		if (wr)
 			io_uring_prep_write(sqe, fd, iov[0].iov_base, ursa__io_len(iov[0].iov_len), off);
 		else

@@ -40,7 +40,7 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc, direct_files, and wait_in_enter (see wants_wait_in_poll); other files
+ * socket, send_zc, direct_files, fixed_buffers, and wait_in_enter (see wants_wait_in_poll); other files
  * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
 static bool disabled(const char *what)
@@ -190,6 +190,7 @@ static void vg_note_sqe(const struct io_uring_sqe *sqe)
 		return;
 	switch (sqe->opcode) {
 	case IORING_OP_READ:
+	case IORING_OP_READ_FIXED:
 	case IORING_OP_RECV:
 		vg_defined(addr, sqe->len);
 		break;
@@ -292,6 +293,13 @@ int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n)
 	if (disabled("direct_files"))
 		return -EOPNOTSUPP;
 	return io_uring_register_files_sparse(&r->uring, n);
+}
+
+int ursa__ring_buffers_register(struct ursa__ring *r, const struct iovec *iov, unsigned n)
+{
+	if (disabled("fixed_buffers"))
+		return -EOPNOTSUPP;
+	return io_uring_register_buffers(&r->uring, iov, n);
 }
 
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid)

@@ -90,6 +90,11 @@ int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid);
  * (-EOPNOTSUPP under URSA_DISABLE=direct_files).  From the ring's thread. */
 int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n);
 
+/* Register iov[0..n) as the ring's fixed buffers (IORING_REGISTER_BUFFERS):
+ * 0 or -errno (-EOPNOTSUPP under URSA_DISABLE=fixed_buffers).  From the
+ * ring's thread. */
+int ursa__ring_buffers_register(struct ursa__ring *r, const struct iovec *iov, unsigned n);
+
 /* True if SQEs are queued but not yet submitted. */
 static inline bool ursa__ring_has_unsubmitted(struct ursa__ring *r)
 {

@@ -114,6 +114,23 @@ URSA_API URSA_NODISCARD ssize_t ursa_pwritev2(int fd, const struct iovec *iov, i
 #define URSA_INLINE_OFF 1u
 URSA_API int ursa_fd_inline(int fd, uint32_t mode);
 
+/*
+ * Registered I/O buffers: each core keeps a pool of URSA_IOBUF_COUNT
+ * buffers of URSA_IOBUF_SIZE bytes, page aligned (fit for O_DIRECT) and
+ * registered with its ring once, so a read or write into one skips the
+ * kernel's per-op pinning of the pages (READ_FIXED / WRITE_FIXED; the
+ * calls above notice the buffer by its address).  ursa_iobuf_get hands one
+ * out from the calling task's core: 0 and *buf, or -EINVAL (size 0 or above
+ * URSA_IOBUF_SIZE), -ENOBUFS (all handed out), -ENOMEM, -EPERM (not in a
+ * task).  ursa_iobuf_put gives it back, from any thread while the runtime
+ * runs: 0, -EALREADY (already given back), -EINVAL (not a pool buffer).
+ * Buffers still out when ursa_run returns are freed with their core.
+ */
+#define URSA_IOBUF_SIZE (64u << 10)
+#define URSA_IOBUF_COUNT 32u
+URSA_API URSA_NODISCARD int ursa_iobuf_get(void **buf, size_t size);
+URSA_API int ursa_iobuf_put(void *buf);
+
 /* fsync(2), fdatasync(2), fallocate(2): 0 or -errno. */
 URSA_API URSA_NODISCARD int ursa_fsync(int fd);
 URSA_API URSA_NODISCARD int ursa_fdatasync(int fd);
