@@ -113,6 +113,7 @@ enum bench_metric {
 	BENCH_M_WALL,
 	BENCH_M_RSS,
 	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
+	BENCH_M_CPU,     /* the path's CPU time per op (cpu s over ops) */
 };
 struct bench_target {
 	const char *a, *b;      /* path names */

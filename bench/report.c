@@ -149,6 +149,8 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return (double)r->rss_kib;
 	case BENCH_M_SRV_CPU:
 		return r->srv_us_op;
+	case BENCH_M_CPU:
+		return r->ops > 0 ? r->cpu_s / r->ops : 0;
 	}
 	return 0;
 }
