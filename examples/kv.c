@@ -241,8 +241,6 @@ struct kv_msg {
 /* Run m on `core`: directly when that is this core, else through its inbox. */
 static void run_on(unsigned core, struct kv_msg *m)
 {
-	struct ursa_scope shield;
-
 	if (core == ursa_core()) {
 		m->fn(m);
 		return;
@@ -253,14 +251,15 @@ static void run_on(unsigned core, struct kv_msg *m)
 	 * wait must not end early: shield it from cancellation.  The shard task
 	 * always answers, even while it stops (see shard_task).
 	 */
-	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	if (ursa_queue_put(shards[core].inbox, m) == 0) {
-		int rc = ursa_event_wait(&m->done); /* shielded: only 0 */
+	URSA_SHIELDED(URSA_FOREVER) {
+		if (ursa_queue_put(shards[core].inbox, m) == 0) {
+			int rc = ursa_event_wait(&m->done); /* shielded: only 0 */
 
-		(void)rc;
-	} else
-		resp_out_error(m->out, "ERR server is shutting down");
-	(void)ursa_scope_exit(&shield);
+			(void)rc;
+		} else {
+			resp_out_error(m->out, "ERR server is shutting down");
+		}
+	}
 }
 
 /* Each core's server of messages from the other cores. */

@@ -264,7 +264,6 @@ static void *acceptor(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "conn"};
-	unsigned next = 0, n = ursa_ncores();
 	struct accept_backoff backoff = {0};
 	int one = 1;
 
@@ -288,8 +287,9 @@ static void *acceptor(void *arg)
 		/* Replies go out whole in one send; Nagle would only delay them. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&live, 1);
-		next = server_opts.one_acceptor ? (next + 1) % n : ursa_core();
-		if (ursa_spawn_ex(NULL, next, the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
+		/* --one-acceptor: the cores in turn (round robin) */
+		if (ursa_spawn_ex(NULL, server_opts.one_acceptor ? URSA_CORE_ANY : ursa_core(),
+		                  the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
 			atomic_fetch_sub(&live, 1);
 			ursa_close(fd);
 		}
@@ -357,21 +357,14 @@ static void *main_task(void *arg)
 			}
 			continue;
 		}
-		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT);
+		/* For --port 0 the first listener's port, which the others share. */
+		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT, &port);
 
 		if (lfd < 0) {
 			fprintf(stderr, "%s: listen on port %u: %s\n", the_srv->name, port,
 			        ursa_strerror(lfd));
 			*rc = 1;
 			return NULL;
-		}
-		if (port == 0) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-
-			getsockname(lfd, (struct sockaddr *)&ss, &sl);
-			port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-			                                      : ((struct sockaddr_in *)&ss)->sin_port);
 		}
 		if (ursa_spawn_on(&acc[i], i, acceptor, (void *)(intptr_t)lfd) < 0 ||
 		    ursa_spawn_on(&sweep[i], i, sweeper, NULL) < 0) {
@@ -391,22 +384,17 @@ static void *main_task(void *arg)
 	}
 	fprintf(stderr, "%s: signal %u, shutting down\n", the_srv->name, si.ssi_signo);
 	atomic_store(&draining, true);
-	for (unsigned i = 0; i < n; i++) {
-		if (acc[i]) {
-			ursa_cancel(acc[i]);
-			join_task(acc[i]);
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(acc[i], NULL); /* NULL: no acceptor there */
 	grace_end = ursa_now() + server_opts.grace_ns;
 	while (atomic_load(&live) > 0 && ursa_now() < grace_end)
-		(void)ursa_sleep(SWEEP_NS / 5);
+		if (ursa_sleep(SWEEP_NS / 5) < 0)
+			break; /* cancelled: a loop that waits ends on its wait */
 	if (atomic_load(&live) > 0)
 		fprintf(stderr, "%s: grace period over, dropping %ld connections\n", the_srv->name,
 		        atomic_load(&live));
-	for (unsigned i = 0; i < n; i++) {
-		ursa_cancel(sweep[i]);
-		join_task(sweep[i]);
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(sweep[i], NULL);
 	free(acc);
 	free(sweep);
 	/* Tasks still running are cancelled and awaited by ursa_run. */

@@ -238,6 +238,10 @@ int ursa_blocking_submit(struct ursa_future *f, ursa_fn fn, void *arg)
 	struct submit *s;
 	int rc;
 
+	/* Whatever f held: it is initialised on every return, so the caller
+	 * may ursa_future_fini it whatever this returns. */
+	if (f)
+		ursa_future_init(f);
 	if (!self)
 		return -EPERM;
 	if (!f || !fn)

@@ -239,7 +239,7 @@ static void rx_complete(struct ursa__call *k, int res, unsigned flags)
 		ursa__sched_wake(rx->waiter);
 }
 
-int ursa_rx_open(struct ursa_rx **out, int fd, struct ursa_bufgroup *g)
+int ursa_rx_create(struct ursa_rx **out, int fd, struct ursa_bufgroup *g)
 {
 	struct ursa_task *self = ursa__sched_self();
 	struct ursa_rx *rx;
@@ -355,7 +355,7 @@ ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 	}
 }
 
-int ursa_rx_close(struct ursa_rx *rx)
+int ursa_rx_destroy(struct ursa_rx *rx)
 {
 	struct ursa_task *self = ursa__sched_self();
 	struct ursa_bufgroup *g;

@@ -654,7 +654,7 @@ static int open_named(const char *path, mode_t mode, char **tmp)
  * microseconds between the two leaves a temporary).  Where O_TMPFILE is
  * missing, the data go to that named temporary from the start, as before.
  */
-int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flags)
+int ursa_write_file(const char *path, const void *buf, size_t len, uint32_t flags)
 {
 	struct ursa_task *self = ursa__sched_self();
 	struct ursa_scope shield;

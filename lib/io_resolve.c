@@ -167,11 +167,15 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 
 /* ------------------------------------------------------------------- TCP */
 
-/* A socket bound and listening at addr; the fd or -errno. */
-static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, unsigned flags)
+/* A socket bound and listening at addr; the fd or -errno.  *bound_port (if
+ * not NULL) gets the port it is bound to, the kernel's pick for port 0. */
+static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, uint32_t flags,
+                     unsigned *bound_port)
 {
 	struct ursa_task *self = ursa__sched_self();
 	int one = 1, v6only = (flags & URSA_LISTEN_V6ONLY) ? 1 : 0;
+	struct sockaddr_storage got;
+	socklen_t got_len = sizeof(got);
 	int fd, rc = 0;
 
 	fd = ursa_socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -184,12 +188,17 @@ static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, un
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    (addr->sa_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) ||
-	    bind(fd, addr, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+	    bind(fd, addr, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0 ||
+	    (bound_port && getsockname(fd, (struct sockaddr *)&got, &got_len) < 0))
 		rc = -errno;
 	if (rc) {
 		(void)ursa__io_close_fresh(self, fd);
 		return rc;
 	}
+	if (bound_port)
+		*bound_port = got.ss_family == AF_INET6
+		                  ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
+		                  : ntohs(((struct sockaddr_in *)&got)->sin_port);
 	return fd;
 }
 
@@ -201,7 +210,8 @@ static int port_string(unsigned port, char out[8])
 	return 0;
 }
 
-int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned flags)
+int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, uint32_t flags,
+                       unsigned *bound_port)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE};
@@ -223,17 +233,17 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port),
 		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
 
-		rc = listen_at((struct sockaddr *)&a6, sizeof(a6), backlog, flags);
+		rc = listen_at((struct sockaddr *)&a6, sizeof(a6), backlog, flags, bound_port);
 		if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
 			return rc;
-		return listen_at((struct sockaddr *)&a4, sizeof(a4), backlog, flags);
+		return listen_at((struct sockaddr *)&a4, sizeof(a4), backlog, flags, bound_port);
 	}
 	rc = ursa_getaddrinfo(host, service, &hints, &list);
 	if (rc < 0)
 		return rc;
 	rc = -ENOENT;
 	for (ai = list; ai; ai = ai->ai_next) {
-		rc = listen_at(ai->ai_addr, ai->ai_addrlen, backlog, flags);
+		rc = listen_at(ai->ai_addr, ai->ai_addrlen, backlog, flags, bound_port);
 		if (rc >= 0 || rc == -ECANCELED || rc == -ETIMEDOUT)
 			break;
 	}
@@ -243,7 +253,7 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 
 int ursa_tcp_listen(const char *host, unsigned port, int backlog)
 {
-	return ursa_tcp_listen_ex(host, port, backlog, 0);
+	return ursa_tcp_listen_ex(host, port, backlog, 0, NULL);
 }
 
 static int connect_to(const struct sockaddr *addr, socklen_t len, int type)

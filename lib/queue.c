@@ -249,7 +249,7 @@ static bool ready(const struct ursa_queue *q, int op)
 {
 	if (q->closed)
 		return true;
-	if (op == URSA_SEL_GET)
+	if (op == URSA_QUEUE_SEL_GET)
 		return q->count > 0;
 	return !q->maxsize || q->count < q->maxsize;
 }
@@ -412,7 +412,7 @@ bool ursa_queue_closed(struct ursa_queue *q)
 /* Locked: complete arm a now (ready() said it would not say -EAGAIN). */
 static void complete_arm(struct ursa_queue_sel *a, struct ursa__wakes *ws)
 {
-	if (a->op == URSA_SEL_GET)
+	if (a->op == URSA_QUEUE_SEL_GET)
 		a->res = try_get(a->q, &a->item, ws);
 	else
 		a->res = try_put(a->q, a->item, ws);
@@ -434,7 +434,7 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		if (!arms[i].q)
 			continue;
-		if (arms[i].op != URSA_SEL_GET && arms[i].op != URSA_SEL_PUT)
+		if (arms[i].op != URSA_QUEUE_SEL_GET && arms[i].op != URSA_QUEUE_SEL_PUT)
 			return -EINVAL;
 		enabled++;
 	}
@@ -494,9 +494,10 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 			ursa__spin_unlock(&a->q->lock);
 			break; /* granted already: collect it below */
 		}
-		ursa__waitq_node_init(x, &w, a->op == URSA_SEL_GET ? &a->q->getters : &a->q->putters,
+		ursa__waitq_node_init(x, &w,
+		                      a->op == URSA_QUEUE_SEL_GET ? &a->q->getters : &a->q->putters,
 		                      &a->q->lock, i);
-		x->item = a->op == URSA_SEL_PUT ? a->item : NULL;
+		x->item = a->op == URSA_QUEUE_SEL_PUT ? a->item : NULL;
 		ursa__waitq_push(x->q, x);
 		ursa__spin_unlock(&a->q->lock);
 		queued++;
@@ -506,7 +507,7 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 		struct ursa_queue_sel *a = &arms[w.which];
 
 		a->res = w.rc;
-		if (a->op == URSA_SEL_GET && w.rc == 0)
+		if (a->op == URSA_QUEUE_SEL_GET && w.rc == 0)
 			a->item = w.value;
 		rc = (int)w.which;
 	}

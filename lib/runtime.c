@@ -325,6 +325,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		struct ursa__core *c = &rt->cores[i];
 
 		c->id = i;
+		c->spawn_cursor = i; /* URSA_CORE_ANY from core i starts at i */
 		c->rt = rt;
 		c->eventfd = -1;
 		ursa__list_init(&c->runq);

@@ -6,8 +6,8 @@
  * torn down by runtime.c in a fixed order; a thread finds its own core
  * through ursa__sched_core (sched.h).
  */
-#ifndef URSA_RUNTIME_H
-#define URSA_RUNTIME_H
+#ifndef URSA_RUNTIME_INTERNAL_H
+#define URSA_RUNTIME_INTERNAL_H
 
 #include "fiber/ctx.h"
 #include "fiber/stack.h"
@@ -53,6 +53,8 @@ struct ursa__core {
 	struct ursa_task *current;     /* the task running, or NULL */
 	struct ursa__list runq;
 	unsigned runq_len;
+	unsigned spawn_cursor;         /* the next URSA_CORE_ANY spawn's core
+	                                  (task.c); only this core's tasks touch it */
 	struct ursa__list tasks;       /* every task of this core not yet freed */
 	unsigned pending;              /* op and timer records owed a CQE */
 	struct ursa__stack_cache stacks;
@@ -92,4 +94,4 @@ struct ursa__runtime {
 	struct ursa__stall_capture *stall_captures; /* per core, while it runs */
 };
 
-#endif /* URSA_RUNTIME_H */
+#endif /* URSA_RUNTIME_INTERNAL_H */

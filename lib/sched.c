@@ -188,6 +188,10 @@ void ursa__sched_park(void)
 	struct ursa_task *t = c->current;
 	int expected = URSA__TASK_RUNNING;
 
+	/* It really waits (or a wake came first): its refusals no longer run
+	 * in a row (ursa__scope_refused).  Not reset in ursa__sched_yield,
+	 * whose callers include the guard's own yields. */
+	t->refused = 0;
 	if (!atomic_compare_exchange_strong_explicit(&t->state, &expected, URSA__TASK_PARKED,
 	                                             memory_order_acq_rel, memory_order_acquire)) {
 		/* NOTIFIED: a wake came first.  Only this task leaves NOTIFIED;

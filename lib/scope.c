@@ -5,6 +5,9 @@
  */
 #include "scope.h"
 
+#include "stall.h"
+#include "task.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,12 +30,40 @@ static void timer_complete(struct ursa__call *k, int res, unsigned flags);
 
 int ursa__scope_check(struct ursa_task *t, uint64_t *deadline)
 {
+	int rc = check_and_arm(t, deadline, false);
+
+	/* Only the refusal path pays: the fast path is the check alone. */
+	if (__builtin_expect(rc != 0, 0))
+		ursa__scope_refused(t);
+	return rc;
+}
+
+int ursa__scope_check_locked(struct ursa_task *t, uint64_t *deadline)
+{
 	return check_and_arm(t, deadline, false);
 }
 
 int ursa__scope_arm(struct ursa_task *t)
 {
-	return check_and_arm(t, NULL, true);
+	int rc = check_and_arm(t, NULL, true);
+
+	if (__builtin_expect(rc != 0, 0))
+		ursa__scope_refused(t);
+	return rc;
+}
+
+void ursa__scope_refused(struct ursa_task *t)
+{
+	/* Only t touches its count: a plain, saturating increment. */
+	if (t->refused < URSA__SCOPE_REFUSED_LIMIT) {
+		if (++t->refused < URSA__SCOPE_REFUSED_LIMIT)
+			return;
+	}
+	if (!t->refusal_reported) {
+		t->refusal_reported = true;
+		ursa__stall_refusals(t, URSA__SCOPE_REFUSED_LIMIT);
+	}
+	ursa__sched_yield(); /* the rest of the core runs, the canceller too */
 }
 
 static struct ursa__timer *timer_get(struct ursa__core *c)
@@ -190,6 +221,24 @@ void ursa_scope_enter(struct ursa_scope *s, uint64_t deadline)
 void ursa_scope_enter_shielded(struct ursa_scope *s, uint64_t deadline)
 {
 	enter(s, deadline, URSA_SCOPE_SHIELD);
+}
+
+uint64_t ursa__scope_deadline_after(uint64_t timeout_ns)
+{
+	uint64_t now = ursa_now();
+
+	/* A timeout too long to represent is no timeout, not a short one. */
+	return timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns;
+}
+
+void ursa_scope_enter_after(struct ursa_scope *s, uint64_t timeout_ns)
+{
+	enter(s, ursa__scope_deadline_after(timeout_ns), 0);
+}
+
+void ursa_scope_enter_shielded_after(struct ursa_scope *s, uint64_t timeout_ns)
+{
+	enter(s, ursa__scope_deadline_after(timeout_ns), URSA_SCOPE_SHIELD);
 }
 
 int ursa_scope_exit(struct ursa_scope *s)

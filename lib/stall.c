@@ -356,3 +356,28 @@ void ursa__stall_stop(struct ursa__runtime *rt)
 	free(rt->stall_captures);
 	rt->stall_captures = NULL;
 }
+
+/*
+ * A cancelled loop (lib/scope.c): a task whose blocking calls keep being
+ * refused at once, which a loop that drops their -ECANCELED never leaves.
+ * Printed by the task itself, on its own stack: the plain frames (module and
+ * offset, which addr2line resolves), not the libdw symbolizer, whose depth a
+ * small task stack may not have.
+ */
+void ursa__stall_refusals(struct ursa_task *t, unsigned refused)
+{
+	void *frames[MAX_FRAMES];
+	char entry[128];
+	int n;
+
+	ursa__sym_name(NULL, (const void *)(uintptr_t)t->fn, entry, sizeof(entry));
+	fprintf(stderr,
+	        "ursa: cancelled loop: task '%s' (%s) on core %u: %u blocking calls in a row "
+	        "returned -ECANCELED/-ETIMEDOUT without waiting; a loop that ignores them never "
+	        "ends (docs/asyncio.md, \"Loops that wait\"); yielding at each one from now on. "
+	        "Backtrace:\n",
+	        t->name[0] ? t->name : "(unnamed)", entry, t->core->id, refused);
+	fflush(stderr);
+	n = backtrace(frames, MAX_FRAMES);
+	ursa__sym_print(NULL, STDERR_FILENO, frames, n, false);
+}

@@ -39,7 +39,7 @@ int ursa_mutex_trylock(struct ursa_mutex *m)
 	/* acquire: pairs with the release in ursa_mutex_unlock. */
 	if (!__atomic_compare_exchange_n(&m->state_, &s, LOCKED, false, __ATOMIC_ACQUIRE,
 	                                 __ATOMIC_RELAXED))
-		return -EBUSY;
+		return -EAGAIN;
 	/* An unlock that freed it on its slow path may still hold the lock:
 	 * lock, unlock and free m must be safe right after. */
 	ursa__spin_settle(&m->lock_);

@@ -11,14 +11,14 @@
  * join/end, on t->joiner, whose every change but DETACHED's is a
  * compare-and-swap:
  *   NONE --join--> <joiner's record> --end--> DONE, then ursa__wait_done
- *                        \--joiner gives up--> NONE
  *   NONE --end--> DONE --join: collect at once
  *   NONE --detach--> DETACHED --end: drop the handle
  * The ending task's swap to DONE claims the joiner's waiter record
- * (lib/wait.h), which the joiner can then no longer withdraw; it completes
- * the record as any waker does.  A watch (lib/watch.h: gather, wait, groups)
- * takes the joiner's place; the ending task that claims it pushes itself
- * onto the watch's list.
+ * (lib/wait.h) and completes it as any waker does.  A joiner never takes
+ * its record back: cancelled, it cancels t and keeps waiting (join_pass_on),
+ * so that every joining call releases t.  A watch (lib/watch.h: gather,
+ * wait, groups) takes the joiner's place, and may withdraw (back to NONE);
+ * the ending task that claims it pushes itself onto the watch's list.
  */
 #include "task.h"
 
@@ -53,6 +53,8 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 
 	if (!fn || (!out && !detached))
 		return -EINVAL;
+	if (opts && (opts->flags & ~URSA_SPAWN_DETACHED))
+		return -EINVAL; /* a bit this version does not know */
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -190,16 +192,28 @@ static struct ursa__core *core_of_call(void)
 	return c && c->current ? c : NULL;
 }
 
+struct ursa__core *ursa__task_core(struct ursa__core *here, unsigned core)
+{
+	struct ursa__runtime *rt = here->rt;
+
+	if (core == URSA_CORE_ANY) {
+		core = here->spawn_cursor;
+		here->spawn_cursor = core + 1 < rt->cfg.cores ? core + 1 : 0;
+	}
+	return core < rt->cfg.cores ? &rt->cores[core] : NULL;
+}
+
 int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn, void *arg,
                   const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *c = core_of_call();
+	struct ursa__core *c = core_of_call(), *target;
 
 	if (!c)
 		return -EPERM;
-	if (core >= c->rt->cfg.cores)
+	target = ursa__task_core(c, core);
+	if (!target)
 		return -EINVAL;
-	return ursa__task_spawn(c->rt, &c->rt->cores[core], t, fn, arg, opts);
+	return ursa__task_spawn(c->rt, target, t, fn, arg, opts);
 }
 
 int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *arg)
@@ -225,53 +239,56 @@ static int outcome_err(const struct ursa_task *t)
 	return t->ended_cancelled ? -ECANCELED : 0;
 }
 
-static void fill_outcome(const struct ursa_task *t, struct ursa_outcome *out)
+void ursa__task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 {
 	out->err = outcome_err(t);
 	out->result = out->err ? NULL : t->result;
 	snprintf(out->msg, sizeof(out->msg), "%s", t->error_msg ? t->error_msg : "");
 }
 
-static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
-{
-	int rc = outcome_err(t);
-
-	if (out) {
-		fill_outcome(t, out);
-		rc = 0;
-	} else if (rc == 0 && result) {
-		*result = t->result;
-	}
-	ursa__task_unref(t); /* the handle */
-	return rc;
-}
-
-/* A joiner's waiter record, and the task it waits for. */
+/* A joiner's waiter record, the task it waits for, and what, if anything,
+ * interrupted the joiner meanwhile. */
 struct join_wait {
 	struct ursa__wait w;
 	struct ursa_task *t;
+	int caller_rc;
 };
 
-/* ursa__wait_for's withdraw: give up unless t has ended and claimed us. */
-static bool join_withdraw(void *ctx, int why)
+/*
+ * ursa__wait_for's withdraw, which never withdraws: the joiner's cancellation
+ * or passed deadline is passed on to t, and the join goes on waiting (from
+ * now on shielded: only t's end ends it), so that t can always be released.
+ * asyncio's `await task` in a cancelled task does the same.
+ */
+static bool join_pass_on(void *ctx, int why)
 {
 	struct join_wait *jw = ctx;
-	void *mine = &jw->w;
 
-	(void)why;
-	return atomic_compare_exchange_strong_explicit(&jw->t->joiner, &mine, URSA__JOIN_NONE,
-	                                               memory_order_acq_rel, memory_order_acquire);
+	if (!jw->caller_rc) {
+		jw->caller_rc = why;
+		(void)ursa_cancel(jw->t); /* -ESRCH if it has just ended: fine */
+	}
+	return false;
 }
 
-/* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
-static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
+/*
+ * The wait of every joining call.  Misuse returns at once, before anything
+ * is done: -EPERM (not in a task), -EINVAL (t NULL, detached, or joined or
+ * watched by another call), -EDEADLK (t is the caller).  Otherwise it waits
+ * until t has ended and returns 0, with *caller_rc saying what interrupted
+ * the caller meanwhile: 0, or -ECANCELED / -ETIMEDOUT, in which case t was
+ * cancelled in turn and awaited (join_pass_on).  With cancel_first
+ * (ursa_cancel_and_join) t is cancelled as soon as it is known to be valid.
+ * t has ended on a 0 return and the caller still holds its handle.
+ */
+static int join_wait(struct ursa_task *t, bool cancel_first, int *caller_rc)
 {
 	struct ursa__core *c = core_of_call();
 	struct join_wait jw;
 	struct ursa_task *self;
 	void *j;
-	int rc;
 
+	*caller_rc = 0;
 	if (!c)
 		return -EPERM;
 	self = c->current;
@@ -281,35 +298,89 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 		return -EDEADLK;
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
-		return collect(t, result, out);
-	rc = ursa__scope_check(self, NULL);
-	if (rc)
-		return rc;
+		return 0; /* ended: a call that need not wait completes */
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
 	ursa__wait_init(&jw.w, self);
 	jw.t = t;
+	jw.caller_rc = 0;
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,
 	                                             memory_order_acquire))
-		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
-	/* Withdrawn (cancelled, deadline): the handle stays ours.  Else t has
-	 * ended, and if that raced the cancellation its result wins. */
-	rc = ursa__wait_for(&jw.w, join_withdraw, &jw);
-	if (rc)
-		return rc;
-	return collect(t, result, out);
+		return j == URSA__JOIN_DONE ? 0 : -EINVAL;
+	if (cancel_first)
+		(void)ursa_cancel(t);
+	/* 0 whatever happens: join_pass_on never withdraws the record, so only
+	 * t's end, which claims it, ends the wait. */
+	(void)ursa__wait_for(&jw.w, join_pass_on, &jw);
+	*caller_rc = jw.caller_rc;
+	return 0;
+}
+
+/* Misuse of ursa_join or ursa_cancel_and_join: no return value could report
+ * it (every errno may be a task's outcome), so it is fatal, and says why. */
+static _Noreturn void join_misuse(const char *call, struct ursa_task *t, int rc)
+{
+	const char *why = "the task is already being joined or watched by another call";
+
+	if (rc == -EPERM) {
+		fprintf(stderr, "ursa: %s: called outside a task\n", call);
+		abort();
+	}
+	if (!t) {
+		fprintf(stderr, "ursa: %s: the task handle is NULL\n", call);
+		abort();
+	}
+	if (rc == -EDEADLK)
+		why = "a task cannot join itself";
+	else if (atomic_load_explicit(&t->joiner, memory_order_acquire) == URSA__JOIN_DETACHED)
+		why = "the task was detached";
+	fprintf(stderr, "ursa: %s: %s (task '%s')\n", call, why,
+	        t->name[0] ? t->name : "(unnamed)");
+	abort();
+}
+
+/* t has ended: its outcome as ursa_join returns it, and the handle released. */
+static int collect(struct ursa_task *t, void **result)
+{
+	int rc = outcome_err(t);
+
+	if (rc == 0 && result)
+		*result = t->result;
+	ursa__task_unref(t); /* the handle */
+	return rc;
 }
 
 int ursa_join(struct ursa_task *t, void **result)
 {
-	return join(t, result, NULL);
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
+
+	if (rc)
+		join_misuse("ursa_join", t, rc);
+	return collect(t, result);
+}
+
+int ursa_cancel_and_join(struct ursa_task *t, void **result)
+{
+	int caller_rc, rc;
+
+	if (!t)
+		return 0; /* cleanup of a task that was never spawned */
+	rc = join_wait(t, true, &caller_rc);
+	if (rc)
+		join_misuse("ursa_cancel_and_join", t, rc);
+	return collect(t, result);
 }
 
 int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 {
-	struct ursa_outcome scratch;
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
 
-	return join(t, NULL, out ? out : &scratch);
+	if (rc)
+		return rc; /* misuse: nothing done, t is still the caller's */
+	if (out)
+		ursa__task_outcome(t, out);
+	ursa__task_unref(t); /* the handle */
+	return caller_rc;
 }
 
 void ursa_detach(struct ursa_task *t)
@@ -366,7 +437,7 @@ int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 	if (!ursa_task_done(t))
 		return t ? -EAGAIN : -EINVAL;
 	if (out)
-		fill_outcome(t, out);
+		ursa__task_outcome(t, out);
 	return 0;
 }
 

@@ -48,6 +48,9 @@ struct ursa_task {
 	bool exiting;                /* fn returned; the scheduler finishes it */
 	bool linked;                 /* on core->tasks */
 	bool ended_cancelled;        /* cancel was requested before it ended */
+	bool refusal_reported;       /* its cancelled loop was reported (scope.c) */
+	unsigned refused;            /* blocking calls refused in a row, since it
+	                                last parked (scope.c; only it writes) */
 	int error;                   /* ursa_task_fail: its -errno, else 0 */
 	char *error_msg;             /* ursa_task_fail: its message (malloc'd) */
 	struct ursa_task *ended_next; /* on a watch's list of ended tasks */
@@ -55,6 +58,11 @@ struct ursa_task {
 	struct ursa__msg msg;        /* WAKE while alive, FREE after DONE */
 	char name[32];
 };
+
+/* The core a spawn from `here` asks for: core itself, or the next one round
+ * robin for URSA_CORE_ANY (here's own cursor: no atomics, no shared line);
+ * NULL if there is no such core. */
+struct ursa__core *ursa__task_core(struct ursa__core *here, unsigned core);
 
 /* Create a task owned by `core` and queue it there.  0 or -errno. */
 int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
@@ -68,6 +76,9 @@ void ursa__task_unref(struct ursa_task *t);
 /* Called by the owner's scheduler once t's fn has returned and t has
  * switched away for the last time. */
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t);
+
+/* t's outcome (t has ended): what ursa_task_outcome reports. */
+void ursa__task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
 
 /* Free t now (owner core, last reference gone). */
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t);

@@ -166,12 +166,13 @@ int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lo
                      struct ursa__wait *w, void *item, void (*on_withdraw)(void *ctx), void *ctx)
 {
 	struct ursa__wnode n;
-	int rc = ursa__scope_check(self, NULL);
+	int rc = ursa__scope_check_locked(self, NULL); /* lock held: no yield */
 
 	if (rc) {
 		if (on_withdraw)
 			on_withdraw(ctx);
 		ursa__spin_unlock(lock);
+		ursa__scope_refused(self);
 		return rc;
 	}
 	ursa__wait_init(w, self);

@@ -504,7 +504,7 @@ static void *main_wf_cancel(void *arg)
 			for (int k = 0; k < (i / 2) % 12; k++)
 				ursa_yield();
 		else
-			(void)ursa_sleep((uint64_t)((i / 2) % 25) * 100000u);
+			nap((uint64_t)((i / 2) % 25) * 100000u);
 		(void)ursa_cancel(t);
 		rc = ursa_join(t, NULL);
 		EXPECT(&w->s, rc == 0 || rc == -ECANCELED, rc);

@@ -36,12 +36,12 @@ static void *sleepy(void *arg)
 static void *main_stall(void *arg)
 {
 	struct ursa_spawn_opts so = {.name = "sleepy"};
+	struct seen *s = arg;
 	struct ursa_task *t;
 
-	(void)arg;
-	if (ursa_spawn_ex(&t, 1, sleepy, NULL, &so))
-		return (void *)1;
-	return ursa_join(t, NULL) ? (void *)2 : NULL;
+	REQUIRE(s, ursa_spawn_ex(&t, 1, sleepy, NULL, &so) == 0, 0);
+	JOIN_OK(s, t);
+	return NULL;
 }
 
 static size_t read_stderr(char *buf, size_t len)
@@ -69,10 +69,10 @@ Test(stall, blocked_core_is_reported_once_with_a_backtrace, .init = cr_redirect_
 {
 	struct ursa_opts o = {.cores = 2, .stall_ms = 100};
 	static char buf[65536];
-	void *res = (void *)1;
+	struct seen s = {0};
 
-	cr_assert_eq(ursa_run(main_stall, NULL, &o, &res), 0);
-	cr_assert_null(res);
+	cr_assert_eq(ursa_run(main_stall, &s, &o, NULL), 0);
+	ASSERT_SEEN(&s);
 	read_stderr(buf, sizeof(buf));
 	cr_assert_eq(count(buf, "ursa: stall:"), 1, "expected one report:\n%s", buf);
 	cr_assert_not_null(strstr(buf, "core 1 has run task 'sleepy'"), "%s", buf);
@@ -134,22 +134,24 @@ static void *polite(void *arg)
 
 static void *main_polite(void *arg)
 {
+	struct seen *s = arg;
 	struct ursa_task *t[2];
 
-	(void)arg;
-	if (ursa_spawn(&t[0], polite, NULL) || ursa_spawn_on(&t[1], 1, polite, NULL))
-		return (void *)1;
-	return ursa_join(t[0], NULL) || ursa_join(t[1], NULL) ? (void *)2 : NULL;
+	REQUIRE(s, ursa_spawn(&t[0], polite, NULL) == 0, 0);
+	REQUIRE(s, ursa_spawn_on(&t[1], 1, polite, NULL) == 0, 1);
+	JOIN_OK(s, t[0]);
+	JOIN_OK(s, t[1]);
+	return NULL;
 }
 
 Test(stall, tasks_that_return_to_the_scheduler_are_not_reported, .init = cr_redirect_stderr)
 {
 	struct ursa_opts o = {.cores = 2, .stall_ms = 50};
 	static char buf[65536];
-	void *res = (void *)1;
+	struct seen s = {0};
 
-	cr_assert_eq(ursa_run(main_polite, NULL, &o, &res), 0);
-	cr_assert_null(res);
+	cr_assert_eq(ursa_run(main_polite, &s, &o, NULL), 0);
+	ASSERT_SEEN(&s);
 	read_stderr(buf, sizeof(buf));
 	/* A busy test machine may hold a worker off its CPU; that is the
 	 * OS's stall, reported as such.  No task may be blamed. */
@@ -230,10 +232,11 @@ Test(stall, detector_is_off_by_default, .init = cr_redirect_stderr)
 {
 	static char buf[65536];
 	struct ursa_opts o = {.cores = 2};
-	void *res = (void *)1;
+	struct seen s = {0};
 
 	unsetenv("URSA_STALL_MS");
-	cr_assert_eq(ursa_run(main_stall, NULL, &o, &res), 0);
+	cr_assert_eq(ursa_run(main_stall, &s, &o, NULL), 0);
+	ASSERT_SEEN(&s);
 	read_stderr(buf, sizeof(buf));
 	cr_assert_null(strstr(buf, "ursa: stall:"), "reported while off:\n%s", buf);
 }
