@@ -14,7 +14,7 @@
  *             without O_DIRECT may be tried; anything else never is (a pipe
  *             or socket is the ring's business; an O_DIRECT read with
  *             RWF_NOWAIT is issued and then *waited for*, on the worker)
- *   off       ursa_fd_inline(fd, URSA_INLINE_OFF): never tried
+ *   off       ursa_fd_inline(fd, URSA_FD_INLINE_OFF): never tried
  *   nosupp    per direction: the filesystem refused RWF_NOWAIT (-EOPNOTSUPP:
  *             ext4's and tmpfs's buffered writes, tmpfs's reads)
  *   backoff   per direction: after -EAGAIN (not in the page cache) the next
@@ -111,13 +111,13 @@ void ursa__io_inline_forget(int fd)
 		atomic_store_explicit(h, 0, memory_order_relaxed);
 }
 
-int ursa_fd_inline(int fd, uint32_t mode)
+int ursa_fd_inline(int fd, int mode)
 {
 	_Atomic uint32_t *h;
 
 	if (fd < 0)
 		return -EBADF;
-	if (mode != URSA_INLINE_AUTO && mode != URSA_INLINE_OFF)
+	if (mode != URSA_FD_INLINE_AUTO && mode != URSA_FD_INLINE_OFF)
 		return -EINVAL;
 	h = slot(fd, true);
 	if (!h)
@@ -125,7 +125,7 @@ int ursa_fd_inline(int fd, uint32_t mode)
 		return (unsigned)fd >> CHUNK_BITS >= NCHUNKS ? 0 : -ENOMEM;
 	/* AUTO starts learning afresh (kind unknown); OFF sticks until AUTO,
 	 * ursa_close or an ursa call that makes an fd with this number. */
-	atomic_store_explicit(h, mode == URSA_INLINE_OFF ? USER_OFF | KIND_OTHER : 0,
+	atomic_store_explicit(h, mode == URSA_FD_INLINE_OFF ? USER_OFF | KIND_OTHER : 0,
 	                      memory_order_relaxed);
 	return 0;
 }

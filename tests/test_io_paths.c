@@ -263,20 +263,20 @@ static void *main_switches(void *arg)
 	EXPECT(s, ursa_pread(fd, buf, sizeof(buf), 0) == sizeof(buf), 0);
 	EXPECT(s, inline_hits() == h0 + 1, inline_hits() - h0);
 	/* Off for this fd: every op goes to the ring. */
-	EXPECT(s, ursa_fd_inline(fd, URSA_INLINE_OFF) == 0, 0);
+	EXPECT(s, ursa_fd_inline(fd, URSA_FD_INLINE_OFF) == 0, 0);
 	h0 = inline_hits();
 	for (int i = 0; i < 10; i++)
 		EXPECT(s, ursa_pread(fd, buf, sizeof(buf), i) == sizeof(buf), i);
 	EXPECT(s, inline_hits() == h0, inline_hits() - h0);
 	/* Back on. */
-	EXPECT(s, ursa_fd_inline(fd, URSA_INLINE_AUTO) == 0, 0);
+	EXPECT(s, ursa_fd_inline(fd, URSA_FD_INLINE_AUTO) == 0, 0);
 	EXPECT(s, ursa_pread(fd, buf, sizeof(buf), 0) == sizeof(buf), 0);
 	EXPECT(s, inline_hits() == h0 + 1, inline_hits() - h0);
-	EXPECT(s, ursa_fd_inline(-1, URSA_INLINE_OFF) == -EBADF, 0);
+	EXPECT(s, ursa_fd_inline(-1, URSA_FD_INLINE_OFF) == -EBADF, 0);
 	EXPECT(s, ursa_fd_inline(fd, 7) == -EINVAL, 0);
 	/* ursa_close forgets the setting: the next file with this number is
 	 * tried again. */
-	EXPECT(s, ursa_fd_inline(fd, URSA_INLINE_OFF) == 0, 0);
+	EXPECT(s, ursa_fd_inline(fd, URSA_FD_INLINE_OFF) == 0, 0);
 	EXPECT(s, ursa_close(fd) == 0, fd);
 	fd = ursa_open(p, O_RDONLY | O_CLOEXEC, 0);
 	h0 = inline_hits();
@@ -374,7 +374,7 @@ static bool slots_all_free(void)
 	for (int i = 0; i < 2000; i++) {
 		if (ursa__io_slots_free(ursa__sched_core) == URSA__IO_SLOTS)
 			return true;
-		(void)ursa_sleep(100000);
+		(void)!ursa_sleep(100000);
 	}
 	return false;
 }
@@ -587,7 +587,7 @@ static void *main_fifo_cancel(void *arg)
 			EXPECT(s, f.r == -ETIMEDOUT, f.r);
 		} else {
 			EXPECT(s, ursa_spawn(&t, fifo_reader, &f) == 0, round);
-			(void)ursa_sleep((1 + round % 3) * 2 * MS);
+			(void)!ursa_sleep((1 + round % 3) * 2 * MS);
 			EXPECT(s, ursa_cancel(t) == 0, round);
 			{
 				int j = ursa_join(t, NULL); /* the task's outcome: cancelled */

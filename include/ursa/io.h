@@ -94,7 +94,7 @@ URSA_API URSA_NODISCARD ssize_t ursa_pwritev(int fd, const struct iovec *iov, in
  * regular file's data on the worker itself (preadv2/pwritev2 with
  * RWF_NOWAIT, which never blocks) and goes to the ring only for what would
  * block; the result is the same either way.  URSA_RWF_RING skips the try for
- * one call, ursa_fd_inline(fd, URSA_INLINE_OFF) for every call on fd.
+ * one call, ursa_fd_inline(fd, URSA_FD_INLINE_OFF) for every call on fd.
  * docs/io.md has the decision table.
  */
 #define URSA_RWF_RING 0x40000000 /* straight to the ring, no inline try */
@@ -104,16 +104,15 @@ URSA_API URSA_NODISCARD ssize_t ursa_pwritev2(int fd, const struct iovec *iov, i
                                               off_t off, int flags);
 /*
  * Whether reads and writes of fd try the page cache inline first:
- * URSA_INLINE_AUTO (the default: regular files without O_DIRECT are tried,
+ * URSA_FD_INLINE_AUTO (the default: regular files without O_DIRECT are tried,
  * and an fd whose tries keep failing is tried less and less often; setting
- * it also forgets what was learnt) or URSA_INLINE_OFF (always the ring).
+ * it also forgets what was learnt) or URSA_FD_INLINE_OFF (always the ring).
  * Process-wide for the fd number, until ursa_close(fd) or an ursa call
  * that makes an fd with this number.  0, -EBADF (fd < 0), -EINVAL (mode).
  * Does not block; callable from any thread.
  */
-#define URSA_INLINE_AUTO 0u
-#define URSA_INLINE_OFF 1u
-URSA_API int ursa_fd_inline(int fd, uint32_t mode);
+enum { URSA_FD_INLINE_AUTO, URSA_FD_INLINE_OFF };
+URSA_API URSA_NODISCARD int ursa_fd_inline(int fd, int mode);
 
 /*
  * Registered I/O buffers: each core keeps a pool of URSA_IOBUF_COUNT
