@@ -826,20 +826,20 @@ static const struct bench_path small_paths[] = {
 static const struct bench_target cached_targets[] = {
 	{"ursa", "threads", BENCH_M_OPS, 1.1, false, "ring >= 1.1x the 32 threads", 0},
 	{"ursa", "fio", BENCH_M_OPS, 1.5, false, "ring >= 1.5x fio's io_uring engine", 0},
-	{"ursa", "threads", BENCH_M_CPU, 1.0, true, "ring CPU per op <= the threads'", 0},
+	{"ursa", "threads", BENCH_M_CPU_SHARE, 1.0, true, "ring CPU per op <= the threads'", 0},
 };
 static const struct bench_target direct_targets[] = {
 	{"ursa", "fio", BENCH_M_OPS, 1.0, false, "ring >= 1.0x fio's io_uring engine", 0},
 	{"ursa", "threads", BENCH_M_OPS, 1.0, false, "ring >= 1.0x the 32 threads", 0},
-	{"ursa", "threads", BENCH_M_CPU, 1.0, true, "ring CPU per op <= the threads'", 0},
+	{"ursa", "threads", BENCH_M_CPU_SHARE, 1.0, true, "ring CPU per op <= the threads'", 0},
 };
 static const struct bench_target write_targets[] = {
 	{"ursa", "threads", BENCH_M_OPS, 1.1, false, "ring >= 1.1x a thread per file", 0},
-	{"ursa", "threads", BENCH_M_CPU, 1.0, true, "ring CPU per op <= the threads'", 0},
+	{"ursa", "threads", BENCH_M_CPU_SHARE, 1.0, true, "ring CPU per op <= the threads'", 0},
 };
 static const struct bench_target small_targets[] = {
 	{"ursa", "pool", BENCH_M_OPS, 1.2, false, "ring >= 1.2x the thread pool", 0},
-	{"ursa", "pool", BENCH_M_CPU, 1.0, true, "ring CPU per op <= the pool's", 0},
+	{"ursa", "pool", BENCH_M_CPU_SHARE, 1.0, true, "ring CPU per op <= the pool's", 0},
 };
 
 static void describe(const struct bench_params *p, const struct bench_workload *w, char *buf,
