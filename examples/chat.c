@@ -320,6 +320,7 @@ static int handshake_server(struct peer *p, char *head)
 			               "GET only\n", 9);
 		return respond(p, "400 Bad Request", "", plain, "bad request\n", 12);
 	}
+	path[strcspn(path, "?")] = '\0'; /* the query is the page's own */
 	up = header(head, "Upgrade", &ul);
 	if (!up || !has_token(up, ul, "websocket")) {
 		if (!strcmp(path, "/") || !strcmp(path, "/index.html"))

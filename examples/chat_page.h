@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* chat's page, a C string literal (included by chat.c).  ?name=N names the
- * tab; ?send=TEXT sends TEXT once connected (the browser test uses both). */
+ * tab; ?send=TEXT says TEXT once connected, until another tab answers (the
+ * browser test uses both). */
 "<!doctype html>\n"
 "<html><head><meta charset=\"utf-8\"><title>ursa chat</title>\n"
 "<style>body{font:14px sans-serif;margin:2em}#log{list-style:none;padding:0}"
@@ -16,14 +17,22 @@
 "const ws = new WebSocket('ws://' + location.host + '/ws');\n"
 "const log = document.getElementById('log');\n"
 "const state = document.getElementById('state');\n"
+"/* ?send: say it every 250 ms until someone else speaks, and once more\n"
+" * then, so that a tab that joins later hears it too. */\n"
+"let others = false;\n"
+"/* ?hold=URL: an image the page's load event waits for (a test holds it\n"
+" * until the tabs have talked; --dump-dom dumps at the load event). */\n"
+"if (q.get('hold')) { const i = new Image(); i.src = q.get('hold'); document.body.appendChild(i); }\n"
+"const hello = () => ws.send(name + ': ' + q.get('send'));\n"
 "ws.onopen = () => {\n"
 "  state.textContent = 'connected';\n"
-"  if (q.get('send')) ws.send(name + ': ' + q.get('send'));\n"
+"  if (q.get('send')) { hello(); setInterval(() => { if (!others) hello(); }, 250); }\n"
 "};\n"
 "ws.onmessage = (e) => {\n"
 "  const li = document.createElement('li');\n"
 "  li.textContent = e.data;\n"
 "  log.appendChild(li);\n"
+"  if (q.get('send') && !others && !e.data.startsWith(name + ': ')) { others = true; hello(); }\n"
 "};\n"
 "ws.onclose = (e) => { state.textContent = 'closed ' + e.code; };\n"
 "document.getElementById('f').onsubmit = (e) => {\n"
