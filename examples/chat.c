@@ -5,6 +5,7 @@
  *   ursa-chat [--port N] [--host ADDR] [--idle-ms MS] [--grace-ms MS]
  *             [--queue-kib N] [--max-msg-kib N]
  *   ursa-chat --connect HOST:PORT
+ *   ursa-chat --bench HOST:PORT [--clients N] [--messages M] [--interval-us U]
  *
  * The server serves its page at / and takes WebSocket connections at /ws;
  * every text or binary message a client sends goes to every connected
@@ -30,7 +31,7 @@
  * --connect runs the terminal client: one task sends the lines read from
  * stdin as text messages while another prints every message received, one
  * per line; end of input sends a close frame and the client exits when the
- * server's close arrives.
+ * server's close arrives.  --bench measures a room (docs/examples.md).
  */
 #include <ctype.h>
 #include <errno.h>
@@ -515,59 +516,242 @@ static void *client_send(void *arg)
 	return NULL;
 }
 
-static void *client_main(void *arg)
+/* Connect to target (HOST:PORT) and shake hands: the peer (its fd open),
+ * with the bytes that followed the answer's head at the start of buf (*n);
+ * NULL on failure, said on stderr. */
+static struct peer *client_connect(const char *target, wslay_event_on_msg_recv_callback on_msg,
+                                   char *buf, size_t cap, size_t *n)
 {
-	const char *target = arg;
-	char host[256], key[25], want[29], head[HEAD_MAX], req[512];
+	char host[256], key[25], want[29], req[512];
 	unsigned char raw[16];
 	unsigned port;
-	struct ursa_task *w, *s;
 	struct peer *p;
-	size_t nrest = 0, al = 0;
+	size_t al = 0;
 	const char *acc;
 	ssize_t hl;
-	int n, fd;
+	int len, fd;
 
 	if (sscanf(target, "%255[^:]:%u", host, &port) != 2) {
-		fprintf(stderr, "ursa-chat: --connect HOST:PORT\n");
-		return (void *)1;
+		fprintf(stderr, "ursa-chat: HOST:PORT, not %s\n", target);
+		return NULL;
 	}
 	if ((fd = ursa_tcp_connect(host, port)) < 0) {
 		fprintf(stderr, "ursa-chat: %s: %s\n", target, strerror(-fd));
-		return (void *)1;
+		return NULL;
 	}
-	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw) || !(p = calloc(1, sizeof(*p))))
-		return (void *)1;
+	if (getrandom(raw, sizeof(raw), 0) != sizeof(raw) || !(p = calloc(1, sizeof(*p)))) {
+		ursa_close(fd);
+		return NULL;
+	}
 	p->fd = fd;
 	EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
-	n = snprintf(req, sizeof(req),
-	             "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-	             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-	             "Sec-WebSocket-Version: 13\r\n\r\n",
-	             target, key);
+	len = snprintf(req, sizeof(req),
+	               "GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+	               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+	               "Sec-WebSocket-Version: 13\r\n\r\n",
+	               target, key);
 	accept_token(key, 24, want);
-	if (ursa_write_all(fd, req, (size_t)n) != n || (hl = read_head(p, head, sizeof(head), &nrest)) <= 0 ||
-	    strncmp(head, "HTTP/1.1 101", 12) || !(acc = header(head, "Sec-WebSocket-Accept", &al)) ||
-	    al != 28 || memcmp(acc, want, 28) || !peer_init(p, false, on_msg_client)) {
+	if (ursa_write_all(fd, req, (size_t)len) != len || (hl = read_head(p, buf, cap, n)) <= 0 ||
+	    strncmp(buf, "HTTP/1.1 101", 12) || !(acc = header(buf, "Sec-WebSocket-Accept", &al)) ||
+	    al != 28 || memcmp(acc, want, 28) || !peer_init(p, false, on_msg)) {
 		fprintf(stderr, "ursa-chat: %s: the WebSocket handshake failed\n", target);
-		return (void *)1;
+		ursa_close(fd);
+		free(p);
+		return NULL;
 	}
-	fprintf(stderr, "ursa-chat: connected to %s\n", target);
-	if (ursa_spawn(&w, writer, p) || ursa_spawn(&s, client_send, p))
-		return (void *)1;
-	memmove(head, head + hl, nrest);
-	/* The bytes after the response head first, then the socket's. */
-	for (ssize_t r = (ssize_t)nrest; wslay_event_want_read(p->ws) && !p->reader_done;) {
-		if (r > 0 && peer_feed(p, (uint8_t *)head, (size_t)r) < 0)
+	memmove(buf, buf + hl, *n);
+	return p;
+}
+
+/* Receive until the close handshake or the connection ends: the bytes
+ * already in buf (n) first, then the socket's. */
+static void client_read(struct peer *p, char *buf, size_t cap, size_t n)
+{
+	for (ssize_t r = (ssize_t)n; wslay_event_want_read(p->ws) && !p->reader_done;) {
+		if (r > 0 && peer_feed(p, (uint8_t *)buf, (size_t)r) < 0)
 			break;
-		if ((r = ursa_recv(fd, head, sizeof(head), 0)) <= 0)
+		if ((r = ursa_recv(p->fd, buf, cap, 0)) <= 0)
 			break;
 	}
-	(void)ursa_cancel_and_join(s, NULL);
+}
+
+static void client_end(struct peer *p, struct ursa_task *w)
+{
 	peer_finish(p, w);
 	wslay_event_context_free(p->ws);
-	ursa_close(fd);
+	ursa_close(p->fd);
 	free(p);
+}
+
+static void *client_main(void *arg)
+{
+	const char *target = arg;
+	char buf[HEAD_MAX];
+	struct ursa_task *w, *s;
+	struct peer *p;
+	size_t n = 0;
+
+	if (!(p = client_connect(target, on_msg_client, buf, sizeof(buf), &n)))
+		return (void *)1;
+	fprintf(stderr, "ursa-chat: connected to %s\n", target);
+	if (ursa_spawn(&w, writer, p))
+		return (void *)1;
+	if (ursa_spawn(&s, client_send, p)) {
+		client_end(p, w);
+		return (void *)1;
+	}
+	client_read(p, buf, sizeof(buf), n);
+	(void)ursa_cancel_and_join(s, NULL);
+	client_end(p, w);
+	return NULL;
+}
+
+/* ----------------------------------------------------------------- bench */
+
+/*
+ * --bench HOST:PORT [--clients N] [--messages M] [--interval-us U]: N
+ * clients join, then each sends M messages ("sent-ns client k") as fast as
+ * the room takes them, or one every U microseconds,
+ * and every client receives all N * M.  Reports deliveries per second and
+ * the delivery latency (send to receive, one machine's monotonic clock).
+ */
+static unsigned bench_clients = 200, bench_messages = 100;
+static uint64_t bench_interval_ns; /* --interval-us: between one sender's messages */
+static uint64_t bench_total, bench_got, bench_first;
+static uint32_t *bench_lat_us; /* one per delivery */
+static struct ursa_event bench_done, bench_go;
+static const char *bench_target;
+
+static void on_msg_bench(wslay_event_context_ptr ws, const struct wslay_event_on_msg_recv_arg *a,
+                         void *user)
+{
+	char tmp[32];
+	size_t n = a->msg_length < sizeof(tmp) - 1 ? a->msg_length : sizeof(tmp) - 1;
+	uint64_t sent;
+
+	(void)ws;
+	(void)user;
+	if (a->opcode != WSLAY_TEXT_FRAME)
+		return;
+	memcpy(tmp, a->msg, n);
+	tmp[n] = '\0';
+	sent = strtoull(tmp, NULL, 10);
+	if (bench_got < bench_total)
+		bench_lat_us[bench_got] = (uint32_t)((ursa_now() - sent) / 1000);
+	if (++bench_got == bench_total)
+		ursa_event_set(&bench_done);
+}
+
+static struct peer **bench_peers;
+static unsigned bench_joined;
+
+static void *bench_send(void *arg)
+{
+	struct peer *p = arg;
+	unsigned me = 0;
+
+	for (unsigned i = 0; i < bench_clients; i++)
+		if (bench_peers[i] == p)
+			me = i;
+	if (ursa_event_wait(&bench_go) < 0)
+		return NULL;
+	if (!bench_first)
+		bench_first = ursa_now();
+	/* Senders take turns message by message (a yield, or --interval-us,
+	 * between), so all of them are on the air at once. */
+	for (unsigned k = 0; k < bench_messages; k++) {
+		char msg[64];
+		int len = snprintf(msg, sizeof(msg), "%llu %u %u", (unsigned long long)ursa_now(), me, k);
+		struct wslay_event_msg m = {.opcode = WSLAY_TEXT_FRAME,
+		                            .msg = (uint8_t *)msg,
+		                            .msg_length = (size_t)len};
+
+		if (wslay_event_queue_msg(p->ws, &m))
+			break;
+		ursa_event_set(&p->wake);
+		if (ursa_sleep(bench_interval_ns) < 0)
+			break;
+	}
+	return NULL;
+}
+
+static void *bench_client(void *arg)
+{
+	unsigned me = (unsigned)(uintptr_t)arg;
+	char buf[RECV_BUF];
+	struct ursa_task *w, *s = NULL;
+	struct peer *p;
+	size_t n = 0;
+
+	p = client_connect(bench_target, on_msg_bench, buf, sizeof(buf), &n);
+	if (!p || ursa_spawn(&w, writer, p)) {
+		if (p) {
+			ursa_close(p->fd);
+			free(p);
+		}
+		ursa_event_set(&bench_done); /* give up */
+		return (void *)1;
+	}
+	bench_peers[me] = p;
+	if (ursa_spawn(&s, bench_send, p) == 0 && ++bench_joined == bench_clients)
+		ursa_event_set(&bench_go);
+	client_read(p, buf, sizeof(buf), n);
+	(void)ursa_cancel_and_join(s, NULL);
+	bench_peers[me] = NULL;
+	client_end(p, w);
+	return NULL;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static void *bench_main(void *arg)
+{
+	struct ursa_task **t = calloc(bench_clients, sizeof(*t));
+	uint64_t end;
+	struct ursa_scope s;
+	unsigned n = 0;
+	double secs;
+
+	(void)arg;
+	bench_total = (uint64_t)bench_clients * bench_clients * bench_messages;
+	bench_lat_us = malloc(bench_total * sizeof(*bench_lat_us));
+	bench_peers = calloc(bench_clients, sizeof(*bench_peers));
+	if (!t || !bench_lat_us || !bench_peers)
+		return (void *)1;
+	ursa_event_init(&bench_done);
+	ursa_event_init(&bench_go);
+	for (; n < bench_clients; n++)
+		if (ursa_spawn(&t[n], bench_client, (void *)(uintptr_t)n))
+			break;
+	ursa_scope_enter(&s, ursa_now() + URSA_SEC(300));
+	(void)!ursa_event_wait(&bench_done);
+	(void)ursa_scope_exit(&s);
+	end = ursa_now();
+	for (unsigned i = 0; i < n; i++)
+		if (bench_peers[i])
+			peer_close(bench_peers[i], WSLAY_CODE_NORMAL_CLOSURE, "");
+	for (unsigned i = 0; i < n; i++)
+		(void)!ursa_join(t[i], NULL);
+	if (bench_got < bench_total || !bench_first) {
+		fprintf(stderr, "ursa-chat: bench: %llu of %llu deliveries\n",
+		        (unsigned long long)bench_got, (unsigned long long)bench_total);
+		return (void *)1;
+	}
+	qsort(bench_lat_us, bench_total, sizeof(*bench_lat_us), cmp_u32);
+	secs = (double)(end - bench_first) / 1e9;
+	printf("%u clients x %u messages: %llu deliveries in %.3f s: %.0f deliveries/s, "
+	       "latency p50 %.2f ms p99 %.2f ms max %.2f ms\n",
+	       bench_clients, bench_messages, (unsigned long long)bench_total, secs,
+	       (double)bench_total / secs, bench_lat_us[bench_total / 2] / 1e3,
+	       bench_lat_us[bench_total * 99 / 100] / 1e3, bench_lat_us[bench_total - 1] / 1e3);
+	free(bench_lat_us);
+	free(bench_peers);
+	free(t);
 	return NULL;
 }
 
@@ -594,6 +778,22 @@ int main(int argc, char **argv)
 
 			return ursa_run(client_main, argv[i + 1], &ro, &failed) == 0 && !failed ? 0 : 1;
 		}
+		if (i + 1 < argc && !strcmp(argv[i], "--bench")) {
+			bench_target = argv[++i];
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--clients")) {
+			bench_clients = (unsigned)strtoul(argv[++i], NULL, 10);
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--interval-us")) {
+			bench_interval_ns = URSA_US(strtoull(argv[++i], NULL, 10));
+			continue;
+		}
+		if (i + 1 < argc && !strcmp(argv[i], "--messages")) {
+			bench_messages = (unsigned)strtoul(argv[++i], NULL, 10);
+			continue;
+		}
 		if (i + 1 < argc && !strcmp(argv[i], "--queue-kib")) {
 			queue_max = (size_t)strtoul(argv[++i], NULL, 10) << 10;
 			continue;
@@ -605,6 +805,15 @@ int main(int argc, char **argv)
 		rest[nrest++] = argv[i];
 	}
 	rest[nrest] = NULL;
+	if (bench_target) {
+		struct ursa_opts ro = {.cores = 1};
+		void *failed = NULL;
+
+		if (!bench_clients || !bench_messages)
+			return 2;
+		server_opts.idle_ns = URSA_SEC(60);
+		return ursa_run(bench_main, NULL, &ro, &failed) == 0 && !failed ? 0 : 1;
+	}
 	server_parse_args(&chat_server, nrest, rest, &o);
 	o.cores = 1; /* the room's list lives on one core */
 	return server_main(&chat_server, &o);
