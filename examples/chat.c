@@ -657,6 +657,9 @@ static void *bench_send(void *arg)
 		return NULL;
 	if (!bench_first)
 		bench_first = ursa_now();
+	/* Paced senders spread over the interval, not all at its start. */
+	if (bench_interval_ns && ursa_sleep(bench_interval_ns * me / bench_clients) < 0)
+		return NULL;
 	/* Senders take turns message by message (a yield, or --interval-us,
 	 * between), so all of them are on the air at once. */
 	for (unsigned k = 0; k < bench_messages; k++) {
@@ -787,7 +790,9 @@ int main(int argc, char **argv)
 			continue;
 		}
 		if (i + 1 < argc && !strcmp(argv[i], "--interval-us")) {
-			bench_interval_ns = URSA_US(strtoull(argv[++i], NULL, 10));
+			unsigned long long us = strtoull(argv[++i], NULL, 10);
+
+			bench_interval_ns = URSA_US(us); /* a macro: no side effects in it */
 			continue;
 		}
 		if (i + 1 < argc && !strcmp(argv[i], "--messages")) {
