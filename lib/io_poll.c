@@ -34,12 +34,11 @@ static int poll_now(int fd, uint32_t events)
 	return p.revents;
 }
 
-int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
+int ursa_poll_until(int fd, uint32_t events, uint64_t deadline_ns)
 {
 	struct ursa_task *self;
 	struct io_uring_sqe *sqe;
 	struct ursa_scope s;
-	uint64_t now;
 	int rc, why;
 
 	if (events & ~POLL_EVENTS)
@@ -52,20 +51,21 @@ int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
 		return -EPERM;
 	if ((rc = ursa__scope_check(self, NULL)))
 		return rc;
-	if (timeout_ns == 0)
+	/* A deadline that has passed: look without waiting, as poll(2) with
+	 * a timeout of 0. */
+	if (deadline_ns <= ursa_now())
 		return poll_now(fd, events);
-	if (timeout_ns == URSA_FOREVER) {
+	if (deadline_ns == URSA_FOREVER) {
 		if (!(sqe = ursa__op_sqe(&self, &rc)))
 			return rc;
 		io_uring_prep_poll_add(sqe, fd, events);
 		return ursa__op_wait(self, sqe);
 	}
-	/* The timeout is a scope of its own: one timer, armed only if the
+	/* The deadline is a scope of its own: one timer, armed only if the
 	 * task parks, and a deadline that cancels the poll in the kernel like
 	 * any other.  Its expiry is told from an enclosing scope's by its exit:
 	 * -ETIMEDOUT from ours is poll(2)'s 0. */
-	now = ursa_now();
-	ursa_scope_enter(&s, timeout_ns > URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
+	ursa_scope_enter(&s, deadline_ns);
 	if ((sqe = ursa__op_sqe(&self, &rc))) {
 		io_uring_prep_poll_add(sqe, fd, events);
 		rc = ursa__op_wait(self, sqe);
@@ -74,4 +74,16 @@ int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
 	if (rc == -ETIMEDOUT && why == -ETIMEDOUT)
 		return 0;
 	return rc;
+}
+
+int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns)
+{
+	uint64_t now;
+
+	if (timeout_ns == URSA_FOREVER)
+		return ursa_poll_until(fd, events, URSA_FOREVER);
+	/* 0 is poll(2)'s look without waiting: a deadline of 0 has passed. */
+	now = timeout_ns ? ursa_now() : 0;
+	return ursa_poll_until(fd, events,
+	                       timeout_ns > URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
 }

@@ -132,6 +132,16 @@ static void *timeouts_main(void *arg)
 	rc = ursa_poll(p[0], POLLIN, 0);
 	EXPECT(&S, rc == -ECANCELED, rc);
 	(void)ursa_scope_exit(&s);
+	/* The absolute form: 0 once deadline_ns has passed, never before; a
+	 * deadline already passed looks without waiting. */
+	t0 = ursa_now();
+	rc = ursa_poll_until(p[0], POLLIN, t0 + 20 * MS);
+	EXPECT(&S, rc == 0, rc);
+	EXPECT(&S, ursa_now() >= t0 + 20 * MS, ursa_now() - t0);
+	rc = ursa_poll_until(p[0], POLLIN, 0);
+	EXPECT(&S, rc == 0, rc);
+	rc = ursa_poll_until(p[1], POLLOUT, t0);
+	EXPECT(&S, rc == POLLOUT, rc);
 	/* A huge timeout saturates instead of wrapping. */
 	ursa_scope_enter(&s, ursa_now() + 10 * MS);
 	rc = ursa_poll(p[0], POLLIN, URSA_FOREVER - 1);

@@ -28,9 +28,9 @@ static void *handle(void *arg)
 		req[n] = '\0';
 		path = strchr(req, ' ');
 		end = path ? strchr(path + 1, ' ') : NULL;
-		if (end) {
+		/* A slow backend: 50 ms each. */
+		if (end && ursa_sleep(URSA_MS(50)) == 0) {
 			*end = '\0';
-			ursa_sleep(50 * 1000000); /* a slow backend: 50 ms each */
 			snprintf(body, sizeof(body), "you asked for %s\n", path + 1);
 			n = snprintf(resp, sizeof(resp),
 			             "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s", strlen(body),
@@ -126,7 +126,7 @@ static void *main_task(void *arg)
 		if (ursa_spawn(&t[i], fetch_url, &f[i]))
 			return (void *)1;
 	}
-	if (ursa_gather(t, 3, NULL, 0))
+	if (ursa_gather(t, 3, 0, NULL))
 		return (void *)1;
 	for (int i = 0; i < 3; i++)
 		printf("%s: %ld, %s", f[i].path, f[i].status, f[i].body);

@@ -56,9 +56,11 @@ static void *main_task(void *arg)
 	ursa_event_init(&stop);
 	if (ursa_spawn(&w, worker, NULL) || ursa_spawn(&h, on_signals, sigs))
 		return (void *)1;
-	ursa_sleep(20 * 1000000);
+	if (ursa_sleep(URSA_MS(20)) < 0)
+		return (void *)1;
 	kill(getpid(), SIGUSR1); /* kill -USR1 <pid> */
-	ursa_sleep(20 * 1000000);
+	if (ursa_sleep(URSA_MS(20)) < 0)
+		return (void *)1;
 	kill(getpid(), SIGTERM); /* kill <pid>: without the handler, the end */
 	if (ursa_join(h, NULL) || ursa_join(w, NULL))
 		return (void *)1;

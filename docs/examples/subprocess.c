@@ -80,7 +80,7 @@ static void *main_task(void *arg)
 		if (ursa_spawn(&t[i], run_job, &jobs[i]))
 			return (void *)1;
 	}
-	if (ursa_gather(t, 3, NULL, 0))
+	if (ursa_gather(t, 3, 0, NULL))
 		return (void *)1;
 	for (int i = 0; i < 3; i++) {
 		printf("job %d: %s", i, jobs[i].rc == 0 ? jobs[i].out.out : "failed\n");

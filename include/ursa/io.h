@@ -202,6 +202,9 @@ URSA_API URSA_NODISCARD int ursa_shutdown(int fd, int how);
  * Blocks the fiber.
  */
 URSA_API URSA_NODISCARD int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns);
+/* As ursa_poll, until the absolute time deadline_ns (0 when it passes first;
+ * a deadline already passed looks without waiting). */
+URSA_API URSA_NODISCARD int ursa_poll_until(int fd, uint32_t events, uint64_t deadline_ns);
 
 /* --------------------------------------------------------------- helpers */
 

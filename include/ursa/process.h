@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -83,7 +83,7 @@ URSA_API pid_t ursa_process_pid(const struct ursa_process *p);
  * with ursa_process_close_fd, never ursa_close (wrap it in an ursa_reader or
  * ursa_writer without URSA_STREAM_CLOSE_FD).  Any thread.
  */
-URSA_API int ursa_process_fd(const struct ursa_process *p, int which);
+URSA_API URSA_NODISCARD int ursa_process_fd(const struct ursa_process *p, int which);
 
 /* Close the parent's end of pipe `which` now (stdin: the child reads end of
  * file).  0, -EBADF if not open, -EINVAL.  May be called from a task only. */

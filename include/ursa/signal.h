@@ -27,7 +27,7 @@
 #include <stdint.h>
 #include <sys/signalfd.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -24,7 +24,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {

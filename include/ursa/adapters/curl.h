@@ -256,7 +256,7 @@ static inline int ursa_curl__timer_cb(CURLM *multi, long timeout_ms, void *userp
  * Call curl_global_init first, as libcurl asks.  0 and *c, or -ENOMEM,
  * -EPERM outside a task, or ursa_spawn's error.  Does not block.
  */
-static inline int ursa_curl_create(struct ursa_curl **cp)
+static inline URSA_NODISCARD int ursa_curl_create(struct ursa_curl **cp)
 {
 	struct ursa_spawn_opts so = {URSA_SPAWN_DETACHED, 0, "curl timer"};
 	struct ursa_curl *c;
@@ -305,7 +305,8 @@ static inline CURLM *ursa_curl_multi(struct ursa_curl *c)
  * (easy is in another multi handle already, or NULL), -ENOMEM.  The handle
  * is out of the multi handle again on every return.  Blocks the fiber.
  */
-static inline int ursa_curl_perform(struct ursa_curl *c, CURL *easy, CURLcode *result)
+static inline URSA_NODISCARD int ursa_curl_perform(struct ursa_curl *c, CURL *easy,
+                                                   CURLcode *result)
 {
 	struct ursa_curl__xfer x;
 	CURLMcode mc;
@@ -338,7 +339,8 @@ static inline int ursa_curl_perform(struct ursa_curl *c, CURL *easy, CURLcode *r
 		x.next->prev = x.prev;
 	if (mc == CURLM_OK)
 		curl_multi_remove_handle(c->multi, easy); /* stops it if unfinished */
-	if (rc == 0)
+	if (rc >= 0) /* >= rather than ==: lets the compiler see *result set
+	                whenever a caller's `rc < 0` check passes */
 		*result = x.result;
 	return rc;
 }

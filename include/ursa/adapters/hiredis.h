@@ -192,7 +192,7 @@ static inline void *ursa_redis__driver(void *arg)
  * -EINVAL (ac NULL or in error), -EPERM outside a task, or ursa_spawn's
  * error.  Does not block.
  */
-static inline int ursa_redis_attach(redisAsyncContext *ac)
+static inline URSA_NODISCARD int ursa_redis_attach(redisAsyncContext *ac)
 {
 	struct ursa_spawn_opts so = {URSA_SPAWN_DETACHED, 0, "redis"};
 	struct ursa_redis_events *e;
@@ -302,8 +302,9 @@ static inline void ursa_redis__on_reply(redisAsyncContext *ac, void *r, void *pr
  * still run: as with any request, giving up on the answer does not stop
  * the server).  Blocks the fiber.
  */
-static inline int ursa_redis_vcommand(redisAsyncContext *ac, redisReply **reply,
-                                      const char *format, va_list ap)
+static inline URSA_NODISCARD int ursa_redis_vcommand(redisAsyncContext *ac,
+                                                     redisReply **reply, const char *format,
+                                                     va_list ap)
 {
 	struct ursa_redis_events *e;
 	struct ursa_redis__call *call;
@@ -340,8 +341,8 @@ static inline int ursa_redis_vcommand(redisAsyncContext *ac, redisReply **reply,
 	return rc;
 }
 
-static inline int ursa_redis_command(redisAsyncContext *ac, redisReply **reply,
-                                     const char *format, ...)
+static inline URSA_NODISCARD int ursa_redis_command(redisAsyncContext *ac,
+                                                    redisReply **reply, const char *format, ...)
 {
 	va_list ap;
 	int rc;
