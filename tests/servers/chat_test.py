@@ -6,6 +6,7 @@ handshake, an oversized message (1009), an unmasked client frame (1002),
 invalid UTF-8 (1007); the page and the answers to requests that are not a
 WebSocket handshake (200, 426, 400, 405, 404); a client that stops reading
 is dropped with a close frame (1008) while the others get every message;
+an idle client is pinged, and closed (1008) if it stays silent;
 the terminal client (--connect) sends and receives at once; SIGTERM closes
 every client with 1001 and exits 0.
 
@@ -269,6 +270,21 @@ check(code == 1008, "the slow client: close 1008 after %d messages (got %s)" % (
 check(got < 300, "the slow client was dropped, not served everything")
 slow.close()
 check(slow_srv.stop() == 0, "the second server exits 0")
+srv = keep
+
+# --- idle clients: pinged after --idle-ms; one that answers stays, one that
+# stays silent is closed with 1008 after another --idle-ms
+idle_srv = Server(exe, "--idle-ms", "300", "--grace-ms", "3000")
+srv, keep = idle_srv, srv
+quiet, lively = raw_ws(), raw_ws()
+check(read_frame(lively)[1] == 9, "an idle client is pinged")
+lively.sendall(frame(10, b""))
+check(read_frame(quiet)[1] == 9, "the quiet one is pinged too")
+check(close_code(quiet) == 1008, "and closed with 1008 when it stays silent")
+check(read_frame(lively)[1] == 9, "the one that answered is pinged again, not closed")
+quiet.close()
+lively.close()
+check(idle_srv.stop() == 0, "the idle server exits 0")
 srv = keep
 
 # --- the terminal client: stdin lines out, messages in, at the same time
