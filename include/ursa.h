@@ -26,5 +26,6 @@
 #include "ursa/queue.h"   /* queues, select, generators */
 #include "ursa/group.h"   /* outcomes, gather, wait, as_completed, wait_for, groups */
 #include "ursa/io.h"      /* files, sockets, buffer groups */
+#include "ursa/stats.h"   /* per-core counters (docs/observability.md) */
 
 #endif /* URSA_H */

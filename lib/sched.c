@@ -40,6 +40,7 @@ void ursa__sched_kick(struct ursa__core *target)
 		 * own completion is suppressed when the kernel allows. */
 		struct io_uring_sqe *sqe = ursa__ring_sqe(&self->ring);
 
+		URSA__STAT_INC(self->stats.kicks);
 		io_uring_prep_msg_ring(sqe, target->ring.uring.ring_fd, 0, URSA__UD_KICK, 0);
 		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
 		if (self->ring.caps.cqe_skip)
@@ -48,6 +49,8 @@ void ursa__sched_kick(struct ursa__core *target)
 	}
 	/* No ring here (pool thread, foreign thread) or no MSG_RING: the
 	 * target keeps a read armed on its eventfd. */
+	if (self)
+		URSA__STAT_INC(self->stats.kicks);
 	while (write(target->eventfd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 }
@@ -78,6 +81,7 @@ static void link_task(struct ursa__core *c, struct ursa_task *t)
 {
 	ursa__list_push(&c->tasks, &t->all);
 	t->linked = true;
+	URSA__STAT_INC(c->stats.tasks_spawned);
 	/* Spawned after shutdown began: start it cancelled, so its cleanup code
 	 * runs and its blocking calls return -ECANCELED. */
 	if (c->cancelled_all)
@@ -104,6 +108,7 @@ static void drain_inbox(struct ursa__core *c)
 		if (fifo->kind == URSA__MSG_FREE) {
 			ursa__task_free(c, t);
 		} else {
+			URSA__STAT_INC(c->stats.xwakes_recv);
 			if (!t->linked)
 				link_task(c, t);
 			runq_push(c, t);
@@ -124,6 +129,8 @@ static void enqueue(struct ursa_task *t)
 		runq_push(c, t);
 		return;
 	}
+	if (c)
+		URSA__STAT_INC(c->stats.xwakes_sent);
 	t->msg.kind = URSA__MSG_WAKE;
 	inbox_push(t->core, &t->msg);
 }
@@ -199,7 +206,9 @@ void ursa__sched_park(void)
 		atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 		return;
 	}
+	ursa__stats_park(&c->stats, t->park_reason);
 	switch_to_scheduler(c, t);
+	ursa__stats_resume(&c->stats, &t->park_reason);
 }
 
 void ursa__sched_yield(void)
@@ -210,6 +219,7 @@ void ursa__sched_yield(void)
 	/* An RMW: a wake that found us RUNNING or NOTIFIED stays ordered
 	 * before our next look at what we wait for (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_QUEUED, memory_order_acq_rel);
+	URSA__STAT_INC(c->stats.yields);
 	runq_push(c, t);
 	switch_to_scheduler(c, t);
 }
@@ -220,6 +230,7 @@ void ursa__sched_exit(void)
 	struct ursa_task *t = c->current;
 
 	t->exiting = true;
+	URSA__STAT_INC(c->stats.tasks_ended);
 	/* NULL fake-stack slot: this context never runs again. */
 	ursa__fiber_switch(&t->ctx, NULL, &c->sched_ctx, c->sched_stack_lo, c->sched_stack_size,
 	                   c->tsan_fiber);
@@ -273,6 +284,7 @@ static void run_one(struct ursa__core *c)
 	 * release of every wake that found the task QUEUED (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 	c->current = t;
+	URSA__STAT_INC(c->stats.switches);
 	/* Odd while the task runs (lib/stall.c); single writer, so no RMW. */
 	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
@@ -309,7 +321,10 @@ static bool nothing_left(struct ursa__core *c)
 
 static void enter(struct ursa__core *c, bool wait)
 {
+	uint64_t t0 = wait ? ursa__stats_clock() : 0;
 	int rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
+
+	ursa__stats_enter(&c->stats, wait, t0);
 
 	if (rc < 0) {
 		/* Only a broken ring gets here (EBADF, EFAULT): nothing sane to do. */
@@ -321,6 +336,7 @@ static void enter(struct ursa__core *c, bool wait)
 void ursa__sched_loop(struct ursa__core *c)
 {
 	for (;;) {
+		URSA__STAT_INC(c->stats.turns);
 		drain_inbox(c);
 		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
 			cancel_all(c);
@@ -335,12 +351,16 @@ void ursa__sched_loop(struct ursa__core *c)
 			 * cores) before leaving. */
 			if (ursa__ring_has_unsubmitted(&c->ring))
 				enter(c, false);
+			URSA__STAT_SET(c->stats.tasks_runnable, c->runq_len);
 			break;
 		}
 		if (!c->eventfd_armed)
 			arm_eventfd(c);
 		bool idle = c->runq_len == 0 &&
 		            !atomic_load_explicit(&c->inbox, memory_order_acquire);
+		/* The gauges others read (stats.c), once a turn. */
+		URSA__STAT_SET(c->stats.tasks_runnable, c->runq_len);
+		URSA__STAT_SET(c->stats.pending, c->pending);
 		if (!idle && c->pending == 0 && !ursa__ring_has_unsubmitted(&c->ring))
 			continue; /* busy, and the kernel owes us nothing */
 		enter(c, idle);

@@ -198,6 +198,7 @@ ursa_write_all ursa_socket ursa_accept ursa_accept4 ursa_connect ursa_recv ursa_
 ursa_send_zc ursa_recvmsg ursa_sendmsg ursa_sendto ursa_recvfrom ursa_shutdown
 ursa_tcp_listen ursa_tcp_listen_ex ursa_tcp_connect ursa_unix_listen ursa_unix_connect
 ursa_getaddrinfo ursa_bufgroup_create ursa_rx_create ursa_rx_recv
+ursa_stats
 """.split()
 
 # Calls that end, release or signal something: called on cleanup paths, where

@@ -96,6 +96,11 @@ struct ursa_opts {
 	unsigned stall_ms;     /* URSA_STALL_MS: report a core whose task has not
 	                          returned to the scheduler for this long, with a
 	                          backtrace, on stderr [0: off; see docs/design.md] */
+	const char *stats_socket; /* URSA_STATS_SOCKET: serve the per-core counters
+	                          (ursa/stats.h) to tools/ursa-top on this Unix
+	                          socket: a path, or "@name" for the abstract
+	                          namespace [NULL: no socket; see
+	                          docs/observability.md]                         */
 };
 
 /*
