@@ -164,11 +164,14 @@ static double rate(uint64_t now, uint64_t before, double dt)
 	return dt > 0 ? (double)(now - before) / dt : (double)now;
 }
 
+/* One row: a core's (ncores 1) or the total's.  sleep is the share of the
+ * time its cores waited in io_uring_enter (a sleep that spans the start of
+ * an interval counts in the interval it ends in: capped at 100 %). */
 static void row(FILE *f, const char *name, const struct ursa_stats *s,
-                const struct ursa_stats *p, double dt, double life_s)
+                const struct ursa_stats *p, double dt, double life_s, unsigned ncores)
 {
 	static const struct ursa_stats zero;
-	double subs, sqes, sleep_ns, span;
+	double subs, sqes, sleep_ns, span, sleep;
 	double jobs, job_ns, finl, fring;
 
 	if (!p)
@@ -181,6 +184,9 @@ static void row(FILE *f, const char *name, const struct ursa_stats *s,
 	job_ns = (double)(s->pool_job_ns - p->pool_job_ns);
 	finl = (double)(s->file_inline - p->file_inline);
 	fring = (double)(s->file_ring - p->file_ring);
+	sleep = span > 0 ? 100.0 * sleep_ns / 1e9 / span / ncores : 0.0;
+	if (sleep > 100.0)
+		sleep = 100.0;
 	fprintf(f,
 	        "%4s %6llu %5llu %6llu %6llu %6llu %6llu %6llu %9.0f %9.0f %6.1f %9.0f %6llu "
 	        "%5llu %5.1f%% %8.0f %8.0f %5llu ",
@@ -191,7 +197,7 @@ static void row(FILE *f, const char *name, const struct ursa_stats *s,
 	        rate(s->switches, p->switches, dt), subs > 0 ? sqes / subs : 0.0,
 	        rate(s->cqes, p->cqes, dt), (unsigned long long)(s->sq_full - p->sq_full),
 	        (unsigned long long)(s->cq_overflow - p->cq_overflow),
-	        span > 0 ? 100.0 * sleep_ns / 1e9 / span : 0.0,
+	        sleep,
 	        rate(s->xwakes_sent, p->xwakes_sent, dt), rate(s->xwakes_recv, p->xwakes_recv, dt),
 	        (unsigned long long)s->ops_inflight);
 	if (finl + fring > 0)
@@ -237,10 +243,10 @@ static char *table(struct ursa__runtime *rt, uint64_t start_ns, struct ursa_stat
 	        "infl", "inline", "pool t/q", "jobs", "job.us", "stalls");
 	for (unsigned i = 0; i < n; i++) {
 		snprintf(name, sizeof(name), "%u", i);
-		row(f, name, &cur[i], prev ? &prev[i] : NULL, dt, life_s);
+		row(f, name, &cur[i], prev ? &prev[i] : NULL, dt, life_s, 1);
 	}
 	if (n > 1)
-		row(f, "all", &cur[n], prev ? &prev[n] : NULL, dt, life_s);
+		row(f, "all", &cur[n], prev ? &prev[n] : NULL, dt, life_s, n);
 	/* What the kernel is working on, by opcode (the total). */
 	for (unsigned op = 0; op < URSA_STATS_OPCODES; op++) {
 		char nm[24];
