@@ -223,7 +223,7 @@ struct bench_row {
 	const struct bench_workload *w;
 	const struct bench_path *path;
 	int status;               /* enum bench_status */
-	char why[256];            /* SKIP/FAIL: the reason; OK: a note, or "" */
+	char why[512];             /* SKIP/FAIL: the reason; OK: a note, or "" */
 	unsigned nreps;
 	struct bench_sample reps[BENCH_MAX_REPS];
 	uint64_t iters;           /* micro: calibrated iterations per rep */

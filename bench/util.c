@@ -72,19 +72,18 @@ void bench_stats_note(struct bench_ctx *ctx, const struct ursa_stats *st, double
 	if (!st->version || !(ops > 0) || n + 1 >= ctx->why_len)
 		return;
 	snprintf(ctx->why + n, ctx->why_len - n,
-	         "%scounters per op: %.2f loop turns, %.2f task switches, %.2f ring ops; "
-	         "%.1f SQEs per submit, %.2f CQEs per turn, %llu SQ-full, %.2f cross-core "
-	         "wakes; %.0f%% of loop turns slept in io_uring_enter",
+	         "%scounters: per op %.2f turns, %.2f switches, %.2f ring ops, %.2f cross-core "
+	         "wakes; %.1f SQEs/submit, %.1f CQEs/turn, %llu SQ-full, %.0f%% of turns slept",
 	         n ? "; " : "", (double)st->turns / ops, (double)st->switches / ops,
-	         (double)st->ops / ops, st->submits ? (double)st->sqes / (double)st->submits : 0.0,
+	         (double)st->ops / ops, (double)st->xwakes_sent / ops,
+	         st->submits ? (double)st->sqes / (double)st->submits : 0.0,
 	         st->turns ? (double)st->cqes / (double)st->turns : 0.0,
-	         (unsigned long long)st->sq_full, (double)st->xwakes_sent / ops,
+	         (unsigned long long)st->sq_full,
 	         st->turns ? 100.0 * (double)st->sleeps / (double)st->turns : 0.0);
 	n = strlen(ctx->why);
 	if (files > 0 && n + 1 < ctx->why_len)
-		snprintf(ctx->why + n, ctx->why_len - n, "; file ops inline %.1f%% (%llu of %.0f)",
-		         100.0 * (double)st->file_inline / files,
-		         (unsigned long long)st->file_inline, files);
+		snprintf(ctx->why + n, ctx->why_len - n, "; file ops inline %.1f%% of %.0f",
+		         100.0 * (double)st->file_inline / files, files);
 }
 
 static int cmp_u32(const void *a, const void *b)
