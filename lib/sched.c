@@ -219,7 +219,6 @@ void ursa__sched_yield(void)
 	/* An RMW: a wake that found us RUNNING or NOTIFIED stays ordered
 	 * before our next look at what we wait for (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_QUEUED, memory_order_acq_rel);
-	URSA__STAT_INC(c->stats.yields);
 	runq_push(c, t);
 	switch_to_scheduler(c, t);
 }
@@ -284,7 +283,6 @@ static void run_one(struct ursa__core *c)
 	 * release of every wake that found the task QUEUED (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 	c->current = t;
-	URSA__STAT_INC(c->stats.switches);
 	/* Odd while the task runs (lib/stall.c); single writer, so no RMW. */
 	atomic_store_explicit(&c->turn, atomic_load_explicit(&c->turn, memory_order_relaxed) + 1,
 	                      memory_order_relaxed);
@@ -322,7 +320,10 @@ static bool nothing_left(struct ursa__core *c)
 static void enter(struct ursa__core *c, bool wait)
 {
 	uint64_t t0 = wait ? ursa__stats_clock() : 0;
-	int rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
+	int rc;
+
+	ursa__stats_gauges(&c->stats, c->runq_len, c->pending);
+	rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
 
 	ursa__stats_enter(&c->stats, wait, t0);
 
@@ -336,7 +337,7 @@ static void enter(struct ursa__core *c, bool wait)
 void ursa__sched_loop(struct ursa__core *c)
 {
 	for (;;) {
-		URSA__STAT_INC(c->stats.turns);
+		ursa__stats_turn(&c->stats, c->runq_len, c->pending);
 		drain_inbox(c);
 		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
 			cancel_all(c);
@@ -358,9 +359,6 @@ void ursa__sched_loop(struct ursa__core *c)
 			arm_eventfd(c);
 		bool idle = c->runq_len == 0 &&
 		            !atomic_load_explicit(&c->inbox, memory_order_acquire);
-		/* The gauges others read (stats.c), once a turn. */
-		URSA__STAT_SET(c->stats.tasks_runnable, c->runq_len);
-		URSA__STAT_SET(c->stats.pending, c->pending);
 		if (!idle && c->pending == 0 && !ursa__ring_has_unsubmitted(&c->ring))
 			continue; /* busy, and the kernel owes us nothing */
 		enter(c, idle);

@@ -54,8 +54,19 @@ static void add_core(struct ursa__core *c, struct ursa_stats *o)
 	o->parked_pool += URSA__STAT_GET(s->parked[URSA__PARK_POOL]);
 	o->parked_other += URSA__STAT_GET(s->parked[URSA__PARK_OTHER]);
 	o->parks += URSA__STAT_GET(s->parks);
-	o->yields += URSA__STAT_GET(s->yields);
-	o->switches += URSA__STAT_GET(s->switches);
+	{
+		/* The core's `turn` (the stall detector's) counts two per switch
+		 * into a task and is odd while one runs; every switch ends in a
+		 * park, a yield or the task's end, or is the one running now.
+		 * So the hottest paths (a yield, a switch) count nothing. */
+		uint64_t turn = atomic_load_explicit(&c->turn, memory_order_relaxed);
+		uint64_t sw = (turn + 1) / 2, running = turn & 1;
+		uint64_t pk = URSA__STAT_GET(s->parks);
+		uint64_t other = pk + ended + running;
+
+		o->switches += sw;
+		o->yields += sw > other ? sw - other : 0;
+	}
 	o->turns += URSA__STAT_GET(s->turns);
 	o->enters += URSA__STAT_GET(s->enters);
 	o->submits += URSA__STAT_GET(r->submits);

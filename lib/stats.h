@@ -47,7 +47,7 @@ struct ursa__stats {
 	uint64_t tasks_spawned, tasks_ended;
 	uint64_t tasks_runnable, pending; /* gauges, published each turn */
 	uint64_t parked[URSA__PARK_NREASONS];
-	uint64_t parks, yields, switches;
+	uint64_t parks; /* switches: core->turn / 2; yields: the rest (stats.c) */
 	uint64_t turns, enters, sleeps, sleep_ns, idle_polls, idle_poll_ns;
 	uint64_t ops, ops_inflight;
 	uint64_t file_inline, file_ring;
@@ -86,6 +86,28 @@ static inline uint64_t ursa__stats_clock(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 #endif
+}
+
+/* The gauges others read, published when the core enters the kernel (so a
+ * core asleep shows them exact) and every 64th turn of a busy core. */
+static inline void ursa__stats_gauges(struct ursa__stats *s, unsigned runq, unsigned pending)
+{
+	URSA__STAT_SET(s->tasks_runnable, runq);
+	URSA__STAT_SET(s->pending, pending);
+	(void)s, (void)runq, (void)pending;
+}
+
+/* A loop turn begins. */
+static inline void ursa__stats_turn(struct ursa__stats *s, unsigned runq, unsigned pending)
+{
+#ifndef URSA_STATS_OFF
+	uint64_t t = URSA__STAT_GET(s->turns) + 1;
+
+	URSA__STAT_SET(s->turns, t);
+	if (!(t & 63))
+		ursa__stats_gauges(s, runq, pending);
+#endif
+	(void)s, (void)runq, (void)pending;
 }
 
 /* The loop's io_uring_enter; t0 was taken before it if it waited. */

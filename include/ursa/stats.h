@@ -10,8 +10,9 @@
  * one while the cores run, so two fields may disagree by the work done in
  * between (tasks_spawned - tasks_ended may differ from a tasks_live read a
  * moment earlier).  Each field on its own is a value the core really had.
- * Gauges (tasks_live, tasks_runnable, parked_*, ops_inflight, pending) are
- * published by their core once per loop turn or at the change itself.
+ * Gauges change where the event is (tasks_live, parked_*, ops_inflight),
+ * except tasks_runnable and pending, which a core publishes when it enters
+ * the kernel and every 64th turn while it is busy.
  */
 #ifndef URSA_STATS_H
 #define URSA_STATS_H
@@ -45,7 +46,7 @@ struct ursa_stats {
 	uint64_t tasks_spawned;     /* tasks that started on this core */
 	uint64_t tasks_ended;       /* of those, ended (returned, failed, cancelled) */
 	uint64_t tasks_live;        /* gauge: spawned and not yet ended */
-	uint64_t tasks_runnable;    /* gauge: on the run queue (at the last turn) */
+	uint64_t tasks_runnable;    /* gauge: on the run queue (as last published) */
 	uint64_t parked_ring;       /* gauge: parked for an io_uring op (I/O, sleep) */
 	uint64_t parked_primitive;  /* gauge: parked on a mutex, condition, semaphore,
 	                               event, barrier, waitgroup, queue or future */
@@ -54,7 +55,8 @@ struct ursa_stats {
 	uint64_t parked_other;      /* gauge: parked on a condition of its own
 	                               (gather, wait, receivers, select) */
 	uint64_t parks;             /* times a task parked (switched away to wait) */
-	uint64_t yields;            /* times a task yielded (ursa_yield, the guard) */
+	uint64_t yields;            /* times a task yielded (ursa_yield, the guard);
+	                               derived: switches - parks - ended - running */
 	uint64_t switches;          /* times the scheduler ran a task */
 
 	/* The loop and the ring. */
@@ -73,7 +75,7 @@ struct ursa_stats {
 	uint64_t ops;               /* ops a task waited for (every opcode) */
 	uint64_t ops_inflight;      /* gauge: of those, not yet completed */
 	uint64_t pending;           /* gauge: records owed a CQE (ops, timers,
-	                               receivers; at the last turn) */
+	                               receivers; as last published) */
 
 	/* Files. */
 	uint64_t file_inline;       /* file ops served without the ring (page cache) */
