@@ -337,7 +337,7 @@ static void enter(struct ursa__core *c, bool wait)
 void ursa__sched_loop(struct ursa__core *c)
 {
 	for (;;) {
-		ursa__stats_turn(&c->stats, c->runq_len, c->pending);
+		ursa__stats_turn(&c->stats);
 		drain_inbox(c);
 		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
 			cancel_all(c);

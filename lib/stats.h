@@ -89,7 +89,7 @@ static inline uint64_t ursa__stats_clock(void)
 }
 
 /* The gauges others read, published when the core enters the kernel (so a
- * core asleep shows them exact) and every 64th turn of a busy core. */
+ * core asleep shows them exact; a busy core with I/O enters every turn). */
 static inline void ursa__stats_gauges(struct ursa__stats *s, unsigned runq, unsigned pending)
 {
 	URSA__STAT_SET(s->tasks_runnable, runq);
@@ -98,16 +98,10 @@ static inline void ursa__stats_gauges(struct ursa__stats *s, unsigned runq, unsi
 }
 
 /* A loop turn begins. */
-static inline void ursa__stats_turn(struct ursa__stats *s, unsigned runq, unsigned pending)
+static inline void ursa__stats_turn(struct ursa__stats *s)
 {
-#ifndef URSA_STATS_OFF
-	uint64_t t = URSA__STAT_GET(s->turns) + 1;
-
-	URSA__STAT_SET(s->turns, t);
-	if (!(t & 63))
-		ursa__stats_gauges(s, runq, pending);
-#endif
-	(void)s, (void)runq, (void)pending;
+	URSA__STAT_INC(s->turns);
+	(void)s;
 }
 
 /* The loop's io_uring_enter; t0 was taken before it if it waited. */

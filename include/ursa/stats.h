@@ -12,7 +12,7 @@
  * moment earlier).  Each field on its own is a value the core really had.
  * Gauges change where the event is (tasks_live, parked_*, ops_inflight),
  * except tasks_runnable and pending, which a core publishes when it enters
- * the kernel and every 64th turn while it is busy.
+ * the kernel (every turn while it has I/O in flight).
  */
 #ifndef URSA_STATS_H
 #define URSA_STATS_H
