@@ -13,8 +13,7 @@
  *
  * Hooks for features not on main yet (each a one-line update where the
  * feature does its work):
- *   idle polling (sched.c, branch xcore):
- *       URSA__STATS_IDLE_POLL(&c->stats, t0)   after a poll that found nothing
+ *   idle polling (sched.c, from branch xcore): in place, in idle()
  *   slab stacks (fiber/stack.c, task.c, branch stacks):
  *       URSA__STAT_SET(c->stats.stack_slabs, n)
  *       URSA__STAT_ADD(c->stats.stacks_mapped, +1 / -1)
