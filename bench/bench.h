@@ -175,6 +175,14 @@ void bench_meter_stop(const struct bench_meter *m, struct bench_sample *s);
 int bench_why(struct bench_ctx *ctx, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The runtime's counters (ursa_stats, every core), taken in a task at the
+ * end of a ring path's run; st->version stays 0 if they could not be. */
+void bench_stats_take(struct ursa_stats *st);
+/* Append to ctx->why the counters that explain a ring row, per op of the
+ * row (ops): loop turns and task switches, SQEs per submit, the share of
+ * file ops served inline, cross-core wakes, time asleep in the kernel. */
+void bench_stats_note(struct bench_ctx *ctx, const struct ursa_stats *st, double ops);
+
 /* Percentiles of n latencies in nanoseconds (sorted in place). */
 void bench_lat_from_ns(struct bench_lat *l, uint32_t *lat_ns_or_us, size_t n, double unit_us);
 
@@ -219,7 +227,7 @@ struct bench_row {
 	const struct bench_workload *w;
 	const struct bench_path *path;
 	int status;               /* enum bench_status */
-	char why[256];            /* SKIP/FAIL: the reason; OK: a note, or "" */
+	char why[512];             /* SKIP/FAIL: the reason; OK: a note, or "" */
 	unsigned nreps;
 	struct bench_sample reps[BENCH_MAX_REPS];
 	uint64_t iters;           /* micro: calibrated iterations per rep */

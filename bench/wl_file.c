@@ -405,6 +405,7 @@ struct ring_run {
 	struct worker *ws;
 	unsigned n;
 	int err;
+	struct ursa_stats st;
 };
 
 /* An ursa program reading O_DIRECT takes its buffers from the core's
@@ -446,6 +447,7 @@ static void *ring_main(void *arg)
 		if (ursa_join(t[i], NULL) < 0 && !rr->err)
 			rr->err = -ECANCELED;
 	free(t);
+	bench_stats_take(&rr->st);
 	return NULL;
 }
 
@@ -469,9 +471,11 @@ static int run_ring(struct bench_ctx *ctx, struct bench_sample *s)
 	rc = finish(ctx, rr.ws, rr.n, s);
 	if (rc == BENCH_OK && rr.err)
 		rc = bench_why(ctx, BENCH_FAIL, "%s", ursa_strerror(rr.err));
-	if (rc == BENCH_OK)
+	if (rc == BENCH_OK) {
 		bench_why(ctx, BENCH_OK, "%u tasks over %u cores; %s", rr.n,
 		          ctx->p->cores ? ctx->p->cores : bench_ncpus(), fs_note);
+		bench_stats_note(ctx, &rr.st, s->ops);
+	}
 	return rc;
 }
 

@@ -44,6 +44,7 @@ static void op_complete(struct ursa__call *k, int res, unsigned flags)
 	if (flags & IORING_CQE_F_MORE)
 		return; /* another CQE follows: the task has nothing to do yet */
 	op->w.task->core->pending--;
+	ursa__stats_op_end(&op->w.task->core->stats, op->opcode);
 	ursa__wait_done(&op->w);
 }
 
@@ -73,12 +74,15 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 {
 	op->call.fn = op_complete;
 	ursa__wait_init(&op->w, self);
+	op->w.reason = URSA__PARK_RING;
 	op->res = 0;
 	op->cqe_flags = 0;
 	op->why = 0;
 	op->cancel_sent = false;
 	io_uring_sqe_set_data64(sqe, ursa__op_user_data(op));
 	self->core->pending++;
+	op->opcode = sqe->opcode;
+	ursa__stats_op_start(&self->core->stats, op->opcode);
 	(void)ursa__wait_for(&op->w, cancel, op); /* never withdrawn: 0 */
 	if (op->res == -ECANCELED)
 		return op->cancel_sent ? op->why : -EBADF;

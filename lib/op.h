@@ -39,6 +39,7 @@ struct ursa__op {
 	uint32_t cqe_flags;
 	int why;                 /* what made us cancel it (when cancel_sent) */
 	bool cancel_sent;
+	uint8_t opcode;          /* the SQE's, for the counters (stats.h) */
 };
 
 /* The user_data of op's SQE, for an SQE aimed at it. */

@@ -260,7 +260,9 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 		 * transient; submission is retried until a slot frees. */
 		int rc;
 
+		URSA__STAT_INC(r->stats.sq_full);
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
 		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
@@ -277,6 +279,7 @@ void ursa__ring_reserve(struct ursa__ring *r, unsigned n)
 		int rc;
 
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
 		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
@@ -339,6 +342,7 @@ unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *
 		n++;
 	}
 	io_uring_cq_advance(&r->uring, n);
+	URSA__STAT_ADD(r->stats.cqes, n);
 	return n;
 }
 
@@ -364,6 +368,9 @@ int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn,
 		int rc;
 
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
+		if (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+			URSA__STAT_INC(r->stats.cq_overflow);
 		rc = !wait             ? io_uring_submit_and_get_events(&r->uring)
 		     : r->wait_in_poll ? submit_then_poll(r)
 		                       : io_uring_submit_and_wait(&r->uring, 1);

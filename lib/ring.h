@@ -9,6 +9,8 @@
 #ifndef URSA_RING_H
 #define URSA_RING_H
 
+#include "stats.h"
+
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,6 +59,7 @@ struct ursa__ring {
 	struct io_uring uring;
 	struct ursa__ring_caps caps;
 	bool wait_in_poll; /* wait in poll(2), not io_uring_enter (valgrind; ring.c) */
+	struct ursa__ring_stats stats; /* stats.h: written by the ring's core */
 };
 
 /*

@@ -15,6 +15,7 @@
 #include "io.h"
 #include "scope.h"
 #include "stall.h"
+#include "stats.h"
 #include "task.h"
 
 #include <ctype.h>
@@ -154,6 +155,8 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->flags & URSA_OPT_PIN, "URSA_PIN", &v) < 0)
 		return -EINVAL;
 	cfg->pin = v != 0;
+
+	cfg->stats_socket = o->stats_socket ? o->stats_socket : getenv("URSA_STATS_SOCKET");
 	return 0;
 }
 
@@ -376,9 +379,13 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	/* A detector that cannot start is not worth failing the run for. */
 	if (rc == 0 && ursa__stall_start(rt) < 0)
 		fprintf(stderr, "ursa: the stall detector could not start; running without it\n");
+	/* Nor is the stats service (it said why). */
+	if (rc == 0)
+		(void)ursa__stats_start(rt);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->cores[i].thread, NULL);
 	ursa__stall_stop(rt);
+	ursa__stats_stop(rt);
 	if (st.go > 0) {
 		/* Every worker is gone; stop the pool, then close what they
 		 * could reach of each other. */

@@ -14,6 +14,7 @@
 #include "list.h"
 #include "pool.h"
 #include "ring.h"
+#include "stats.h"
 #include "ursa.h"
 
 #include <pthread.h>
@@ -35,6 +36,7 @@ struct ursa__config {
 	unsigned stall_ms;     /* 0: no stall detector */
 	uint64_t idle_poll_ns; /* how long an idle core polls before it sleeps; 0: never */
 	bool pin;              /* URSA_OPT_PIN / URSA_PIN: pin worker i to cpus[i] */
+	const char *stats_socket; /* URSA_STATS_SOCKET: serve counters here (stats.c) */
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to, if pinned */
 };
 
@@ -71,6 +73,7 @@ struct ursa__core {
 	int init_err;
 	bool ring_refused; /* init_err came from io_uring_setup itself */
 	struct ursa__io_core *io;      /* io.c: created on first use */
+	struct ursa__stats stats;      /* stats.h: written by this core only */
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
@@ -106,6 +109,7 @@ struct ursa__runtime {
 	bool stall_stop;
 	bool stall_running;
 	struct ursa__stall_capture *stall_captures; /* per core, while it runs */
+	struct ursa__stats_service *stats_svc;      /* stats.c, when asked for */
 };
 
 #endif /* URSA_RUNTIME_INTERNAL_H */

@@ -302,6 +302,7 @@ static int join_wait(struct ursa_task *t, bool cancel_first, int *caller_rc)
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
 	ursa__wait_init(&jw.w, self);
+	jw.w.reason = URSA__PARK_JOIN;
 	jw.t = t;
 	jw.caller_rc = 0;
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,

@@ -49,6 +49,7 @@ struct ursa_task {
 	bool linked;                 /* on core->tasks */
 	bool ended_cancelled;        /* cancel was requested before it ended */
 	bool refusal_reported;       /* its cancelled loop was reported (scope.c) */
+	uint8_t park_reason;         /* URSA__PARK_* of its next park (stats.h) */
 	unsigned refused;            /* blocking calls refused in a row, since it
 	                                last parked (scope.c; only it writes) */
 	int error;                   /* ursa_task_fail: its -errno, else 0 */

@@ -205,6 +205,7 @@ ursa_reader_read ursa_reader_peek ursa_reader_fill ursa_writer_create ursa_write
 ursa_writer_writev ursa_writer_flush ursa_writer_close
 ursa_process_create ursa_process_fd ursa_process_wait ursa_process_communicate
 ursa_signal_create ursa_signal_wait
+ursa_stats
 """.split()
 
 # Calls that end, release or signal something: called on cleanup paths, where

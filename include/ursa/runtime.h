@@ -103,6 +103,11 @@ struct ursa_opts {
 	                          URSA_IDLE_POLL_MAX_US.  URSA_IDLE_POLL_OFF here,
 	                          or URSA_IDLE_POLL_US=0, turns polling off (see
 	                          docs/design.md, "The wake protocol")           */
+	const char *stats_socket; /* URSA_STATS_SOCKET: serve the per-core counters
+	                          (ursa/stats.h) to tools/ursa-top on this Unix
+	                          socket: a path, or "@name" for the abstract
+	                          namespace [NULL: no socket; see
+	                          docs/observability.md]                         */
 };
 
 /* idle_poll_us: the default, the largest bound accepted, and "off" (a zero
