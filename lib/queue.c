@@ -18,6 +18,7 @@
 #include "scope.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -431,6 +432,8 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 
 	if (!self)
 		return -EPERM;
+	if (n > INT_MAX) /* the index is the return value */
+		return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
 		if (!arms[i].q)
 			continue;

@@ -22,7 +22,10 @@ int ursa_waitgroup_add(struct ursa_waitgroup *wg, long delta)
 	long c;
 
 	ursa__spin_lock(&wg->lock_);
-	c = wg->count_ + delta;
+	if (__builtin_add_overflow(wg->count_, delta, &c)) {
+		ursa__spin_unlock(&wg->lock_);
+		return -EOVERFLOW;
+	}
 	if (c < 0) {
 		ursa__spin_unlock(&wg->lock_);
 		return -EINVAL;
