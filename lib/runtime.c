@@ -11,6 +11,7 @@
  *   5. the alternate signal stack for the overflow report.
  */
 #include "fiber/switch.h"
+#include "fdreg.h"
 #include "guard.h"
 #include "io.h"
 #include "scope.h"
@@ -339,6 +340,9 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		args[i].core = c;
 		args[i].start = &st;
 	}
+	rc = ursa__fdreg_init(rt);
+	if (rc < 0)
+		goto out_cores;
 	rc = ursa__pool_init(&rt->pool, rt->cfg.pool_threads);
 	if (rc < 0)
 		goto out_cores;
@@ -393,6 +397,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 out_pool:
 	ursa__pool_fini(&rt->pool);
 out_cores:
+	ursa__fdreg_fini(rt);
 	free(args);
 	free(rt->cores);
 out_rt:

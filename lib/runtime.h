@@ -74,6 +74,12 @@ struct ursa__core {
 	_Alignas(64) _Atomic(struct ursa__msg *) inbox;
 };
 
+/* Which cores have ops in flight on an fd (lib/fdreg.h). */
+struct ursa__fdreg {
+	_Atomic uint64_t *masks; /* [slots]: bit (core % 64): that core has ops */
+	uint32_t *counts;        /* [cores][slots]: each core's ops, its own row */
+};
+
 struct ursa__runtime {
 	struct ursa__config cfg;
 	struct ursa__core *cores;
@@ -85,6 +91,7 @@ struct ursa__runtime {
 	void *main_result;
 	int main_spawn_err;
 	struct ursa__pool pool;
+	struct ursa__fdreg fdreg;      /* NULL arrays for one core */
 	/* The stall detector's watchdog (lib/stall.c). */
 	pthread_t stall_thread;
 	pthread_mutex_t stall_mu;
