@@ -51,6 +51,7 @@ static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)
 	struct ursa__wait w;
 	int rc;
 
+	ursa__waitq_check(&m->waiters_, "ursa_mutex_lock", "mutex", m);
 	ursa__spin_lock(&m->lock_);
 	for (;;) {
 		unsigned s = __atomic_load_n(&m->state_, __ATOMIC_RELAXED);

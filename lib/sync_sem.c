@@ -53,6 +53,7 @@ int ursa_sem_acquire(struct ursa_sem *s)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
+	ursa__waitq_check(&s->waiters_, "ursa_sem_acquire", "semaphore", s);
 	if (take_settled(s))
 		return 0;
 	self = ursa__sched_self();

@@ -43,10 +43,13 @@ extern "C" {
 #endif
 
 /* Private: a FIFO of waiting tasks, whose records live on their stacks
- * (lib/waitq.h).  All-zero is an empty queue. */
+ * (lib/waitq.h).  All-zero is an empty queue.  magic_ is 0 until the first
+ * wait, then a constant: any other value means the object was never
+ * initialised, or was freed or overwritten (lib/waitq.h, poison checks). */
 struct ursa__wnode;
 struct ursa_waitq_ {
 	struct ursa__wnode *head_, *tail_;
+	unsigned magic_;
 };
 
 /* ------------------------------------------------------------------ mutex */
