@@ -8,6 +8,8 @@
 #include "helpers.h"
 
 #include <limits.h>
+#include <poll.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -427,4 +429,56 @@ Test(limits, environment_values_beyond_their_field_are_einval)
 	setenv("URSA_STALL_MS", "4294967295", 1);
 	cr_expect_eq(run_with(&o), 0);
 	unsetenv("URSA_STALL_MS");
+}
+
+/* ------------------------------------------------- poll, streams (main's) */
+
+static struct seen st_seen;
+
+static void *stream_edges(void *arg)
+{
+	int p[2];
+	struct ursa_reader *r;
+	struct ursa_writer *w;
+	struct ursa_scope s;
+	const char *line;
+
+	(void)arg;
+	REQUIRE(&st_seen, pipe(p) == 0, errno);
+	/* Far poll timeouts saturate: ready fds answer, idle ones meet the scope. */
+	ursa_scope_enter_after(&s, MS);
+	EXPECT_EQ(&st_seen, ursa_poll(p[0], POLLIN, URSA_FOREVER - 1), -ETIMEDOUT);
+	ursa_scope_exit(&s);
+	ursa_scope_enter_after(&s, MS);
+	EXPECT_EQ(&st_seen, ursa_poll(p[0], POLLIN, INT64_MAX), -ETIMEDOUT);
+	ursa_scope_exit(&s);
+	EXPECT_EQ(&st_seen, ursa_poll(p[0], POLLIN, 0), 0);
+	EXPECT_EQ(&st_seen, ursa_write(p[1], "ab\n", 3), 3);
+	EXPECT_EQ(&st_seen, ursa_poll(p[0], POLLIN, URSA_FOREVER - 1), POLLIN);
+	EXPECT_EQ(&st_seen, ursa_poll_until(p[0], POLLIN, 0), POLLIN);
+	/* A reader's limit of 1 byte: a 3-byte line does not fit. */
+	REQUIRE(&st_seen, ursa_reader_create(&r, p[0], 1, 0) == 0, -1);
+	EXPECT_EQ(&st_seen, ursa_reader_readline(r, &line), -EMSGSIZE);
+	ursa_reader_destroy(r);
+	/* A limit of SIZE_MAX is a reader that starts small and may grow. */
+	REQUIRE(&st_seen, ursa_reader_create(&r, p[0], SIZE_MAX, 0) == 0, -1);
+	/* (the first reader took "a" with it) */
+	EXPECT_EQ(&st_seen, ursa_reader_readline(r, &line), 2);
+	ursa_reader_destroy(r);
+	/* A writer's buffer is allocated up front, and its counts are ssize_t. */
+	EXPECT_EQ(&st_seen, ursa_writer_create(&w, p[1], SIZE_MAX, 0), -EINVAL);
+	EXPECT_EQ(&st_seen, ursa_writer_create(&w, p[1], (size_t)SSIZE_MAX + 1, 0), -EINVAL);
+	REQUIRE(&st_seen, ursa_writer_create(&w, p[1], 1, 0) == 0, -1);
+	EXPECT_EQ(&st_seen, ursa_writer_write(w, "xyz", 3), 3);
+	(void)!ursa_writer_destroy(w);
+	EXPECT_EQ(&st_seen, ursa_reader_create(&r, -1, 0, 0), -EINVAL);
+	ursa_close(p[0]);
+	ursa_close(p[1]);
+	return NULL;
+}
+
+Test(limits, poll_and_stream_sizes)
+{
+	run_on(1, stream_edges, NULL);
+	ASSERT_SEEN(&st_seen);
 }
