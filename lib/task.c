@@ -364,6 +364,7 @@ static int collect(struct ursa_task *t, void **result)
 
 	if (rc == 0 && result)
 		*result = t->result;
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return rc;
 }
@@ -404,6 +405,7 @@ int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 		return rc; /* misuse: nothing done, t is still the caller's */
 	if (out)
 		ursa__task_outcome(t, out);
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return caller_rc;
 }

@@ -56,7 +56,7 @@ struct ursa_task {
 	struct ursa_task *ended_next; /* on a watch's list of ended tasks */
 	size_t watch_slot;           /* the watcher's index for it (lib/watch.c) */
 	struct ursa__msg msg;        /* WAKE while alive, FREE after DONE */
-	uint32_t magic;              /* URSA__TASK_MAGIC from spawn to free: a
+	uint32_t magic;              /* URSA__TASK_MAGIC from spawn to the handle's release: a
 	                                handle used after its release is caught */
 	char name[32];
 };
