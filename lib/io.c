@@ -7,6 +7,7 @@
  */
 #include "io.h"
 
+#include "fdreg.h"
 #include "io_buf.h"
 #include "io_bufring.h"
 #include "io_inline.h"
@@ -159,6 +160,9 @@ int ursa_close(int fd)
 		return -EPERM;
 	if (fd < 0)
 		return -EBADF;
+	/* Other cores' ops on fd first: a cancel finds only its own ring's ops,
+	 * and by fd number only while the number still names the file. */
+	ursa__fdreg_cancel_remote(self, fd);
 	r = &self->core->ring;
 	/*
 	 * close(2) does not stop ops already queued on the fd: they would run

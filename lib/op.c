@@ -8,6 +8,7 @@
  */
 #include "op.h"
 
+#include "fdreg.h"
 #include "scope.h"
 
 #include <errno.h>
@@ -79,11 +80,19 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 	op->cqe_flags = 0;
 	op->why = 0;
 	op->cancel_sent = false;
+	/* A fixed-file index is no fd (a dirfd counts: closing it should stop an
+	 * openat under it too). */
+	int fd = (sqe->flags & IOSQE_FIXED_FILE) ? -1 : sqe->fd;
+
 	io_uring_sqe_set_data64(sqe, ursa__op_user_data(op));
 	self->core->pending++;
 	op->opcode = sqe->opcode;
 	ursa__stats_op_start(&self->core->stats, op->opcode);
+	/* Registered while in flight, so a close on another core reaches it
+	 * (fdreg.h).  self->core: a task never changes core. */
+	ursa__fdreg_add(self->core, fd);
 	(void)ursa__wait_for(&op->w, cancel, op); /* never withdrawn: 0 */
+	ursa__fdreg_del(self->core, fd);
 	if (op->res == -ECANCELED)
 		return op->cancel_sent ? op->why : -EBADF;
 	return op->res;

@@ -11,6 +11,7 @@
  *   5. the alternate signal stack for the overflow report.
  */
 #include "fiber/switch.h"
+#include "fdreg.h"
 #include "guard.h"
 #include "io.h"
 #include "scope.h"
@@ -20,6 +21,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +34,8 @@
 #define DEFAULT_STACK_SIZE (128u * 1024u)
 #define DEFAULT_STACK_CACHE 256u
 #define MAX_CORES 1024u
+#define MAX_POOL_THREADS 4096u   /* more would be a thread per job, not a pool */
+#define MAX_STACK_CACHE 1048576u /* per core; the cache's array is allocated up front */
 
 /* ---------------------------------------------------------------- options */
 
@@ -40,6 +44,7 @@ static int parse_size(const char *s, unsigned long long *out)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	if (!s || !*s || !isdigit((unsigned char)*s))
 		return -EINVAL;
@@ -48,13 +53,14 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	default: break;
 	}
-	if (*end)
+	if (*end || v > ULLONG_MAX >> shift) /* 2^64 and above is not "huge", it is wrong */
 		return -EINVAL;
+	v <<= shift;
 	*out = v;
 	return 0;
 }
@@ -119,16 +125,16 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 		return -EINVAL;
 	cfg->stack_size = v ? (size_t)v : DEFAULT_STACK_SIZE;
 
-	if (pick(o->pool_threads, "URSA_POOL_THREADS", &v) < 0)
+	if (pick(o->pool_threads, "URSA_POOL_THREADS", &v) < 0 || v > MAX_POOL_THREADS)
 		return -EINVAL;
 	/* asyncio's default executor size: min(32, CPUs + 4). */
 	cfg->pool_threads = v ? (unsigned)v : (unsigned)(ncpu + 4 < 32 ? ncpu + 4 : 32);
 
-	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0)
+	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0 || v > MAX_STACK_CACHE)
 		return -EINVAL;
 	cfg->stack_cache = v ? (unsigned)v : DEFAULT_STACK_CACHE;
 
-	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0)
+	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0 || v > UINT_MAX)
 		return -EINVAL;
 	cfg->stall_ms = (unsigned)v; /* 0: off */
 
@@ -356,6 +362,9 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		args[i].core = c;
 		args[i].start = &st;
 	}
+	rc = ursa__fdreg_init(rt);
+	if (rc < 0)
+		goto out_cores;
 	rc = ursa__pool_init(&rt->pool, rt->cfg.pool_threads);
 	if (rc < 0)
 		goto out_cores;
@@ -414,6 +423,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 out_pool:
 	ursa__pool_fini(&rt->pool);
 out_cores:
+	ursa__fdreg_fini(rt);
 	free(args);
 	free(rt->cores);
 out_rt:

@@ -91,6 +91,12 @@ enum {
 	URSA__CORE_KICKED = 2,   /* asleep, and a kick is on its way */
 };
 
+/* Which cores have ops in flight on an fd (lib/fdreg.h). */
+struct ursa__fdreg {
+	_Atomic uint64_t *masks; /* [slots]: bit (core % 64): that core has ops */
+	uint32_t *counts;        /* [cores][slots]: each core's ops, its own row */
+};
+
 struct ursa__runtime {
 	struct ursa__config cfg;
 	struct ursa__core *cores;
@@ -102,6 +108,7 @@ struct ursa__runtime {
 	void *main_result;
 	int main_spawn_err;
 	struct ursa__pool pool;
+	struct ursa__fdreg fdreg;      /* NULL arrays for one core */
 	/* The stall detector's watchdog (lib/stall.c). */
 	pthread_t stall_thread;
 	pthread_mutex_t stall_mu;

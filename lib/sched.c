@@ -108,6 +108,12 @@ static void inbox_push(struct ursa__core *c, struct ursa__msg *m)
 		send_kick(c);
 }
 
+void ursa__sched_post(struct ursa__core *c, struct ursa__msg_run *m)
+{
+	m->msg.kind = URSA__MSG_RUN;
+	inbox_push(c, &m->msg);
+}
+
 static void runq_push(struct ursa__core *c, struct ursa_task *t)
 {
 	ursa__list_push(&c->runq, &t->link);
@@ -142,7 +148,11 @@ static void drain_inbox(struct ursa__core *c)
 		struct ursa__msg *next = fifo->next;
 		struct ursa_task *t = ursa__container_of(fifo, struct ursa_task, msg);
 
-		if (fifo->kind == URSA__MSG_FREE) {
+		if (fifo->kind == URSA__MSG_RUN) {
+			struct ursa__msg_run *r = ursa__container_of(fifo, struct ursa__msg_run, msg);
+
+			r->fn(c, r);
+		} else if (fifo->kind == URSA__MSG_FREE) {
 			ursa__task_free(c, t);
 		} else {
 			URSA__STAT_INC(c->stats.xwakes_recv);

@@ -65,6 +65,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 		free(t);
 		return rc;
 	}
+	t->magic = URSA__TASK_MAGIC;
 	t->core = core;
 	t->fn = fn;
 	t->arg = arg;
@@ -112,7 +113,24 @@ void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
 	if (t->stack.map)
 		ursa__stack_unmap(&t->stack);
 	free(t->error_msg);
+	t->magic = URSA__TASK_FREED;
 	free(t);
+}
+
+/* The poison check of every call that takes a handle (issue 20.8): a handle
+ * used after its release (joined twice, say) names freed memory, where the
+ * magic is gone, until the memory is reused for something else.  One load
+ * and compare; aborts in release builds too, since going on would read and
+ * write freed memory. */
+static void check_handle(const char *call, struct ursa_task *t)
+{
+	if (t && __builtin_expect(t->magic != URSA__TASK_MAGIC, 0)) {
+		fprintf(stderr,
+		        "ursa: %s: the handle is not a live task (joined or released already, "
+		        "or never spawned)\n",
+		        call);
+		abort();
+	}
 }
 
 static void kick_others(struct ursa__core *c)
@@ -347,13 +365,17 @@ static int collect(struct ursa_task *t, void **result)
 
 	if (rc == 0 && result)
 		*result = t->result;
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return rc;
 }
 
 int ursa_join(struct ursa_task *t, void **result)
 {
-	int caller_rc, rc = join_wait(t, false, &caller_rc);
+	int caller_rc, rc;
+
+	check_handle("ursa_join", t);
+	rc = join_wait(t, false, &caller_rc);
 
 	if (rc)
 		join_misuse("ursa_join", t, rc);
@@ -366,6 +388,7 @@ int ursa_cancel_and_join(struct ursa_task *t, void **result)
 
 	if (!t)
 		return 0; /* cleanup of a task that was never spawned */
+	check_handle("ursa_cancel_and_join", t);
 	rc = join_wait(t, true, &caller_rc);
 	if (rc)
 		join_misuse("ursa_cancel_and_join", t, rc);
@@ -374,12 +397,16 @@ int ursa_cancel_and_join(struct ursa_task *t, void **result)
 
 int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 {
-	int caller_rc, rc = join_wait(t, false, &caller_rc);
+	int caller_rc, rc;
+
+	check_handle("ursa_join_outcome", t);
+	rc = join_wait(t, false, &caller_rc);
 
 	if (rc)
 		return rc; /* misuse: nothing done, t is still the caller's */
 	if (out)
 		ursa__task_outcome(t, out);
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return caller_rc;
 }
@@ -388,6 +415,7 @@ void ursa_detach(struct ursa_task *t)
 {
 	if (!t)
 		return;
+	check_handle("ursa_detach", t);
 	if (atomic_exchange_explicit(&t->joiner, URSA__JOIN_DETACHED, memory_order_acq_rel) ==
 	    URSA__JOIN_DONE)
 		ursa__task_unref(t); /* ended already: the handle was the last holder */
@@ -397,6 +425,7 @@ int ursa_cancel(struct ursa_task *t)
 {
 	if (!t)
 		return -EINVAL;
+	check_handle("ursa_cancel", t);
 	if (atomic_load_explicit(&t->state, memory_order_acquire) == URSA__TASK_DONE)
 		return -ESRCH;
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);

@@ -57,8 +57,12 @@ struct ursa_task {
 	struct ursa_task *ended_next; /* on a watch's list of ended tasks */
 	size_t watch_slot;           /* the watcher's index for it (lib/watch.c) */
 	struct ursa__msg msg;        /* WAKE while alive, FREE after DONE */
+	uint32_t magic;              /* URSA__TASK_MAGIC from spawn to the handle's release: a
+	                                handle used after its release is caught */
 	char name[32];
 };
+#define URSA__TASK_MAGIC 0x75727361u /* "ursa" */
+#define URSA__TASK_FREED 0xdead7a5cu
 
 /* The core a spawn from `here` asks for: core itself, or the next one round
  * robin for URSA_CORE_ANY (here's own cursor: no atomics, no shared line);

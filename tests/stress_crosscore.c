@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ursa.h"
@@ -147,6 +148,64 @@ static void *main_leave(void *arg)
 	return NULL;
 }
 
+/* ursa_close on core 0 of fds whose recv and accept are parked on core 1
+ * (issue 20.12): the cancel request and its acknowledgement cross threads. */
+struct xclose {
+	int sv[2], lfd;
+	_Atomic int started;
+	_Atomic int ebadf;
+};
+
+static void *xc_recv(void *arg)
+{
+	struct xclose *x = arg;
+	char b[8];
+
+	atomic_fetch_add(&x->started, 1);
+	if (ursa_recv(x->sv[0], b, sizeof(b), 0) == -EBADF)
+		atomic_fetch_add(&x->ebadf, 1);
+	return NULL;
+}
+
+static void *xc_accept(void *arg)
+{
+	struct xclose *x = arg;
+	int fd;
+
+	atomic_fetch_add(&x->started, 1);
+	fd = ursa_accept(x->lfd, NULL, NULL);
+	if (fd == -EBADF)
+		atomic_fetch_add(&x->ebadf, 1);
+	else if (fd >= 0)
+		ursa_close(fd);
+	return NULL;
+}
+
+static void *main_xclose(void *arg)
+{
+	int *bad = arg;
+
+	for (int i = 0; i < 50; i++) {
+		struct xclose x = {.lfd = ursa_tcp_listen("127.0.0.1", 0, 4)};
+		struct ursa_task *r, *a;
+
+		if (x.lfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x.sv) < 0 ||
+		    ursa_spawn_on(&r, 1, xc_recv, &x) || ursa_spawn_on(&a, 1, xc_accept, &x)) {
+			(*bad)++;
+			return NULL;
+		}
+		while (atomic_load(&x.started) < 2)
+			(void)!ursa_sleep(MS / 10);
+		(void)!ursa_sleep((uint64_t)(i % 5) * MS);
+		ursa_close(x.sv[0]);
+		ursa_close(x.lfd);
+		if (ursa_join(r, NULL) || ursa_join(a, NULL) || atomic_load(&x.ebadf) != 2)
+			(*bad)++;
+		ursa_close(x.sv[1]);
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	struct ursa_opts o = {.cores = 2};
@@ -167,6 +226,9 @@ int main(void)
 	atomic_store(&cancelled_seen, 0);
 	check(ursa_run(main_leave, NULL, &o, &res) == 0 && !res, "shutdown with tasks everywhere");
 	check(atomic_load(&cancelled_seen) == 200, "shutdown cancelled every task");
+	bad = 0;
+	check(ursa_run(main_xclose, &bad, &o, &res) == 0 && !res, "cross-core close runs");
+	check(bad == 0, "a close on core 0 ends core 1's recv and accept with -EBADF");
 	printf("stress_crosscore: %d failed\n", failures);
 	return failures ? 1 : 0;
 }

@@ -60,12 +60,12 @@ URSA_API URSA_NODISCARD int ursa_openat2(int dirfd, const char *path, const stru
                                          size_t size);
 
 /*
- * Close fd: first cancel the operations this core still has queued on it
- * (they return -EBADF), then close it, as one linked pair.  Always closes,
- * even in a cancelled task or past a deadline (the call is shielded), so
- * cleanup code may call it freely.  0 or -errno (-EBADF: not open).
- * Operations that other cores have in flight on fd are not cancelled: close
- * an fd on the core that uses it.
+ * Close fd: first cancel the operations in flight on it, on every core
+ * (they return -EBADF; one that completed first keeps its result), then
+ * close it.  Always closes, even in a cancelled task or past a deadline (the
+ * call is shielded), so cleanup code may call it freely.  0 or -errno
+ * (-EBADF: not open).  Multishot receivers (ursa_rx) on other cores are not
+ * reached: destroy them first (docs/io.md).  Blocks the fiber.
  */
 URSA_API int ursa_close(int fd);
 

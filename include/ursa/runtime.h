@@ -83,16 +83,18 @@ typedef void *(*ursa_fn)(void *arg);
 
 struct ursa_opts {
 	uint32_t flags;        /* URSA_OPT_*                                     */
-	unsigned cores;        /* URSA_CORES: worker threads; default: every CPU
-	                          in the process's affinity mask                 */
-	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256]; the
-	                          CQ is 4x this                                  */
+	unsigned cores;        /* URSA_CORES: worker threads, 1 .. 1024; default:
+	                          every CPU in the process's affinity mask       */
+	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256], up
+	                          to 32768; below 8 is 8, and the kernel rounds
+	                          up to a power of two; the CQ is 4x this        */
 	size_t stack_size;     /* URSA_STACK_SIZE: bytes per fiber stack [128 KiB],
 	                          rounded up to the page size; the guard region
 	                          below each stack is extra                      */
 	unsigned pool_threads; /* URSA_POOL_THREADS: blocking-pool threads
-	                          [min(32, CPUs + 4)]                            */
-	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks kept per core [256] */
+	                          [min(32, CPUs + 4)], up to 4096                */
+	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks kept per core
+	                          [256], up to 1048576                           */
 	unsigned stall_ms;     /* URSA_STALL_MS: report a core whose task has not
 	                          returned to the scheduler for this long, with a
 	                          backtrace, on stderr [0: off; see docs/design.md] */
@@ -133,7 +135,8 @@ struct ursa_opts {
  * when io_uring is unavailable or refused (a one-line explanation is printed
  * on stderr once), -ENOMEM, -EAGAIN when a worker thread cannot be created,
  * -EMFILE/-ENFILE when no fd is left for a ring or eventfd, -EINVAL for bad
- * options or an unknown URSA_OPT_* flag, -EBUSY when called from inside a
+ * options (a field or environment value out of its range, docs/api.md
+ * "Limits") or an unknown URSA_OPT_* flag, -EBUSY when called from inside a
  * running runtime (or from a child fork()ed by a task).  Whatever was set up
  * is released again on failure.  Call from any thread that is not an ursa
  * worker.
