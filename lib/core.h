@@ -61,7 +61,8 @@ struct ursa_task {
 	struct ursa__core *core;     /* owner, for life */
 	struct ursa__list link;      /* run queue (owner core only) */
 	struct ursa__list all;       /* core->tasks until freed (owner core only) */
-	struct ursa__stack stack;    /* released when the task ends */
+	struct ursa__stack stack;    /* this record lives at its top; both go
+	                                back when the record is freed */
 	ursa_fn fn;
 	void *arg;
 	void *result;
@@ -113,10 +114,20 @@ struct ursa__config {
 	unsigned pool_threads;
 	unsigned stack_cache;
 	unsigned stall_ms;     /* 0: no stall detector */
+	size_t stack_guard;
+	unsigned stack_trim_ms;
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to */
 };
 
 struct ursa__timer;
+
+/* The timer that runs ursa__stack_trim (lib/stack_trim.c). */
+struct ursa__stack_tick {
+	struct ursa__call call;
+	struct __kernel_timespec ts;
+};
+/* Arm core's trim timer (the stack cache's arm callback; owner thread). */
+void ursa__stack_trim_arm(void *core, uint64_t delay_ns);
 
 /* One worker: its thread, ring, run queue and caches.  Cache-line aligned;
  * the inbox, written by other threads, sits on its own line. */
@@ -137,6 +148,7 @@ struct ursa__core {
 	struct ursa__list tasks;       /* every task of this core not yet freed */
 	unsigned pending;              /* op and timer records owed a CQE */
 	struct ursa__stack_cache stacks;
+	struct ursa__stack_tick stack_tick; /* stack_trim.c: the trim timer */
 	struct ursa__timer *free_timers;
 	bool cancelled_all;            /* shutdown: every task has been cancelled */
 	int eventfd;                   /* kicks from threads without a ring */

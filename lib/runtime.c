@@ -29,6 +29,7 @@
 #define MAX_RING_ENTRIES 32768u
 #define DEFAULT_STACK_SIZE (128u * 1024u)
 #define DEFAULT_STACK_CACHE 256u
+#define DEFAULT_STACK_TRIM_MS 100u
 #define MAX_CORES 1024u
 
 /* ---------------------------------------------------------------- options */
@@ -111,7 +112,7 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 
 	if (pick(o->stack_size, "URSA_STACK_SIZE", &v) < 0)
 		return -EINVAL;
-	if (v && v < 16 * 1024)
+	if (v && (v < URSA__STACK_MIN || v > URSA__STACK_MAX))
 		return -EINVAL;
 	cfg->stack_size = v ? (size_t)v : DEFAULT_STACK_SIZE;
 
@@ -127,6 +128,19 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0)
 		return -EINVAL;
 	cfg->stall_ms = (unsigned)v; /* 0: off */
+
+	/* Stacks (lib/fiber/stack.h): the guard below each, and how long free
+	 * stacks beyond stack_cache stay before they go back to the kernel. */
+	if (pick(o->stack_guard, "URSA_STACK_GUARD", &v) < 0)
+		return -EINVAL;
+	if (v > URSA__STACK_MAX)
+		return -EINVAL;
+	cfg->stack_guard = v ? (size_t)v : URSA__STACK_GUARD_DEFAULT;
+	if (pick(o->stack_trim_ms, "URSA_STACK_TRIM_MS", &v) < 0)
+		return -EINVAL;
+	if (v > UINT32_MAX / 2)
+		return -EINVAL;
+	cfg->stack_trim_ms = v ? (unsigned)v : DEFAULT_STACK_TRIM_MS;
 	return 0;
 }
 
@@ -166,7 +180,14 @@ static int core_init(struct ursa__core *c)
 		ursa__ring_fini(&c->ring);
 		return rc;
 	}
-	rc = ursa__stack_cache_init(&c->stacks, rt->cfg.stack_size, rt->cfg.stack_cache);
+	struct ursa__stack_config sc = {
+		.size = rt->cfg.stack_size,
+		.guard = rt->cfg.stack_guard,
+		.rec_size = sizeof(struct ursa_task),
+		.keep = rt->cfg.stack_cache,
+		.trim_ns = (uint64_t)rt->cfg.stack_trim_ms * 1000000u,
+	};
+	rc = ursa__stack_cache_init(&c->stacks, &sc, ursa__stack_trim_arm, c);
 	if (rc == 0)
 		rc = ursa__guard_thread_init(c);
 	if (rc < 0) {
@@ -185,6 +206,11 @@ static int core_init(struct ursa__core *c)
  * early let that kick hit a closed or reused fd (found by TSan). */
 static void core_close_shared(struct ursa__core *c)
 {
+	/* Stacks too: a task of another core may have lived on one of ours
+	 * until that core freed it.  Unmapping here, once the workers are
+	 * gone, also spares each munmap its TLB-shootdown IPIs to them (a
+	 * barrier and each worker unmapping its own took twice as long). */
+	ursa__stack_cache_fini(&c->stacks);
 	ursa__ring_fini(&c->ring);
 	ursa__io_core_fini(c);
 	close(c->eventfd);
@@ -202,7 +228,6 @@ static void core_fini_local(struct ursa__core *c)
 		ursa__task_free(c, t);
 	}
 	ursa__guard_thread_fini(c);
-	ursa__stack_cache_fini(&c->stacks);
 	ursa__timers_fini(c);
 }
 
