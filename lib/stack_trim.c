@@ -17,7 +17,7 @@ static void tick(struct ursa__call *call, int res, unsigned flags)
 
 	(void)res; /* -ETIME: it fired; nothing else removes it */
 	(void)flags;
-	next = ursa__stack_trim(&c->stacks);
+	next = ursa__stack_trim(&c->stacks, ursa_now());
 	if (next)
 		ursa__stack_trim_arm(c, next);
 }

@@ -59,8 +59,10 @@
 /* Ticks in one trim interval: a slot must sit untouched through this many
  * ticks (the low-water marks of each) before it is given back. */
 #define TRIM_TICKS 4
-/* A tick kept alive only to collect slots lent to other cores backs off up
- * to this. */
+/* Ticks come at least this often while there is anything to collect or
+ * give back (a long stack_trim_ms then means more ticks per interval, not
+ * late ones), and a tick kept alive only to collect slots lent to other
+ * cores backs off up to this. */
 #define LENT_TICK_MAX_NS 1000000000ull
 
 struct ursa__slab {
@@ -233,11 +235,11 @@ static void say_map_limit(void)
 	if (atomic_exchange(&mp_said, true))
 		return;
 	fprintf(stderr,
-	        "ursa: out of memory mappings for stack guards: this kernel has no "
-	        "MADV_GUARD_INSTALL (Linux 6.13+), so each guard is an mprotect that costs two "
-	        "mappings, and vm.max_map_count is %ld (%ld stacks guarded now, a sixteenth of "
-	        "the limit left for the rest of the program); spawn returns -ENOMEM.  Raise "
-	        "vm.max_map_count (sysctl) or run on a newer kernel.\n",
+	        "ursa: out of memory mappings for stack guards: without MADV_GUARD_INSTALL "
+	        "(Linux before 6.13, or URSA_DISABLE=guard_install) each guard is an mprotect "
+	        "that costs two mappings, and vm.max_map_count is %ld (%ld stacks guarded now, "
+	        "a sixteenth of the limit left for the rest of the program); spawn returns "
+	        "-ENOMEM.  Raise vm.max_map_count (sysctl) or run on a newer kernel.\n",
 	        max, vmas / 2);
 }
 
@@ -732,6 +734,15 @@ static unsigned drain_remote(struct ursa__stack_cache *c)
 	return k;
 }
 
+/* When to look for lent slots again: the trim interval, doubled for each
+ * tick in a row that found none back, at most LENT_TICK_MAX_NS. */
+static uint64_t lent_delay(const struct ursa__stack_cache *c)
+{
+	uint64_t d = c->cfg.trim_ns << (c->lent_backoff < 8 ? c->lent_backoff : 8);
+
+	return d < LENT_TICK_MAX_NS && d >= c->cfg.trim_ns ? d : LENT_TICK_MAX_NS;
+}
+
 static void pop(struct ursa__stack_cache *c, struct ursa__slab *s, uint32_t *idx)
 {
 	struct ursa__stack_pool *p = &c->pools[s->cls];
@@ -804,7 +815,7 @@ int ursa__stack_get(struct ursa__stack_cache *c, size_t size, bool lend, struct 
 	if (lend) {
 		c->lent++;
 		if (!c->tick_armed)
-			arm_tick(c, c->cfg.trim_ns);
+			arm_tick(c, lent_delay(c));
 	}
 	return 0;
 }
@@ -817,8 +828,11 @@ void ursa__stack_put(struct ursa__stack_cache *here, const struct ursa__stack *s
 
 	if (owner == here) {
 		push_local(here, s, i);
-		if (here->stats.free_hot > here->cfg.keep && !here->tick_armed)
-			arm_tick(here, here->cfg.trim_ns / TRIM_TICKS);
+		if (here->stats.free_hot > here->cfg.keep && !here->tick_armed) {
+			uint64_t quarter = here->cfg.trim_ns / TRIM_TICKS;
+
+			arm_tick(here, quarter < LENT_TICK_MAX_NS ? quarter : LENT_TICK_MAX_NS);
+		}
 		return;
 	}
 	/* Another core's slot: onto its lock-free list (a Treiber stack; the
@@ -896,8 +910,9 @@ static uint32_t idle_top(const struct ursa__slab *s)
 	return m > s->ncold ? m : s->ncold;
 }
 
-uint64_t ursa__stack_trim(struct ursa__stack_cache *c)
+uint64_t ursa__stack_trim(struct ursa__stack_cache *c, uint64_t now_ns)
 {
+	uint64_t quarter = c->cfg.trim_ns / TRIM_TICKS, next = 0;
 	unsigned budget = TRIM_BATCH;
 	unsigned drained;
 	bool more = false;
@@ -940,36 +955,49 @@ uint64_t ursa__stack_trim(struct ursa__stack_cache *c)
 	}
 	/* Slabs left entirely cold and free by earlier ticks. */
 	for (unsigned k = 0; k < URSA__STACK_CLASSES; k++) {
-		struct ursa__slab *s = c->pools[k].all, *next;
+		struct ursa__slab *s = c->pools[k].all, *next_s;
 
-		for (; s; s = next) {
-			next = s->all_next;
+		for (; s; s = next_s) {
+			next_s = s->all_next;
 			if (s->nfree == s->carved && s->ncold == s->nfree && s->carved)
 				slab_release(c, s);
 		}
 	}
-	if (more)
-		return c->tick_armed = true, TRIM_CONTINUE_NS;
-
-	/* A new tick: shift the low-water marks. */
-	for (unsigned k = 0; k < URSA__STACK_CLASSES; k++)
-		for (struct ursa__slab *s = c->pools[k].all; s; s = s->all_next) {
-			memmove(&s->hist[1], &s->hist[0], sizeof(s->hist) - sizeof(s->hist[0]));
-			s->hist[0] = s->low;
-			s->low = s->nfree;
-		}
-	if (c->stats.free_hot > c->cfg.keep) {
+	if (more) {
 		c->tick_armed = true;
-		return c->cfg.trim_ns / TRIM_TICKS;
+		return TRIM_CONTINUE_NS;
+	}
+
+	/* Every quarter interval: shift the low-water marks. */
+	if (now_ns - c->shifted_ns >= quarter) {
+		for (unsigned k = 0; k < URSA__STACK_CLASSES; k++)
+			for (struct ursa__slab *s = c->pools[k].all; s; s = s->all_next) {
+				memmove(&s->hist[1], &s->hist[0],
+				        sizeof(s->hist) - sizeof(s->hist[0]));
+				s->hist[0] = s->low;
+				s->low = s->nfree;
+			}
+		c->shifted_ns = now_ns;
+	}
+	if (c->stats.free_hot > c->cfg.keep) {
+		next = c->shifted_ns + quarter - now_ns;
+		if (next < TRIM_CONTINUE_NS)
+			next = TRIM_CONTINUE_NS;
 	}
 	if (c->lent) {
-		/* Only waiting for slots lent to other cores: back off while
+		/* Slots lent to other cores: look again, backing off while
 		 * none come back. */
-		c->lent_backoff = drained ? 0 : c->lent_backoff + 1;
-		uint64_t d = c->cfg.trim_ns << (c->lent_backoff < 8 ? c->lent_backoff : 8);
+		uint64_t d;
 
-		c->tick_armed = true;
-		return d < LENT_TICK_MAX_NS ? d : LENT_TICK_MAX_NS;
+		c->lent_backoff = drained ? 0 : c->lent_backoff + 1;
+		d = lent_delay(c);
+		if (!next || d < next)
+			next = d;
+	} else {
+		c->lent_backoff = 0;
 	}
-	return 0;
+	if (next > LENT_TICK_MAX_NS)
+		next = LENT_TICK_MAX_NS;
+	c->tick_armed = next != 0;
+	return next;
 }

@@ -124,6 +124,7 @@ struct ursa__stack_cache {
 	unsigned lent;             /* slots handed out for tasks of other cores */
 	bool tick_armed;
 	unsigned lent_backoff;     /* ticks in a row that found nothing lent back */
+	uint64_t shifted_ns;       /* when the slabs' low-water marks last moved */
 	void (*arm)(void *ctx, uint64_t delay_ns);
 	void *arm_ctx;
 	struct ursa__stack_stats stats;
@@ -154,7 +155,7 @@ void ursa__stack_put(struct ursa__stack_cache *here, const struct ursa__stack *s
 /* The trim tick: collect slots freed on other cores, give back what has
  * been idle long enough beyond cfg.keep.  Returns the delay before the next
  * tick is wanted, 0 for none (the cache then arms again when needed). */
-uint64_t ursa__stack_trim(struct ursa__stack_cache *c);
+uint64_t ursa__stack_trim(struct ursa__stack_cache *c, uint64_t now_ns);
 
 /* The class a size falls in, or -EINVAL. */
 int ursa__stack_class(size_t size);
