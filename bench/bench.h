@@ -99,13 +99,21 @@ struct bench_path {
 	                         where the kernel refuses it */
 };
 
-/* A target: the row `a` against the row `b` on a metric. */
-enum bench_metric { BENCH_M_OPS, BENCH_M_WALL, BENCH_M_RSS };
+/* A target: the row `a` against the row `b` on a metric, or (b NULL) the
+ * row `a` alone against an absolute bound. */
+enum bench_metric {
+	BENCH_M_OPS,
+	BENCH_M_WALL,
+	BENCH_M_RSS,
+	BENCH_M_RSS_KIB_PER_OP, /* absolute: peak RSS over ops, KiB */
+	BENCH_M_RSS_MIB,        /* absolute: the RSS column, MiB */
+};
 struct bench_target {
-	const char *a, *b;      /* path names */
+	const char *a, *b;      /* path names; b NULL: an absolute target */
 	enum bench_metric metric;
 	double goal;            /* a/b (ops) or b/a (wall, rss) must be >= goal;
-	                           for "within", see `at_most` */
+	                           for "within", see `at_most`; absolute: the
+	                           bound on a's value */
 	bool at_most;           /* goal is an upper bound on a's cost over b's */
 	const char *text;       /* what the target says */
 	unsigned long at_tasks; /* non-zero: the target is set at this task count */

@@ -144,18 +144,37 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return r->wall_s;
 	case BENCH_M_RSS:
 		return (double)r->rss_kib;
+	case BENCH_M_RSS_KIB_PER_OP:
+		return r->ops > 0 ? (double)r->rss_kib / r->ops : 0;
+	case BENCH_M_RSS_MIB:
+		return (double)r->rss_kib / 1024;
 	}
 	return 0;
+}
+
+/* The unit an absolute target's value is printed in. */
+static const char *abs_unit(enum bench_metric m)
+{
+	return m == BENCH_M_RSS_KIB_PER_OP ? " KiB" : m == BENCH_M_RSS_MIB ? " MiB" : "";
 }
 
 int bench_target_eval(const struct bench_target *t, const struct bench_row *rows, unsigned n,
                       double *value)
 {
-	const struct bench_row *a = find_row(rows, n, t->a), *b = find_row(rows, n, t->b);
+	const struct bench_row *a = find_row(rows, n, t->a);
+	const struct bench_row *b = t->b ? find_row(rows, n, t->b) : NULL;
 	double ca, cb;
 
 	*value = 0;
-	if (!a || !b || a->status != BENCH_OK || b->status != BENCH_OK)
+	if (!a || a->status != BENCH_OK)
+		return -1;
+	if (!t->b) {
+		*value = cost(a, t->metric);
+		if (*value <= 0)
+			return -1;
+		return t->at_most ? *value <= t->goal : *value >= t->goal;
+	}
+	if (!b || b->status != BENCH_OK)
 		return -1;
 	ca = cost(a, t->metric);
 	cb = cost(b, t->metric);
@@ -258,7 +277,8 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 		if (met < 0)
 			printf("not measured (a path is missing or could not run)\n");
 		else
-			printf("%sx, %s\n", num(a, sizeof(a), v), met ? "met" : "MISSED");
+			printf("%s%s, %s\n", num(a, sizeof(a), v), t->b ? "x" : abs_unit(t->metric),
+			       met ? "met" : "MISSED");
 	}
 	(void)c;
 }
