@@ -420,9 +420,11 @@ int ursa__stack_class(size_t size)
 
 /* ------------------------------------------------------------------- slabs */
 
+/* Whole pages, so that every slot and guard is page-aligned (with 64 KiB
+ * pages the smallest classes are one page). */
 static size_t class_size(unsigned cls)
 {
-	return (size_t)URSA__STACK_MIN << cls;
+	return round_page((size_t)URSA__STACK_MIN << cls);
 }
 
 /* Where slot i's task record goes, and the stack below it. */
