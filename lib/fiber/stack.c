@@ -52,12 +52,15 @@
 #define SLAB_MAX_SLOTS 8192u
 #define SLAB_MAX_BYTES (2ull << 30)
 
-/* Slots given back per tick at most (munmap costs about 1 us per slot with
- * 256 KiB guards: a batch is a few ms), and the pause before the next batch. */
-#define TRIM_BATCH 8192u
-#define TRIM_CONTINUE_NS 2000000ull
-/* Ticks in one trim interval: a slot must sit untouched through this many
- * ticks (the low-water marks of each) before it is given back. */
+/* Slots given back per tick at most, and the pause before the next batch:
+ * giving back a slot costs about 1 us (its pages, and with 256 KiB guards
+ * its 64 guard entries), so a tick holds its core for a few ms at most and a
+ * million idle stacks go back in well under a second. */
+#define TRIM_BATCH 4096u
+#define TRIM_CONTINUE_NS 1000000ull
+/* The low-water marks move every trim interval / TRIM_TICKS: a slot is
+ * given back once it has sat free and untouched through TRIM_TICKS such
+ * periods (between stack_trim_ms and 1.25 x that). */
 #define TRIM_TICKS 4
 /* Ticks come at least this often while there is anything to collect or
  * give back (a long stack_trim_ms then means more ticks per interval, not
@@ -78,8 +81,8 @@ struct ursa__slab {
 	uint32_t carved;                   /* slots [0, carved) were handed out once */
 	uint32_t guarded;                  /* slots [0, guarded) have their guard */
 	uint32_t nfree, ncold;
-	uint32_t low;                      /* least nfree since the last tick */
-	uint32_t hist[TRIM_TICKS - 1];     /* low of the ticks before */
+	uint32_t low;                      /* least nfree since the marks last moved */
+	uint32_t hist[TRIM_TICKS - 1];     /* low of the periods before */
 	unsigned *vg;                      /* valgrind stack ids (nslots), or NULL */
 	uint32_t free[];                   /* nslots entries */
 };
@@ -900,8 +903,8 @@ static void make_cold(struct ursa__stack_cache *c, struct ursa__slab *s, uint32_
 	c->stats.slots_trimmed += n;
 }
 
-/* Slots of s that sat free and untouched through the last TRIM_TICKS ticks:
- * free[ncold .. idle_top). */
+/* Slots of s that sat free and untouched through the last TRIM_TICKS
+ * periods: free[ncold .. idle_top). */
 static uint32_t idle_top(const struct ursa__slab *s)
 {
 	uint32_t m = s->low;
