@@ -203,21 +203,42 @@ struct ring_sleep {
 	unsigned long slept;
 	bool idle_rss;      /* after the burst, wait 1 s and read VmRSS */
 	long rss_idle_kib;
+	long rss_mid_kib, pte_mid_kib; /* VmRSS, VmPTE half-way through the sleep */
+	_Atomic unsigned fans_spawned;
 };
 
-/* This process's resident memory now (VmRSS), KiB; 0 if unknown. */
-static long rss_now_kib(void)
+/* A line of /proc/self/status ("VmRSS:", "VmPTE:"), KiB; 0 if unknown. */
+static long status_kib(const char *key)
 {
 	FILE *f = fopen("/proc/self/status", "re");
+	size_t n = strlen(key);
 	char line[256];
 	long kib = 0;
 
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (strncmp(line, key, n) == 0 && sscanf(line + n, "%ld", &kib) == 1)
 			break;
 	if (f)
 		fclose(f);
 	return kib;
+}
+
+static long rss_now_kib(void)
+{
+	return status_kib("VmRSS:");
+}
+
+/* Half-way through the sleep every task is parked: what each costs, in
+ * pages and in page tables (VmPTE: kernel memory, not in RSS). */
+static void *sample_mid(void *arg)
+{
+	struct ring_sleep *rs = arg;
+
+	if (ursa_sleep(rs->d_ns / 2) == 0) {
+		rs->rss_mid_kib = rss_now_kib();
+		rs->pte_mid_kib = status_kib("VmPTE:");
+	}
+	return NULL;
 }
 
 /* One core's share: [lo, hi). */
@@ -261,6 +282,13 @@ static void *fan_main(void *arg)
 			break;
 		}
 	}
+	/* The last core done spawning samples the memory half-way through
+	 * the sleep that its tasks start as it parks. */
+	if (atomic_fetch_add(&f->rs->fans_spawned, 1) + 1 == f->rs->ncores) {
+		struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED};
+
+		(void)!ursa_spawn_ex(NULL, ursa_core(), sample_mid, f->rs, &so);
+	}
 	for (unsigned long i = 0; i < made; i++) {
 		void *res = NULL;
 
@@ -284,6 +312,7 @@ static void *ring_main(void *arg)
 		rs->err = -ENOMEM;
 		goto out;
 	}
+
 	for (unsigned c = 0; c < nc; c++) {
 		int rc;
 
@@ -349,7 +378,10 @@ static int run_ursa_burst(struct bench_ctx *ctx, struct bench_sample *s, bool id
 		return BENCH_OK;
 	}
 	bench_why(ctx, BENCH_OK, "%u cores; each core's share spawned and joined by a task on "
-	                         "that core", rs.ncores);
+	                         "that core; half-way through the sleep: RSS %.2f KiB and page "
+	                         "tables %.0f bytes per task",
+	          rs.ncores, (double)rs.rss_mid_kib / (double)z.n,
+	          (double)rs.pte_mid_kib * 1024 / (double)z.n);
 	return BENCH_OK;
 }
 

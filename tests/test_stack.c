@@ -113,7 +113,7 @@ Test(stack, a_second_burst_reuses_the_first_ones_stacks_without_mmap, .timeout =
 	cr_assert_eq(b->after2.maps, b->after1.maps, "second burst mapped %llu slabs",
 	             (unsigned long long)(b->after2.maps - b->after1.maps));
 	cr_assert_eq(b->after2.unmaps, b->after1.unmaps);
-	cr_assert_eq(b->after2.guard_calls, b->after1.guard_calls,
+	cr_assert_eq(b->after2.carve_calls, b->after1.carve_calls,
 	             "second burst installed guards again");
 	cr_assert_eq(b->after2.trim_calls, 0);
 	cr_assert_eq(b->after2.mapped, b->after1.mapped);
@@ -240,7 +240,7 @@ Test(stack, stacks_freed_on_another_core_come_back_and_are_reused, .timeout = 12
 	for (int r = 1; r < ROUNDS; r++) {
 		cr_assert_eq(h->round[r].maps, h->round[0].maps, "round %d mapped %llu more", r,
 		             (unsigned long long)(h->round[r].maps - h->round[0].maps));
-		cr_assert_eq(h->round[r].guard_calls, h->round[0].guard_calls);
+		cr_assert_eq(h->round[r].carve_calls, h->round[0].carve_calls);
 		cr_assert_eq(h->round[r].unmaps, 0);
 		cr_assert_geq(h->round[r].free_hot, HOPS);
 	}

@@ -76,7 +76,9 @@ const char *ursa__stack_guard_kind(void);
 /* What a cache has done, for tests and bench (owner thread only). */
 struct ursa__stack_stats {
 	uint64_t maps, unmaps;   /* slab mmap / munmap calls */
-	uint64_t guard_calls;    /* madvise/process_madvise/mprotect calls for guards */
+	uint64_t carve_calls;    /* calls made for slots handed out the first time:
+	                            guards (madvise, process_madvise, mprotect) and
+	                            faulting in their top page */
 	uint64_t trim_calls;     /* MADV_DONTNEED calls giving back idle slots */
 	uint64_t slots_trimmed;  /* slots given back cold (DONTNEED) */
 	uint64_t ticks;          /* trim ticks run */
