@@ -52,14 +52,15 @@
  * one as many as the class has already (so capacity doubles), up to
  * SLAB_MAX_SLOTS and SLAB_MAX_BYTES of address space. */
 #define SLAB_MIN_SLOTS 16u
-#define SLAB_MAX_SLOTS 8192u
+#define SLAB_MAX_SLOTS 4096u
 #define SLAB_MAX_BYTES (2ull << 30)
 
-/* Slots given back per tick at most, and the pause before the next batch:
- * giving back a slot costs about 1 us (its pages, and with 256 KiB guards
- * its 64 guard entries), so a tick holds its core for a few ms at most and a
- * million idle stacks go back in well under a second. */
-#define TRIM_BATCH 4096u
+/* Slots given back per tick at most (made cold, then as many unmapped), and
+ * the pause before the next batch: a slot costs about 0.6 us to make cold
+ * and 1.1 us to unmap with 256 KiB guards (its 64 guard entries), so a tick
+ * holds its core for a few ms at most and the memory of a million idle
+ * stacks goes back in about half a second of two cores' time. */
+#define TRIM_BATCH 8192u
 #define TRIM_CONTINUE_NS 1000000ull
 /* The low-water marks move every trim interval / TRIM_TICKS: a slot is
  * given back once it has sat free and untouched through TRIM_TICKS such
@@ -273,8 +274,8 @@ static void mp_budget_init(void)
  * Returns how many were guarded (all of them, or fewer when the mprotect
  * fallback reaches its map budget or a call fails: *err then says why).
  */
-static uint32_t install_guards(char *first, size_t slot_size, size_t guard, uint32_t n,
-                               uint64_t *calls, int *err)
+static uint32_t install_guards(struct iovec *iov, char *first, size_t slot_size, size_t guard,
+                               uint32_t n, uint64_t *calls, int *err)
 {
 	int mode = atomic_load_explicit(&guard_mode, memory_order_relaxed);
 	uint32_t done = 0;
@@ -297,8 +298,6 @@ static uint32_t install_guards(char *first, size_t slot_size, size_t guard, uint
 		}
 	}
 	if (mode == 1) {
-		struct iovec iov[IOV_BATCH];
-
 		while (done < n) {
 			uint32_t k = n - done < IOV_BATCH ? n - done : IOV_BATCH;
 			int rc;
@@ -369,6 +368,7 @@ int ursa__stack_map(struct ursa__stack *s, size_t size)
 {
 	size_t guard = URSA__STACK_GUARD_DEFAULT;
 	uint64_t calls = 0;
+	struct iovec one;
 	void *map;
 	int err;
 
@@ -378,7 +378,7 @@ int ursa__stack_map(struct ursa__stack *s, size_t size)
 	map = map_anon(guard + size);
 	if (!map)
 		return -errno;
-	if (install_guards(map, guard + size, guard, 1, &calls, &err) != 1) {
+	if (install_guards(&one, map, guard + size, guard, 1, &calls, &err) != 1) {
 		munmap(map, guard + size);
 		return err;
 	}
@@ -609,16 +609,15 @@ static void slab_release(struct ursa__stack_cache *c, struct ursa__slab *s)
 static void populate_tops(struct ursa__stack_cache *c, struct ursa__slab *s, uint32_t first,
                           uint32_t n)
 {
-	struct iovec iov[IOV_BATCH];
 	size_t ps = page_size();
 
 	for (uint32_t j = 0; j < n; j++) {
-		iov[j].iov_base = slot_base(s, first + j) + s->slot_size - ps;
-		iov[j].iov_len = ps;
+		c->iov[j].iov_base = slot_base(s, first + j) + s->slot_size - ps;
+		c->iov[j].iov_len = ps;
 	}
 	/* A failure (no memory now, a kernel before 5.14) only means the
 	 * pages fault in when touched. */
-	(void)advise_ranges(iov, n, MADV_POPULATE_WRITE, &c->stats.carve_calls);
+	(void)advise_ranges(c->iov, n, MADV_POPULATE_WRITE, &c->stats.carve_calls);
 }
 
 /* Hand out slot `carved` of p->carve for the first time, guarding a batch
@@ -638,7 +637,7 @@ static int carve(struct ursa__stack_cache *c, struct ursa__stack_pool *p, uint32
 			want = IOV_BATCH;
 		if (n > want)
 			n = want;
-		n = install_guards(slot_base(s, i), s->slot_size, c->cfg.guard, n,
+		n = install_guards(c->iov, slot_base(s, i), s->slot_size, c->cfg.guard, n,
 		                   &c->stats.carve_calls, &err);
 		if (n == 0)
 			return err;
@@ -696,6 +695,11 @@ int ursa__stack_cache_init(struct ursa__stack_cache *c, const struct ursa__stack
 	c->cfg.rec_size = (c->cfg.rec_size + 63) & ~(size_t)63;
 	if (c->cfg.rec_size > URSA__STACK_MIN / 2)
 		return -EINVAL;
+	/* Off the stack: carving runs on the spawning task's stack, which
+	 * may be 16 KiB. */
+	c->iov = calloc(IOV_BATCH, sizeof(*c->iov));
+	if (!c->iov)
+		return -ENOMEM;
 	c->default_class = (unsigned)cls;
 	c->arm = arm;
 	c->arm_ctx = arm_ctx;
@@ -714,6 +718,8 @@ void ursa__stack_cache_fini(struct ursa__stack_cache *c)
 		}
 		memset(&c->pools[k], 0, sizeof(c->pools[k]));
 	}
+	free(c->iov);
+	c->iov = NULL;
 	atomic_store_explicit(&c->remote, NULL, memory_order_relaxed);
 }
 
@@ -880,46 +886,28 @@ void ursa__stack_put(struct ursa__stack_cache *here, const struct ursa__stack *s
 
 /* --------------------------------------------------------------- trimming */
 
-/* Give back free[ncold .. ncold + n) of s with MADV_DONTNEED: the slots'
- * stacks and records, guards left in place.  Adjacent slots merge into one
- * range where the guard is a madvise guard (DONTNEED leaves guard markers
- * alone); mprotect guards are skipped. */
+/* Give back free[ncold .. ncold + n) of s with MADV_DONTNEED: each slot's
+ * stack and record, not its guard (a range over the guard too would merge
+ * neighbours, but makes the kernel walk 64 more page-table entries a slot
+ * for nothing: 0.6 us a slot this way, 1.1-1.5 us to unmap one). */
 static void make_cold(struct ursa__stack_cache *c, struct ursa__slab *s, uint32_t n)
 {
-	bool whole = atomic_load_explicit(&guard_mode, memory_order_relaxed) == 1;
-	size_t guard = c->cfg.guard, nr = 0;
+	size_t guard = c->cfg.guard;
 	uint32_t *idx = &s->free[s->ncold];
-	struct iovec iov[256];
 
-	/* Sorted, so that neighbours merge.  Order within the cold part of
-	 * the free stack does not matter. */
-	for (uint32_t a = 1; a < n; a++) { /* insertion sort: runs are short */
-		uint32_t v = idx[a], b = a;
+	for (uint32_t done = 0; done < n;) {
+		uint32_t k = n - done < IOV_BATCH ? n - done : IOV_BATCH;
 
-		for (; b > 0 && idx[b - 1] > v; b--)
-			idx[b] = idx[b - 1];
-		idx[b] = v;
-	}
-	for (uint32_t a = 0; a < n; a++) {
-		char *lo = slot_base(s, idx[a]) + (whole ? 0 : guard);
-		char *hi = slot_base(s, idx[a]) + s->slot_size;
-
-		if (whole && nr && (char *)iov[nr - 1].iov_base + iov[nr - 1].iov_len == lo) {
-			iov[nr - 1].iov_len += (size_t)(hi - lo);
-			continue;
+		for (uint32_t j = 0; j < k; j++) {
+			c->iov[j].iov_base = slot_base(s, idx[done + j]) + guard;
+			c->iov[j].iov_len = s->slot_size - guard;
 		}
-		if (nr == sizeof(iov) / sizeof(iov[0])) {
-			(void)advise_ranges(iov, nr, MADV_DONTNEED, &c->stats.trim_calls);
-			nr = 0;
-		}
-		iov[nr].iov_base = lo;
-		iov[nr].iov_len = (size_t)(hi - lo);
-		nr++;
+		/* DONTNEED on our own private mapping does not fail; if it
+		 * did, the memory would stay resident, counted as cold:
+		 * harmless. */
+		(void)advise_ranges(c->iov, k, MADV_DONTNEED, &c->stats.trim_calls);
+		done += k;
 	}
-	/* A failure leaves memory resident that we count as cold: harmless,
-	 * and DONTNEED on our own private mapping does not fail. */
-	if (nr)
-		(void)advise_ranges(iov, nr, MADV_DONTNEED, &c->stats.trim_calls);
 	s->ncold += n;
 	c->stats.free_hot -= n;
 	c->stats.slots_trimmed += n;
@@ -948,8 +936,9 @@ uint64_t ursa__stack_trim(struct ursa__stack_cache *c, uint64_t now_ns)
 	c->stats.ticks++;
 	drained = drain_remote(c);
 
-	/* Oldest first: the back of each pool's avail list was pushed to
-	 * longest ago. */
+	/* Memory first (RSS): idle slots beyond the budget go cold, oldest
+	 * first: the back of each pool's avail list was pushed to longest
+	 * ago. */
 	for (unsigned k = 0; k < URSA__STACK_CLASSES && !more; k++) {
 		struct ursa__stack_pool *p = &c->pools[k];
 		struct ursa__slab *s = p->avail ? p->avail->av_prev : NULL;
@@ -967,35 +956,34 @@ uint64_t ursa__stack_trim(struct ursa__stack_cache *c, uint64_t now_ns)
 				idle = excess;
 			if (idle > budget)
 				idle = budget;
-			if (s->nfree == s->carved && s->ncold + idle == s->nfree) {
-				/* Every slot free, and all idle or cold: unmap
-				 * it whole (page tables and address space go
-				 * back too). */
-				budget -= idle;
-				slab_release(c, s);
-			} else if (idle) {
+			if (idle) {
 				budget -= idle;
 				make_cold(c, s, idle);
 			}
 			s = prev;
 		}
 	}
-	/* Slabs left entirely cold and free by earlier ticks. */
-	for (unsigned k = 0; k < URSA__STACK_CLASSES; k++) {
+	/* Then address space and page tables: slabs with every slot free and
+	 * cold are unmapped, a batch of slots per tick (at least one slab). */
+	budget = TRIM_BATCH;
+	for (unsigned k = 0; k < URSA__STACK_CLASSES && !more; k++) {
 		struct ursa__slab *s = c->pools[k].all, *next_s;
 
 		for (; s; s = next_s) {
 			next_s = s->all_next;
-			if (s->nfree == s->carved && s->ncold == s->nfree && s->carved)
-				slab_release(c, s);
+			if (s->nfree != s->carved || s->ncold != s->nfree || !s->carved)
+				continue;
+			if (s->nslots > budget && budget < TRIM_BATCH) {
+				more = true;
+				break;
+			}
+			budget = s->nslots > budget ? 0 : budget - s->nslots;
+			slab_release(c, s);
 		}
 	}
-	if (more) {
-		c->tick_armed = true;
-		return TRIM_CONTINUE_NS;
-	}
-
-	/* Every quarter interval: shift the low-water marks. */
+	/* Every quarter interval, whether or not this tick finished its work
+	 * (or slots would stop becoming idle while slabs are unmapped):
+	 * shift the low-water marks. */
 	if (now_ns - c->shifted_ns >= quarter) {
 		for (unsigned k = 0; k < URSA__STACK_CLASSES; k++)
 			for (struct ursa__slab *s = c->pools[k].all; s; s = s->all_next) {
@@ -1005,6 +993,10 @@ uint64_t ursa__stack_trim(struct ursa__stack_cache *c, uint64_t now_ns)
 				s->low = s->nfree;
 			}
 		c->shifted_ns = now_ns;
+	}
+	if (more) {
+		c->tick_armed = true;
+		return TRIM_CONTINUE_NS;
 	}
 	if (c->stats.free_hot > c->cfg.keep) {
 		next = c->shifted_ns + quarter - now_ns;

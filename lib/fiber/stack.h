@@ -32,6 +32,7 @@
 #include <stdint.h>
 
 struct ursa__slab;
+struct iovec;
 
 struct ursa__stack {
 	void *map;               /* start of the guard region */
@@ -130,6 +131,7 @@ struct ursa__stack_cache {
 	void (*arm)(void *ctx, uint64_t delay_ns);
 	void *arm_ctx;
 	struct ursa__stack_stats stats;
+	struct iovec *iov;         /* scratch for batched madvise (IOV_BATCH) */
 	_Alignas(64) _Atomic(struct ursa__stack_node *) remote; /* other threads push */
 	char pad_[64 - sizeof(void *)];
 };
