@@ -387,3 +387,42 @@ Test(stack, a_stack_is_usable_down_to_its_guard)
 	run_on(1, main_deep, &s);
 	ASSERT_SEEN(&s);
 }
+
+/* Carving new slots (guards, faulting in their top pages) runs on the
+ * spawning task's stack: it must fit in the smallest one. */
+#define SMALL_SPAWNS 5000
+
+static void *spawn_from_small(void *arg)
+{
+	struct seen *s = arg;
+	struct ursa_task **t = malloc(SMALL_SPAWNS * sizeof(*t));
+
+	EXPECT(s, t != NULL, 0);
+	if (!t)
+		return NULL;
+	for (int i = 0; i < SMALL_SPAWNS; i++)
+		EXPECT(s, ursa_spawn(&t[i], nothing, NULL) == 0, i);
+	for (int i = 0; i < SMALL_SPAWNS; i++)
+		EXPECT(s, ursa_join(t[i], NULL) == 0, i);
+	free(t);
+	return NULL;
+}
+
+static void *main_small_spawner(void *arg)
+{
+	struct ursa_spawn_opts so = {.stack_size = 16 * 1024};
+	struct seen *s = arg;
+	struct ursa_task *t;
+
+	EXPECT(s, ursa_spawn_ex(&t, 0, spawn_from_small, s, &so) == 0, 0);
+	EXPECT(s, ursa_join(t, NULL) == 0, 0);
+	return NULL;
+}
+
+Test(stack, a_task_on_a_16k_stack_can_spawn_a_burst)
+{
+	struct seen s = {0};
+
+	run_on(1, main_small_spawner, &s);
+	ASSERT_SEEN(&s);
+}
