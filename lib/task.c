@@ -56,8 +56,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	rc = ursa__stack_get(&here->stacks, stack_size, core != here, &stack, &rec);
 	if (rc < 0)
 		return rc;
-	t = rec;
-	memset(t, 0, sizeof(*t));
+	t = rec; /* zeroed */
 	t->stack = stack;
 	t->core = core;
 	t->fn = fn;

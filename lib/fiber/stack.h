@@ -146,7 +146,7 @@ void ursa__stack_cache_fini(struct ursa__stack_cache *c);
 /*
  * A stack of `size` bytes (0: the configured size), rounded up to its
  * class, with cfg.rec_size bytes at its top for the task record: *rec
- * points there (64-byte aligned; its contents are stale), s describes the
+ * points there (64-byte aligned, zeroed), s describes the
  * stack below it.  lend: the slot will be freed on another core.
  * 0, -EINVAL for a size above URSA__STACK_MAX, or -ENOMEM.
  */
