@@ -46,6 +46,27 @@ static void report_overflow(struct ursa__core *c, struct ursa_task *t, const voi
 		(void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
 }
 
+void ursa__guard_top_overrun(struct ursa__core *c, struct ursa_task *t)
+{
+	char buf[512];
+	const char *entry = "?";
+	Dl_info info;
+	int n;
+
+	/* The record sits just above the canary and may be damaged too: the
+	 * name is bounded, a garbage entry pointer only fails dladdr. */
+	if (dladdr((void *)(uintptr_t)t->fn, &info) && info.dli_sname)
+		entry = info.dli_sname;
+	n = snprintf(buf, sizeof(buf),
+	             "ursa: task '%.31s' (entry %s) on core %u wrote past the top of its stack "
+	             "(a buffer overrun running up from its first frames) into the canary below "
+	             "its task record\n",
+	             t->name[0] ? t->name : "(unnamed)", entry, c->id);
+	if (n > 0)
+		(void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	abort();
+}
+
 static void chain(const struct sigaction *old, int sig, siginfo_t *si, void *uctx)
 {
 	if (old->sa_flags & SA_SIGINFO) {

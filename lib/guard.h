@@ -18,4 +18,10 @@ void ursa__guard_uninstall(void);
 int ursa__guard_thread_init(struct ursa__core *c);
 void ursa__guard_thread_fini(struct ursa__core *c);
 
+struct ursa_task;
+
+/* t, ended on core c, wrote past the top of its stack (its canary is gone):
+ * report it, naming the task, and abort. */
+_Noreturn void ursa__guard_top_overrun(struct ursa__core *c, struct ursa_task *t);
+
 #endif /* URSA_GUARD_H */

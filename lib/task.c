@@ -19,6 +19,7 @@
 #include "task.h"
 
 #include "fiber/switch.h"
+#include "guard.h"
 #include "scope.h"
 #include "watch.h"
 
@@ -135,6 +136,10 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 	struct ursa__runtime *rt = c->rt;
 	struct ursa_task *j;
 
+	/* The record sits above the stack's top: an overrun upwards is
+	 * reported, not left to corrupt the scheduler's state. */
+	if (!ursa__stack_top_intact(&t->stack))
+		ursa__guard_top_overrun(c, t);
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
 	ursa__fiber_tsan_destroy(t->tsan_fiber); /* we run on the scheduler's */

@@ -6,6 +6,8 @@
  */
 #include "helpers.h"
 
+#include "core.h" /* the task's stack, to write past its top */
+
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -80,13 +82,14 @@ Test(overflow, overflow_is_reported_with_task_name_and_core)
 long ursa_test_big_frame(long seed); /* bigframe.c: no stack-clash probes */
 
 /*
- * Run `main` in a forked child whose stderr we read; it must abort with the
- * overflow report naming `task` and `core`.
+ * Run `main` in a forked child whose stderr we read; it must abort with a
+ * report containing `what` (printf'd with the task's name) and `core`.
  */
-static void expect_report(ursa_fn main, void *arg, const char *task, unsigned core)
+static void expect_abort_with(ursa_fn main, void *arg, const char *what, const char *task,
+                              unsigned core)
 {
 	int pipefd[2], status = 0;
-	char buf[4096] = "", want[128];
+	char buf[4096] = "", want[256];
 	size_t got = 0;
 	ssize_t n;
 	pid_t pid;
@@ -111,10 +114,15 @@ static void expect_report(ursa_fn main, void *arg, const char *task, unsigned co
 	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 	          "child did not abort (status %#x); stderr: %s", status, buf);
-	snprintf(want, sizeof(want), "stack overflow in task '%s'", task);
+	snprintf(want, sizeof(want), what, task);
 	cr_assert_not_null(strstr(buf, want), "stderr: %s", buf);
 	snprintf(want, sizeof(want), "on core %u", core);
 	cr_assert_not_null(strstr(buf, want), "stderr: %s", buf);
+}
+
+static void expect_report(ursa_fn main, void *arg, const char *task, unsigned core)
+{
+	expect_abort_with(main, arg, "stack overflow in task '%s'", task, core);
 }
 
 struct jump {
@@ -187,4 +195,35 @@ Test(overflow, a_152k_frame_without_stack_clash_probes_is_caught_on_a_default_st
 	struct jump j = {.stack_size = 0, .core = 0, .big_frame = true};
 
 	expect_report(main_jump, &j, "jumper", 0);
+}
+
+/* The record lives above the stack's top now: a buffer overrun running up
+ * from a task's first frames reaches the canary below it first, and the
+ * task's end reports it instead of freeing a damaged record. */
+static void *overrun_up(void *arg)
+{
+	struct ursa_task *self = ursa_self();
+	volatile char *top = (char *)ursa__stack_lo(&self->stack) + self->stack.size;
+
+	(void)arg;
+	top[3] = 'x'; /* what a strcpy past a buffer in the first frame does */
+	return NULL;
+}
+
+static void *main_overrun(void *arg)
+{
+	struct ursa_spawn_opts so = {.name = "climber"};
+	struct ursa_task *t;
+
+	(void)arg;
+	if (ursa_spawn_ex(&t, 1, overrun_up, NULL, &so))
+		return (void *)1;
+	(void)!ursa_join(t, NULL);
+	return NULL;
+}
+
+Test(overflow, a_write_past_the_stack_top_is_reported_at_the_tasks_end)
+{
+	expect_abort_with(main_overrun, NULL, "task '%s' (entry ?) on core 1 wrote past the top of "
+	                                      "its stack", "climber", 1);
 }

@@ -433,6 +433,25 @@ static size_t class_size(unsigned cls)
 	return round_page((size_t)URSA__STACK_MIN << cls);
 }
 
+/*
+ * Between a stack's top and its record: a gap whose first word is a canary,
+ * the first thing a buffer overrun running up the stack from its first
+ * frames hits before it reaches the record (ursa__stack_top_intact).
+ */
+#define TOP_GAP 64
+
+static uint64_t top_canary(const void *rec)
+{
+	return (uint64_t)(uintptr_t)rec ^ 0x9e3779b97f4a7c15ull;
+}
+
+bool ursa__stack_top_intact(const struct ursa__stack *st)
+{
+	const char *rec = (const char *)ursa__stack_lo(st) + st->size + TOP_GAP;
+
+	return !st->slab || *(const uint64_t *)(const void *)(rec - TOP_GAP) == top_canary(rec);
+}
+
 /* Where slot i's task record goes, and the stack below it. */
 static char *slot_base(const struct ursa__slab *s, uint32_t i)
 {
@@ -450,7 +469,7 @@ static void describe_slot(const struct ursa__slab *s, uint32_t i, struct ursa__s
 {
 	st->map = slot_base(s, i);
 	st->guard = s->cache->cfg.guard;
-	st->size = s->slot_size - st->guard - s->cache->cfg.rec_size;
+	st->size = s->slot_size - st->guard - s->cache->cfg.rec_size - TOP_GAP;
 	st->slab = (struct ursa__slab *)s;
 	st->slot = i;
 	st->vg_id = s->vg ? s->vg[i] : 0;
@@ -870,6 +889,7 @@ int ursa__stack_get(struct ursa__stack_cache *c, size_t size, bool lend, struct 
 	describe_slot(s, i, st);
 	*rec = slot_rec(s, i);
 	zero_rec(*rec, c->cfg.rec_size);
+	*(uint64_t *)(void *)((char *)*rec - TOP_GAP) = top_canary(*rec);
 	if (lend) {
 		c->lent++;
 		if (!c->tick_armed)

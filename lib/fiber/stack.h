@@ -5,10 +5,10 @@
  * and the task record lives at the top of its own stack, so one pop gives
  * both:
  *
- *   slab   slot 0                          slot 1
- *   |------|-------------------------------|------------------ ...
- *   | guard | stack, grows down <- | rec | | guard | stack ...
- *   ^map    ^lo                    ^lo+size ^map of slot 1
+ *   slab   slot 0                                  slot 1
+ *   |------|---------------------------------------|---------------- ...
+ *   | guard | stack, grows down <- | canary | rec | | guard | stack ...
+ *   ^map    ^lo                    ^lo+size  (64)   ^map of slot 1
  *
  * The guard is installed with MADV_GUARD_INSTALL when the kernel has it (it
  * does not split the mapping, so a million stacks cost no extra VMAs; guard
@@ -68,6 +68,10 @@ static inline void *ursa__stack_lo(const struct ursa__stack *s)
 
 /* True if addr lies in s's guard region. */
 bool ursa__stack_in_guard(const struct ursa__stack *s, const void *addr);
+
+/* False if something wrote past the top of a cache stack into the canary
+ * below its task record (an overrun of a local buffer, upwards). */
+bool ursa__stack_top_intact(const struct ursa__stack *s);
 
 /* How guards are made on this kernel: "madvise", "mprotect" or "unprobed". */
 const char *ursa__stack_guard_kind(void);
