@@ -206,10 +206,8 @@ static int core_init(struct ursa__core *c)
  * early let that kick hit a closed or reused fd (found by TSan). */
 static void core_close_shared(struct ursa__core *c)
 {
-	/* Stacks too: a task of another core may have lived on one of ours
-	 * until that core freed it.  Unmapping here, once the workers are
-	 * gone, also spares each munmap its TLB-shootdown IPIs to them (each
-	 * worker unmapping its own after a barrier was no faster at 1M). */
+	/* Stacks a worker could not release as it stopped: a task of another
+	 * core still lived on one of them until that core freed it. */
 	ursa__stack_cache_fini(&c->stacks);
 	ursa__ring_fini(&c->ring);
 	ursa__io_core_fini(c);
@@ -302,6 +300,10 @@ static void *worker_main(void *arg)
 	}
 	ursa__sched_loop(c);
 	core_fini_local(c);
+	/* Usually every stack of ours is back by now: unmap them here, in
+	 * parallel with the other cores (a million stacks take over a second
+	 * of munmap); else ursa_run does it once all workers are gone. */
+	(void)ursa__stack_cache_release(&c->stacks);
 	ursa__tls_core = NULL;
 	return NULL;
 }

@@ -720,6 +720,8 @@ static void release_free_slabs(struct ursa__stack_cache *c)
 
 /* ------------------------------------------------------------ cache: paths */
 
+static unsigned drain_remote(struct ursa__stack_cache *c);
+
 int ursa__stack_cache_init(struct ursa__stack_cache *c, const struct ursa__stack_config *cfg,
                            void (*arm)(void *ctx, uint64_t delay_ns), void *arm_ctx)
 {
@@ -764,6 +766,15 @@ void ursa__stack_cache_fini(struct ursa__stack_cache *c)
 	free(c->iov);
 	c->iov = NULL;
 	atomic_store_explicit(&c->remote, NULL, memory_order_relaxed);
+}
+
+bool ursa__stack_cache_release(struct ursa__stack_cache *c)
+{
+	drain_remote(c);
+	if (c->stats.live)
+		return false;
+	ursa__stack_cache_fini(c);
+	return true;
 }
 
 static void arm_tick(struct ursa__stack_cache *c, uint64_t delay_ns)

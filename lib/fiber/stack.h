@@ -146,6 +146,10 @@ int ursa__stack_cache_init(struct ursa__stack_cache *c, const struct ursa__stack
 /* Unmap every slab.  Only once no thread uses any of this cache's slots
  * and none will push to it again (after every worker has stopped). */
 void ursa__stack_cache_fini(struct ursa__stack_cache *c);
+/* The owner, stopping: if every slot is back (none in use here or on
+ * another core), unmap every slab now and return true; nothing will push
+ * to this cache again.  fini then has nothing left to do. */
+bool ursa__stack_cache_release(struct ursa__stack_cache *c);
 
 /*
  * A stack of `size` bytes (0: the configured size), rounded up to its
