@@ -49,6 +49,7 @@ static void defaults(struct bench_params *p, bool quick)
 	p->tasks = 0;
 	p->sleep_s = 1.0;
 	p->cores = 0;
+	p->pin = true;
 	p->thread_stack_kib = 64;
 	p->max_threads = 0;
 	p->sync_sample = 2;
@@ -70,7 +71,7 @@ enum {
 	OPT_JSON = 256, OPT_SVG, OPT_PATHS, OPT_REPS, OPT_WARMUP, OPT_MIN_TIME, OPT_BUDGET,
 	OPT_TIMEOUT, OPT_TASKS, OPT_SLEEP, OPT_CORES, OPT_THREAD_STACK, OPT_MAX_THREADS,
 	OPT_SYNC_SAMPLE, OPT_PYTHON, OPT_LIST, OPT_IO_TIME, OPT_DIR, OPT_FILE_SIZE, OPT_INFLIGHT,
-	OPT_FILES, OPT_SYNC_EVERY, OPT_WRITERS, OPT_CONNS, OPT_MSG_SIZE,
+	OPT_FILES, OPT_SYNC_EVERY, OPT_WRITERS, OPT_CONNS, OPT_MSG_SIZE, OPT_NO_PIN,
 };
 
 static const struct option longopts[] = {
@@ -101,6 +102,7 @@ static const struct option longopts[] = {
 	{"writers", required_argument, NULL, OPT_WRITERS},
 	{"conns", required_argument, NULL, OPT_CONNS},
 	{"msg-size", required_argument, NULL, OPT_MSG_SIZE},
+	{"no-pin", no_argument, NULL, OPT_NO_PIN},
 	{NULL, 0, NULL, 0},
 };
 
@@ -182,6 +184,9 @@ static void usage(FILE *f)
 	        "  --conns N           net-echo, net-connect: client connections [50; net-echo-500:\n"
 	        "                      500]\n"
 	        "  --msg-size B        net-echo: bytes per message [64]\n"
+	        "  --no-pin            leave ursa's workers unpinned (the library's default);\n"
+	        "                      bench pins them, as the raw-ring and thread ping-pong\n"
+	        "                      paths pin their threads, to measure a dedicated machine\n"
 	        "  --list              list the workloads and exit\n"
 	        "  -h, --help          this text\n"
 	        "\nExit status: 1 if a path failed its check, crashed or timed out; a path that\n"
@@ -278,6 +283,7 @@ static void gather_config(struct bench_config *c, struct bench_params *p)
 		         s ? s + 14 : "unknown");
 	}
 	c->cpus = bench_ncpus();
+	c->pin = p->pin;
 	snprintf(c->cpu_model, sizeof(c->cpu_model), "unknown");
 	if ((f = fopen("/proc/cpuinfo", "r"))) {
 		while (fgets(line, sizeof(line), f)) {
@@ -534,6 +540,16 @@ static void summarise(struct bench_row *r)
 	for (unsigned i = 0; i < n; i++)
 		v[i] = r->reps[i].cpu_s;
 	r->cpu_s = median(v, n);
+	if (r->w->server_cpu) {
+		for (unsigned i = 0; i < n; i++)
+			v[i] = r->reps[i].ops > 0 ? 1e6 * r->reps[i].srv_cpu_s / r->reps[i].ops : 0;
+		r->srv_us_op = median(v, n);
+		r->srv_us_op_min = v[0];
+		r->srv_us_op_max = v[n - 1];
+		for (unsigned i = 0; i < n; i++)
+			v[i] = r->reps[i].wall_s > 0 ? r->reps[i].client_cpu_s / r->reps[i].wall_s : 0;
+		r->client_busy = median(v, n);
+	}
 	for (unsigned i = 0; i < n; i++)
 		v[i] = r->reps[i].ops;
 	r->ops = median(v, n);
@@ -754,6 +770,7 @@ int main(int argc, char **argv)
 		case OPT_WRITERS: p.writers = (unsigned)parse_num("--writers", optarg, 1); break;
 		case OPT_CONNS: p.conns = (unsigned)parse_num("--conns", optarg, 1); break;
 		case OPT_MSG_SIZE: p.msg_size = (unsigned)parse_num("--msg-size", optarg, 1); break;
+		case OPT_NO_PIN: p.pin = false; break;
 		default:
 			usage(stderr);
 			return 2;
@@ -791,6 +808,7 @@ int main(int argc, char **argv)
 				chosen[nchosen++] = workloads[j];
 
 	(void)bench_ncpus(); /* remember the affinity mask before any path pins */
+	bench_set_pin(p.pin);
 	progress_on = isatty(STDERR_FILENO);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	gather_config(&cfg, &p);

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ursa.h>
+
 /* The path classes of the issue, plus "ref" for floors and outside
  * comparisons (raw io_uring, bare switch, Python asyncio). */
 enum bench_class { BENCH_SYNC, BENCH_THREADED, BENCH_RING, BENCH_REF, BENCH_NCLASS };
@@ -33,6 +35,7 @@ struct bench_params {
 	unsigned long tasks;   /* sleep: concurrent tasks */
 	double sleep_s;        /* sleep: seconds each task sleeps */
 	unsigned cores;        /* ring path: ursa cores (0: every CPU) */
+	bool pin;              /* ursa paths: pin the workers (URSA_OPT_PIN) */
 	unsigned thread_stack_kib; /* thread-per-task paths: stack per thread */
 	unsigned long max_threads; /* cap on threads (0: what the machine allows) */
 	unsigned sync_sample;  /* sleep: sequential sleeps the sync path measures */
@@ -67,6 +70,11 @@ struct bench_sample {
 	struct bench_lat lat;
 	bool extrapolated; /* wall and ops scaled from a sample of the work */
 	uint64_t check;    /* workload-defined checksum, compared across reps */
+	/* Servers driven by a load generator (w->server_cpu): the server's CPU
+	 * over the generator's measured interval only (not its set-up or
+	 * teardown), and the generator's own CPU over the same interval. */
+	double srv_cpu_s;
+	double client_cpu_s;
 };
 
 /* What a path's run (or setup) says besides its sample. */
@@ -107,6 +115,7 @@ enum bench_metric {
 	BENCH_M_RSS,
 	BENCH_M_RSS_KIB_PER_OP, /* absolute: peak RSS over ops, KiB */
 	BENCH_M_RSS_MIB,        /* absolute: the RSS column, MiB */
+	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
 };
 struct bench_target {
 	const char *a, *b;      /* path names; b NULL: an absolute target */
@@ -128,6 +137,9 @@ struct bench_workload {
 	bool latency;         /* the table shows p50/p99 (else ns/op) */
 	bool in_default;      /* part of the default suite */
 	unsigned long tasks;  /* this preset's task count (0: --tasks/default) */
+	bool server_cpu;      /* rows carry srv_cpu_s/client_cpu_s: the table
+	                         shows the server's CPU per op and how busy the
+	                         load generator was */
 	const char *baseline; /* path the ratio column divides by */
 	const struct bench_path *paths;
 	unsigned npaths;
@@ -171,6 +183,11 @@ int bench_pin_self(unsigned i);
 /* CPUs in the process's affinity mask. */
 unsigned bench_ncpus(void);
 
+/* The options every ursa path runs with: `cores` workers, pinned unless
+ * --no-pin (set once by main, before any path starts). */
+void bench_set_pin(bool pin);
+struct ursa_opts bench_ursa_opts(unsigned cores);
+
 /* How many threads this process may make now, and which limit binds
  * (static string). */
 unsigned long bench_thread_limit(const char **why);
@@ -193,6 +210,7 @@ struct bench_config {
 	unsigned cpus;
 	double mem_gib;
 	double load1;         /* 1-minute load average when the run began */
+	bool pin;             /* ursa's workers pinned (--no-pin: not) */
 };
 
 /* One row of a table: a path of a workload, summarised over its reps. */
@@ -210,6 +228,10 @@ struct bench_row {
 	double ops_s, ops_s_min, ops_s_max;
 	double wall_s, wall_s_min, wall_s_max;
 	double cpu_s;
+	/* w->server_cpu: server CPU µs per op (median, min, max over the reps)
+	 * and the load generator's CPU over its wall time (median). */
+	double srv_us_op, srv_us_op_min, srv_us_op_max;
+	double client_busy;
 	long rss_kib;             /* the largest peak over the reps */
 	struct bench_lat lat;     /* medians over the reps */
 	bool extrapolated;

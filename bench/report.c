@@ -110,6 +110,9 @@ void bench_print_config(const struct bench_config *c, const struct bench_params 
 	printf("  machine   %u CPUs (%s), %.1f GiB, %s\n", c->cpus, c->cpu_model, c->mem_gib,
 	       c->kernel);
 	printf("  python    %s\n", c->python[0] ? c->python : "not found (asyncio rows skipped)");
+	printf("  pinning   ursa workers %s; raw-ring and ping-pong threads pinned by their paths\n",
+	       c->pin ? "pinned, one per CPU (URSA_OPT_PIN; --no-pin to compare)"
+	              : "not pinned (--no-pin: the library's default)");
 	if (c->load1 >= 0)
 		printf("  load      %.2f (1-minute average at start)%s\n", c->load1,
 		       c->load1 > 0.5 * c->cpus ? ": other work is running; expect noisy numbers" : "");
@@ -148,6 +151,8 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return r->ops > 0 ? (double)r->rss_kib / r->ops : 0;
 	case BENCH_M_RSS_MIB:
 		return (double)r->rss_kib / 1024;
+	case BENCH_M_SRV_CPU:
+		return r->srv_us_op;
 	}
 	return 0;
 }
@@ -211,6 +216,8 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 		printf(" %9s", "ns/op");
 	else
 		printf(" %9s %9s", "p50", "p99");
+	if (w->server_cpu)
+		printf(" %9s %6s", "srv us/op", "client");
 	printf(" %8s %8s %8s %8s %3s\n", "wall s", "cpu s", "RSS MiB",
 	       w->baseline ? "x base" : "", "n");
 	for (unsigned i = 0; i < n; i++) {
@@ -232,6 +239,10 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 			       dur_us(b, sizeof(b), r->lat.p99_us));
 		else
 			printf(" %9s %9s", "-", "-");
+		if (w->server_cpu) {
+			snprintf(d, sizeof(d), "%.0f%%", 100 * r->client_busy);
+			printf(" %9.2f %6s", r->srv_us_op, d);
+		}
 		snprintf(d, sizeof(d), "%s%s", num(a, sizeof(a), r->wall_s),
 		         r->extrapolated ? "*" : "");
 		printf(" %8s %8s", d, num(b, sizeof(b), r->cpu_s));
@@ -247,6 +258,23 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 			printf("  x base: ops/s over %s's\n", w->baseline);
 			break;
 		}
+	if (w->server_cpu) {
+		printf("  srv us/op: the server's CPU (user + system, all its threads) over the load "
+		       "generator's measured interval, per op [min .. max]:");
+		for (unsigned i = 0; i < n; i++)
+			if (rows[i].status == BENCH_OK)
+				printf(" %s %.2f [%.2f .. %.2f]%s", rows[i].path->name, rows[i].srv_us_op,
+				       rows[i].srv_us_op_min, rows[i].srv_us_op_max,
+				       i + 1 < n ? ";" : "");
+		printf("\n  client: the load generator's CPU over its wall time (one CPU of its "
+		       "own); at 90%% or more it is saturated and ops/s measure it, not the "
+		       "server\n");
+		for (unsigned i = 0; i < n; i++)
+			if (rows[i].status == BENCH_OK && rows[i].client_busy >= 0.9)
+				printf("  note: %s/%s: the client was saturated (%.0f%% of its CPU)\n",
+				       bench_class_name(rows[i].path->cls), rows[i].path->name,
+				       100 * rows[i].client_busy);
+	}
 	for (unsigned i = 0; i < n; i++) {
 		const struct bench_row *r = &rows[i];
 
@@ -330,7 +358,8 @@ static void json_config(FILE *f, const struct bench_config *c)
 	json_str(f, c->cpu_model);
 	fputs(", \"kernel\": ", f);
 	json_str(f, c->kernel);
-	fprintf(f, ", \"mem_gib\": %.1f, \"load1\": %.2f, \"python\": ", c->mem_gib, c->load1);
+	fprintf(f, ", \"mem_gib\": %.1f, \"load1\": %.2f, \"pinned\": %s, \"python\": ", c->mem_gib,
+	        c->load1, c->pin ? "true" : "false");
 	json_str(f, c->python);
 	fputc('}', f);
 }
@@ -381,6 +410,10 @@ int bench_write_json(const char *file, const struct bench_config *c,
 		json_num(f, "wall_s_min", r->wall_s_min, ok);
 		json_num(f, "wall_s_max", r->wall_s_max, ok);
 		json_num(f, "cpu_s", r->cpu_s, ok);
+		json_num(f, "server_cpu_us_per_op", r->srv_us_op, ok && r->w->server_cpu);
+		json_num(f, "server_cpu_us_per_op_min", r->srv_us_op_min, ok && r->w->server_cpu);
+		json_num(f, "server_cpu_us_per_op_max", r->srv_us_op_max, ok && r->w->server_cpu);
+		json_num(f, "client_cpu_busy", r->client_busy, ok && r->w->server_cpu);
 		json_num(f, "peak_rss_kib", (double)r->rss_kib, ok && r->rss_kib > 0);
 		json_num(f, "p50_us", r->lat.p50_us, ok && r->lat.valid);
 		json_num(f, "p99_us", r->lat.p99_us, ok && r->lat.valid);

@@ -124,6 +124,20 @@ int bench_pin_self(unsigned i)
 	return -EINVAL;
 }
 
+static bool pin_workers = true;
+
+void bench_set_pin(bool pin)
+{
+	pin_workers = pin;
+}
+
+struct ursa_opts bench_ursa_opts(unsigned cores)
+{
+	struct ursa_opts o = {.flags = pin_workers ? URSA_OPT_PIN : 0, .cores = cores};
+
+	return o;
+}
+
 static long read_long(const char *path)
 {
 	FILE *f = fopen(path, "r");

@@ -430,7 +430,7 @@ static void *ring_main(void *arg)
 static int run_ring(struct bench_ctx *ctx, struct bench_sample *s)
 {
 	struct ring_run rr = {.n = nworkers(ctx)};
-	struct ursa_opts o = {.cores = ctx->p->cores};
+	struct ursa_opts o = bench_ursa_opts(ctx->p->cores);
 	struct bench_meter m;
 	int rc = make_workers(ctx, &ring_io, rr.n, &rr.ws);
 

@@ -348,7 +348,7 @@ static int run_ursa_burst(struct bench_ctx *ctx, struct bench_sample *s, bool id
 	struct sleep_size z = size_of(ctx);
 	struct ring_sleep rs = {.n = z.n, .d_ns = z.d_ns, .late = alloc_late(z.n),
 	                        .idle_rss = idle_rss};
-	struct ursa_opts o = {.cores = ctx->p->cores};
+	struct ursa_opts o = bench_ursa_opts(ctx->p->cores);
 	struct bench_meter m;
 	int rc;
 

@@ -64,7 +64,7 @@ static int run_ursa_n(struct bench_ctx *ctx, struct bench_sample *s, unsigned ba
 {
 	/* One core: spawn puts the task on the caller's core anyway, and an idle
 	 * second worker would only add noise. */
-	struct ursa_opts o = {.cores = 1};
+	struct ursa_opts o = bench_ursa_opts(1);
 	struct spawn_run sr = {.iters = ctx->iters, .batch = batch, .s = s};
 	uint64_t want = ctx->iters * (ctx->iters + 1) / 2;
 	int rc = ursa_run(spawn_main, &sr, &o, NULL);

@@ -79,7 +79,7 @@ static void *two_sides_main(void *arg)
 
 static int run_two_sides(struct bench_ctx *ctx, struct sync_run *r, side_fn a, side_fn b)
 {
-	struct ursa_opts o = {.cores = r->where == TWO_CORES ? 2 : 1};
+	struct ursa_opts o = bench_ursa_opts(r->where == TWO_CORES ? 2 : 1);
 	struct two_sides ts = {r, a, b};
 	int rc;
 
@@ -129,7 +129,7 @@ static void *lock_alone(void *arg)
 
 static int run_lock_ursa(struct bench_ctx *ctx, struct bench_sample *s)
 {
-	struct ursa_opts o = {.cores = 1};
+	struct ursa_opts o = bench_ursa_opts(1);
 	struct sync_run r = {.iters = ctx->iters, .s = s};
 	int rc;
 

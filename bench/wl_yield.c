@@ -60,7 +60,7 @@ static void *yield_main(void *arg)
 
 static int run_ursa(struct bench_ctx *ctx, struct bench_sample *s)
 {
-	struct ursa_opts o = {.cores = 1};
+	struct ursa_opts o = bench_ursa_opts(1);
 	struct yield_run yr = {.iters = ctx->iters, .s = s};
 	int rc = ursa_run(yield_main, &yr, &o, NULL);
 

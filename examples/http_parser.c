@@ -77,6 +77,48 @@ static int check_line_prefix(const char *buf, size_t len, const struct http_limi
 	return 0;
 }
 
+/*
+ * The target in origin form (RFC 9112 section 3.2): an origin-form target
+ * ("/a?b") is itself; an absolute-form one ("http://host:80/a?b", scheme
+ * http or https in any case, a non-empty authority) is its path and query,
+ * "/" when the authority is followed by nothing or by a query.  The
+ * asterisk and authority forms, and other schemes, have none (NULL).
+ */
+static void origin_path(struct http_request *req)
+{
+	const char *t = req->target, *end = t + req->target_len, *a;
+
+	req->path = NULL;
+	req->path_len = 0;
+	if (t[0] == '/') {
+		req->path = t;
+		req->path_len = req->target_len;
+		return;
+	}
+	if (req->target_len > 7 && ieq(t, 7, "http://"))
+		a = t + 7;
+	else if (req->target_len > 8 && ieq(t, 8, "https://"))
+		a = t + 8;
+	else
+		return;
+	for (const char *p = a; p < end; p++) {
+		if (*p == '/' || *p == '?' || *p == '#') {
+			if (p == a)
+				return; /* no authority: "http:///x" */
+			if (*p == '/') {
+				req->path = p;
+				req->path_len = (size_t)(end - p);
+			} else {
+				req->path = "/";
+				req->path_len = 1;
+			}
+			return;
+		}
+	}
+	req->path = "/";
+	req->path_len = 1;
+}
+
 /* Parse "METHOD SP target SP HTTP/1.x" (without its CRLF). */
 static int parse_request_line(const char *p, size_t n, struct http_request *req)
 {
@@ -95,6 +137,7 @@ static int parse_request_line(const char *p, size_t n, struct http_request *req)
 		return -400;
 	req->target = p + t;
 	req->target_len = i - t;
+	origin_path(req);
 	i++;
 	if (n - i != 8 || memcmp(p + i, "HTTP/", 5) != 0 || p[i + 5] < '0' || p[i + 5] > '9' ||
 	    p[i + 6] != '.' || p[i + 7] < '0' || p[i + 7] > '9')
@@ -192,7 +235,9 @@ static int parse_header(const char *p, size_t n, struct http_request *req, bool 
 			return -400;
 		*seen_host = true;
 	} else if (ieq(h->name, h->name_len, "expect")) {
-		if (ieq(h->value, h->value_len, "100-continue"))
+		/* RFC 9110 section 10.1.1: an HTTP/1.0 client's 100-continue is
+		 * ignored (it may not understand a 1xx answer). */
+		if (ieq(h->value, h->value_len, "100-continue") && req->version_minor >= 1)
 			req->expect_continue = true;
 	}
 	return 0;
@@ -276,18 +321,34 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 
 /* ---------------------------------------------------------- chunked body */
 
+/*
+ * The chunk grammar (RFC 9112 section 7.1), exactly:
+ *
+ *   chunk     = chunk-size [ chunk-ext ] CRLF chunk-data CRLF
+ *   chunk-ext = *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
+ *
+ * so "2 erf" (a word after blanks, with no ";") is a 400, as is an empty
+ * extension name or an unterminated quoted string.
+ */
 enum {
-	CH_SIZE0,     /* first hex digit of a chunk size */
-	CH_SIZE,      /* more hex digits */
-	CH_EXT,       /* blanks or a chunk extension, up to CR */
-	CH_SIZE_LF,   /* LF after the size line's CR */
-	CH_DATA,      /* chunk data */
-	CH_DATA_CR,   /* CR after the data */
-	CH_DATA_LF,   /* LF after the data */
-	CH_TRAILER0,  /* start of a trailer line, or CR of the final blank line */
-	CH_TRAILER,   /* inside a trailer line */
+	CH_SIZE0,      /* first hex digit of a chunk size */
+	CH_SIZE,       /* more hex digits */
+	CH_EXT_WS,     /* blanks after the size, a value or a quoted string */
+	CH_EXT_NAME0,  /* after ";": blanks, then the name's first byte */
+	CH_EXT_NAME,   /* inside a name */
+	CH_EXT_EQ,     /* blanks after a name: "=", ";" or CR */
+	CH_EXT_VAL0,   /* after "=": blanks, then a token or a quoted string */
+	CH_EXT_VAL,    /* inside a token value */
+	CH_EXT_QUOTED, /* inside a quoted-string value */
+	CH_EXT_QPAIR,  /* the byte after a backslash in a quoted string */
+	CH_SIZE_LF,    /* LF after the size line's CR */
+	CH_DATA,       /* chunk data */
+	CH_DATA_CR,    /* CR after the data */
+	CH_DATA_LF,    /* LF after the data */
+	CH_TRAILER0,   /* start of a trailer line, or CR of the final blank line */
+	CH_TRAILER,    /* inside a trailer line */
 	CH_TRAILER_LF, /* LF ending a trailer line */
-	CH_END_LF,    /* LF of the final blank line */
+	CH_END_LF,     /* LF of the final blank line */
 };
 
 #define CH_MAX_LINE 4096 /* bytes of one size line (with extensions) or of all trailers */
@@ -303,6 +364,45 @@ static int hexval(unsigned char c)
 	return -1;
 }
 
+/* The state after byte ch of a size line's extension part, or -1 (400). */
+static int ext_step(int state, unsigned char ch)
+{
+	bool ws = ch == ' ' || ch == '\t';
+
+	if (ch == '\r' && (state == CH_SIZE || state == CH_EXT_WS || state == CH_EXT_NAME ||
+	                   state == CH_EXT_EQ || state == CH_EXT_VAL))
+		return CH_SIZE_LF;
+	switch (state) {
+	case CH_SIZE:
+	case CH_EXT_WS:
+		return ws ? CH_EXT_WS : ch == ';' ? CH_EXT_NAME0 : -1;
+	case CH_EXT_NAME0:
+		return ws ? CH_EXT_NAME0 : is_tchar(ch) ? CH_EXT_NAME : -1;
+	case CH_EXT_NAME:
+		/* What may follow a name may follow its blanks. */
+		if (is_tchar(ch))
+			return CH_EXT_NAME;
+		/* fall through */
+	case CH_EXT_EQ:
+		return ws ? CH_EXT_EQ : ch == '=' ? CH_EXT_VAL0 : ch == ';' ? CH_EXT_NAME0 : -1;
+	case CH_EXT_VAL0:
+		return ws ? CH_EXT_VAL0 : ch == '"' ? CH_EXT_QUOTED : is_tchar(ch) ? CH_EXT_VAL : -1;
+	case CH_EXT_VAL:
+		return is_tchar(ch) ? CH_EXT_VAL : ws ? CH_EXT_WS : ch == ';' ? CH_EXT_NAME0 : -1;
+	case CH_EXT_QUOTED:
+		/* qdtext: HTAB, SP, VCHAR but DQUOTE and backslash, obs-text. */
+		if (ch == '"')
+			return CH_EXT_WS;
+		if (ch == '\\')
+			return CH_EXT_QPAIR;
+		return is_vbyte(ch) ? CH_EXT_QUOTED : -1;
+	case CH_EXT_QPAIR:
+		return is_vbyte(ch) ? CH_EXT_QUOTED : -1;
+	default:
+		return -1;
+	}
+}
+
 long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, uint64_t max_body)
 {
 	size_t i = 0;
@@ -311,34 +411,47 @@ long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, uint
 		unsigned char ch = (unsigned char)buf[i];
 		int h;
 
+		if (c->state != CH_DATA) {
+			/* Framing (size lines, extensions, CRLFs, trailers) is
+			 * bounded in total, not only per line: megabytes of
+			 * extensions around a few body bytes are refused early
+			 * (CVE-2024-22019's class). */
+			if (++c->framing > HTTP_CHUNK_FRAMING_FREE + HTTP_CHUNK_FRAMING_PER_BYTE * c->total)
+				return -413;
+		}
 		switch (c->state) {
 		case CH_SIZE0:
 		case CH_SIZE:
 			h = hexval(ch);
-			if (h >= 0) {
+			if (h >= 0 && c->state == CH_SIZE0) {
+				c->remaining = (uint64_t)h;
+				c->state = CH_SIZE;
+			} else if (h >= 0) {
 				if (c->remaining > (UINT64_MAX >> 4))
 					return -400;
 				c->remaining = c->remaining * 16 + (uint64_t)h;
-				if (c->total + c->remaining > max_body ||
-				    c->total + c->remaining < c->total)
-					return -413;
-				c->state = CH_SIZE;
-			} else if (c->state == CH_SIZE && (ch == ';' || ch == ' ' || ch == '\t')) {
-				c->state = CH_EXT;
-			} else if (c->state == CH_SIZE && ch == '\r') {
-				c->state = CH_SIZE_LF;
-			} else {
+			} else if (c->state == CH_SIZE0 || (h = ext_step(c->state, ch)) < 0) {
 				return -400;
+			} else {
+				c->state = h;
 			}
+			if (c->total + c->remaining > max_body || c->total + c->remaining < c->total)
+				return -413;
 			if (++c->line_len > CH_MAX_LINE)
 				return -400;
 			i++;
 			break;
-		case CH_EXT:
-			if (ch == '\r')
-				c->state = CH_SIZE_LF;
-			else if (ch == '\n' || !is_vbyte(ch))
+		case CH_EXT_WS:
+		case CH_EXT_NAME0:
+		case CH_EXT_NAME:
+		case CH_EXT_EQ:
+		case CH_EXT_VAL0:
+		case CH_EXT_VAL:
+		case CH_EXT_QUOTED:
+		case CH_EXT_QPAIR:
+			if ((h = ext_step(c->state, ch)) < 0)
 				return -400;
+			c->state = h;
 			if (++c->line_len > CH_MAX_LINE)
 				return -400;
 			i++;

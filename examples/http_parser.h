@@ -32,13 +32,18 @@ struct http_request {
 	size_t method_len;
 	const char *target;
 	size_t target_len;
+	const char *path;         /* the target in origin form ("/a?b"), also from an
+	                             absolute-form target ("http://h/a?b"); NULL for
+	                             the asterisk and authority forms and other
+	                             schemes (origin_path in http_parser.c) */
+	size_t path_len;
 	int version_minor;        /* HTTP/1.<minor>: 0 or 1 */
 	struct http_header headers[HTTP_MAX_HEADERS];
 	unsigned nheaders;
 	int64_t content_length;   /* -1: no Content-Length header */
 	bool chunked;             /* Transfer-Encoding: chunked */
 	bool keep_alive;          /* after the version and Connection headers */
-	bool expect_continue;     /* Expect: 100-continue */
+	bool expect_continue;     /* Expect: 100-continue, from an HTTP/1.1 client */
 };
 
 /*
@@ -62,11 +67,24 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 /* The header called name (case-insensitive), or NULL. */
 const struct http_header *http_find_header(const struct http_request *req, const char *name);
 
+/*
+ * The framing of a chunked body (size lines, extensions, CRLFs, trailers)
+ * may take at most HTTP_CHUNK_FRAMING_FREE bytes plus
+ * HTTP_CHUNK_FRAMING_PER_BYTE per body byte decoded so far.  Body bytes in
+ * 1-byte chunks (5 bytes of framing each) pass; megabytes of extensions,
+ * leading zeros or trailers around a small body do not (the class of
+ * CVE-2024-22019), so a chunked body costs at most 16 KiB + 9 x its size
+ * in bytes read.
+ */
+#define HTTP_CHUNK_FRAMING_FREE (16u << 10)
+#define HTTP_CHUNK_FRAMING_PER_BYTE 8u
+
 /* Incremental decoder of a chunked body (RFC 9112 section 7.1). */
 struct http_chunked {
 	int state;         /* private */
 	uint64_t remaining; /* bytes left in the current chunk */
 	uint64_t total;    /* body bytes decoded so far */
+	uint64_t framing;  /* bytes of everything else so far */
 	unsigned line_len; /* bytes of the current size or trailer line */
 	bool done;         /* the last chunk and the trailers have been read */
 };
@@ -74,10 +92,11 @@ struct http_chunked {
 /*
  * Feed bytes of a chunked body.  Returns the count of bytes of buf consumed
  * (it stops at the end of the body, so bytes after it belong to the next
- * request), or -400 for a malformed body (bad or overflowing chunk size,
- * missing CRLF, over-long size or trailer line) or -413 once the decoded
- * body exceeds max_body.  Body bytes are counted in c->total and skipped:
- * the example server does not keep request bodies.
+ * request), or -400 for a malformed body (bad or overflowing chunk size, a
+ * size line that is not RFC 9112's chunk-size [chunk-ext], missing CRLF,
+ * over-long size or trailer line) or -413 once the decoded body exceeds
+ * max_body or the framing its bound (above).  Body bytes are counted in
+ * c->total and skipped: the example server does not keep request bodies.
  */
 long http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, uint64_t max_body);
 

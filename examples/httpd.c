@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,8 +28,17 @@
 #include "server.h"
 
 #define IN_CAP (32u << 10)     /* input buffer; must exceed limits.max_head */
-#define OUT_FLUSH (64u << 10)  /* flush pipelined responses past this */
-#define FILE_CHUNK (256u << 10) /* bytes per pread of a large file */
+/*
+ * The output buffer: the most of its answers a connection holds in memory.
+ * A file is streamed through it, read in pieces that fill it and sent
+ * before the next is read, so a slow reader of a large file costs OUT_CAP
+ * here whatever the file's size (the rest waits on disk; the kernel's
+ * socket buffer is its own).  Pipelined answers are sent once OUT_FLUSH
+ * bytes are waiting; a small answer (under 1 KiB) then still fits.
+ */
+#define OUT_CAP (64u << 10)
+#define OUT_FLUSH (OUT_CAP - 1024)
+#define FILE_MIN_READ (16u << 10) /* send first rather than read less than this */
 #define PATH_MAX_LEN 4096
 
 static const struct http_limits limits = {
@@ -256,7 +266,9 @@ static int hexdigit(char c)
 /*
  * The request path, percent-decoded, without the query, relative to the
  * root ("a/b.txt").  0, or the status to answer: 400 (bad escape, NUL),
- * 404 (a ".." segment: nothing outside the root is ever named), 414.
+ * 404 (a ".." segment), 414.  This is not what keeps requests inside the
+ * root: a decoded path may still be absolute ("//etc/passwd", "/%2Fetc")
+ * or lead out through a link; open_under_root refuses those in the kernel.
  */
 static int decode_path(const char *t, size_t n, char *out, size_t cap)
 {
@@ -293,6 +305,45 @@ static int decode_path(const char *t, size_t n, char *out, size_t cap)
 	return 0;
 }
 
+/*
+ * Open rel under the root, with the root as a wall the kernel enforces
+ * (openat2 on the ring): RESOLVE_BENEATH fails with -EXDEV any lookup that
+ * would leave the root, whether by an absolute path, an absolute link, or
+ * a ".." or relative link climbing out, however the request spelt it;
+ * RESOLVE_NO_MAGICLINKS refuses /proc's fd-like links (-ELOOP).  Links
+ * that stay inside the root are followed (docs/servers.md, "The root").
+ * -EAGAIN means a rename raced a ".." step; the lookup is simply retried.
+ */
+static int open_under_root(const char *rel)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	};
+	int fd = -EAGAIN;
+
+	for (int tries = 0; tries < 4 && fd == -EAGAIN; tries++)
+		fd = ursa_openat2(root_fd, rel, &how, sizeof(how));
+	return fd;
+}
+
+/* The status for a failed open: never tell what exists outside the root. */
+static int open_status(int err)
+{
+	switch (err) {
+	case -ENOENT:
+	case -ENOTDIR:
+	case -EXDEV:        /* outside the root */
+	case -ELOOP:        /* a magic link, or a link loop */
+	case -ENAMETOOLONG: /* a component over NAME_MAX: no such file */
+		return 404;
+	case -EACCES:
+		return 403;
+	default:
+		return 500;
+	}
+}
+
 /* Serve a file under the root: the head and, unless HEAD, the bytes. */
 static bool serve_file(struct http_conn *h, const char *rel, bool head_only, const char *conn_hdr)
 {
@@ -300,10 +351,9 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 	int fd, rc;
 	off_t off = 0;
 
-	fd = ursa_openat(root_fd, rel, O_RDONLY | O_CLOEXEC | O_NOFOLLOW, 0);
+	fd = open_under_root(rel);
 	if (fd < 0) {
-		add_simple(h, fd == -ENOENT || fd == -ENOTDIR || fd == -ELOOP ? 404 :
-		              fd == -EACCES ? 403 : 500, head_only, conn_hdr, NULL);
+		add_simple(h, open_status(fd), head_only, conn_hdr, NULL);
 		return true;
 	}
 	rc = ursa_statx(fd, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE, &st);
@@ -314,11 +364,17 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 	}
 	add_head(h, 200, content_type(rel), st.stx_size, conn_hdr, NULL);
 	while (!head_only && (uint64_t)off < st.stx_size) {
-		size_t want = st.stx_size - (uint64_t)off > FILE_CHUNK ? FILE_CHUNK
-		                                                       : (size_t)(st.stx_size - (uint64_t)off);
+		uint64_t left = st.stx_size - (uint64_t)off;
+		size_t want;
 		ssize_t r;
 
-		/* Read straight into the output buffer, after the head. */
+		/* Read straight into the output buffer, after what waits there,
+		 * at most up to OUT_CAP; send a full buffer before reading on. */
+		if (h->out_len + FILE_MIN_READ > OUT_CAP && !flush(h))
+			break;
+		want = OUT_CAP - h->out_len;
+		if (want > left)
+			want = (size_t)left;
 		if (!out_reserve(h, want))
 			break;
 		r = ursa_pread(fd, h->out + h->out_len, want, off);
@@ -326,8 +382,6 @@ static bool serve_file(struct http_conn *h, const char *rel, bool head_only, con
 			break; /* the file shrank or failed: the length promised is wrong */
 		h->out_len += (size_t)r;
 		off += r;
-		if (h->out_len >= OUT_FLUSH && !flush(h))
-			break;
 	}
 	ursa_close(fd);
 	return head_only || (uint64_t)off == st.stx_size;
@@ -349,11 +403,14 @@ static bool respond(struct http_conn *h, const struct http_request *req)
 		add_simple(h, 405, false, conn_hdr, "Allow: GET, HEAD\r\n");
 		return true;
 	}
-	if (req->target_len == 0 || req->target[0] != '/') {
+	/* Origin form, or the path of an absolute-form target (RFC 9112
+	 * section 3.2.2: a server must accept it; its authority then wins over
+	 * Host, which this server does not use either way). */
+	if (!req->path) {
 		add_simple(h, 400, head, "close", NULL);
 		return false;
 	}
-	if (req->target_len == 1 || (req->target_len >= 2 && req->target[1] == '?')) {
+	if (req->path_len == 1 || req->path[1] == '?') {
 		add_head(h, 200, "text/plain", 11, conn_hdr, NULL);
 		if (!head)
 			out_add(h, "hello world", 11);
@@ -363,7 +420,7 @@ static bool respond(struct http_conn *h, const struct http_request *req)
 		add_simple(h, 404, head, conn_hdr, NULL);
 		return true;
 	}
-	status = decode_path(req->target, req->target_len, path, sizeof(path));
+	status = decode_path(req->path, req->path_len, path, sizeof(path));
 	if (status) {
 		add_simple(h, status, head, status == 404 ? conn_hdr : "close", NULL);
 		return status == 404;

@@ -17,16 +17,17 @@
  * across cores; FLUSHDB and DBSIZE visit every core.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "resp.h"
 #include "server.h"
 
-#define NS_PER_MS 1000000ll
 #define IN_START (16u << 10)                 /* first input buffer */
 #define IN_MAX ((size_t)RESP_MAX_BULK + 65536) /* a command larger than this is refused */
 #define OUT_FLUSH (256u << 10)               /* flush mid-pipeline past this */
@@ -36,7 +37,7 @@
 struct entry {
 	struct entry *next;
 	uint64_t hash;
-	int64_t expire_ns; /* CLOCK_MONOTONIC; 0: no expiry */
+	int64_t expire_ms; /* CLOCK_MONOTONIC, in ms (expiry_after); 0: no expiry */
 	char *val;
 	size_t vlen, klen;
 	char key[];
@@ -79,6 +80,48 @@ static void free_entry(struct entry *e)
 	free(e);
 }
 
+/* ------------------------------------------------------------- expiry */
+
+/*
+ * Expiry times are milliseconds on the monotonic clock, so that a step of
+ * the wall clock neither expires keys nor keeps them.  Redis keeps them as
+ * Unix-time milliseconds and refuses, with "invalid expire time", any value
+ * whose conversion to its absolute time overflows 64 bits; kv applies the
+ * same rule against the same base (the wall clock), so that it accepts and
+ * refuses exactly the values Redis 7 does, PX 9223372036854 and EX
+ * 9223372036 included (issue 20: ns arithmetic overflowed on those, and the
+ * key vanished at once).
+ */
+static int64_t now_ms(void)
+{
+	return (int64_t)(ursa_now() / 1000000u);
+}
+
+static int64_t unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether Redis accepts ms (> 0) as a time to live: its Unix-time base
+ * plus ms must fit. */
+static bool expiry_fits(int64_t ms)
+{
+	return ms <= INT64_MAX - unix_ms();
+}
+
+/* The monotonic expiry time ms (> 0) from now.  The monotonic clock is
+ * behind the wall clock, so a value that passed expiry_fits fits here too;
+ * saturate anyway rather than trust that (a clock set before 1970). */
+static int64_t expiry_after(int64_t ms)
+{
+	int64_t now = now_ms();
+
+	return ms > INT64_MAX - now ? INT64_MAX : now + ms;
+}
+
 /* Find key in s, dropping it if it has expired; *link gets the slot that
  * points at it (for unlinking). */
 static struct entry *lookup(struct shard *s, const struct resp_arg *key, struct entry ***link)
@@ -89,7 +132,7 @@ static struct entry *lookup(struct shard *s, const struct resp_arg *key, struct 
 	for (struct entry *e = *pp; e; pp = &e->next, e = e->next) {
 		if (e->hash != h || e->klen != key->len || memcmp(e->key, key->p, key->len) != 0)
 			continue;
-		if (e->expire_ns && e->expire_ns <= (int64_t)ursa_now()) {
+		if (e->expire_ms && e->expire_ms <= now_ms()) {
 			*pp = e->next;
 			free_entry(e);
 			s->count--;
@@ -142,7 +185,7 @@ static struct entry *store(struct shard *s, const struct resp_arg *key, const st
 		e->klen = key->len;
 		memcpy(e->key, key->p, key->len);
 		e->val = NULL;
-		e->expire_ns = 0;
+		e->expire_ms = 0;
 		e->next = s->buckets[e->hash & s->mask];
 		s->buckets[e->hash & s->mask] = e;
 		if (++s->count > s->mask + 1)
@@ -198,8 +241,6 @@ struct kv_msg {
 /* Run m on `core`: directly when that is this core, else through its inbox. */
 static void run_on(unsigned core, struct kv_msg *m)
 {
-	struct ursa_scope shield;
-
 	if (core == ursa_core()) {
 		m->fn(m);
 		return;
@@ -210,14 +251,15 @@ static void run_on(unsigned core, struct kv_msg *m)
 	 * wait must not end early: shield it from cancellation.  The shard task
 	 * always answers, even while it stops (see shard_task).
 	 */
-	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	if (ursa_queue_put(shards[core].inbox, m) == 0) {
-		int rc = ursa_event_wait(&m->done); /* shielded: only 0 */
+	URSA_SHIELDED(URSA_FOREVER) {
+		if (ursa_queue_put(shards[core].inbox, m) == 0) {
+			int rc = ursa_event_wait(&m->done); /* shielded: only 0 */
 
-		(void)rc;
-	} else
-		resp_out_error(m->out, "ERR server is shutting down");
-	(void)ursa_scope_exit(&shield);
+			(void)rc;
+		} else {
+			resp_out_error(m->out, "ERR server is shutting down");
+		}
+	}
 }
 
 /* Each core's server of messages from the other cores. */
@@ -277,19 +319,33 @@ static bool arg_eq(const struct resp_arg *a, const char *s)
 	return a->len == strlen(s) && strncasecmp(a->p, s, a->len) == 0;
 }
 
-/* Strict signed decimal, as Redis's string2ll. */
+/*
+ * Strict signed decimal, the rule of Redis's string2ll: every byte counts
+ * (so "5\0junk" is no number, where strtoll stopped at the NUL), an optional
+ * '-', no blanks or '+' (strtoll skipped leading tabs: "\t5" passed), no
+ * leading zero but "0" itself ("-0" is refused), and a value that fits.
+ */
 static bool parse_ll(const char *p, size_t n, long long *out)
 {
-	char tmp[24], *end;
+	unsigned long long v = 0, limit;
+	bool neg = n > 0 && p[0] == '-';
+	size_t i = neg;
 
-	if (n == 0 || n > 20 || p[0] == ' ' || p[0] == '+')
+	if (n == 1 && p[0] == '0') {
+		*out = 0;
+		return true;
+	}
+	if (i >= n || p[i] < '1' || p[i] > '9')
 		return false;
-	memcpy(tmp, p, n);
-	tmp[n] = 0;
-	errno = 0;
-	*out = strtoll(tmp, &end, 10);
-	return errno == 0 && *end == 0 && !(n > 1 && tmp[0] == '0') &&
-	       !(n > 1 && tmp[0] == '-' && tmp[1] == '0');
+	limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+	for (; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9' || v > (limit - (unsigned)(p[i] - '0')) / 10)
+			return false;
+		v = v * 10 + (unsigned)(p[i] - '0');
+	}
+	*out = neg ? (v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v)
+	           : (long long)v;
+	return true;
 }
 
 static void op_get(struct kv_msg *m)
@@ -327,8 +383,10 @@ static void op_set(struct kv_msg *m)
 				resp_out_error(m->out, "ERR value is not an integer or out of range");
 				return;
 			}
-			if (v <= 0 || (arg_eq(a, "EX") && v > INT64_MAX / 1000 / NS_PER_MS) ||
-			    v > INT64_MAX / NS_PER_MS) {
+			/* Redis 7's rule (t_string.c): positive, and the
+			 * absolute time in ms must fit in 64 bits. */
+			if (v <= 0 || (arg_eq(a, "EX") && v > INT64_MAX / 1000) ||
+			    !expiry_fits(arg_eq(a, "EX") ? v * 1000 : v)) {
 				resp_out_error(m->out, "ERR invalid expire time in 'set' command");
 				return;
 			}
@@ -345,15 +403,14 @@ static void op_set(struct kv_msg *m)
 		return;
 	}
 	{
-		int64_t old_expire = e ? e->expire_ns : 0;
+		int64_t old_expire = e ? e->expire_ms : 0;
 
 		e = store(s, &m->argv[0], &m->argv[1]);
 		if (!e) {
 			resp_out_error(m->out, "OOM command not allowed when used memory > 'maxmemory'.");
 			return;
 		}
-		e->expire_ns = ttl_ms ? (int64_t)ursa_now() + ttl_ms * NS_PER_MS
-		                      : (keepttl ? old_expire : 0);
+		e->expire_ms = ttl_ms ? expiry_after(ttl_ms) : (keepttl ? old_expire : 0);
 	}
 	resp_out_simple(m->out, "OK");
 }
@@ -364,7 +421,7 @@ static void op_store(struct kv_msg *m)
 	struct entry *e = store(my_shard(), &m->argv[0], &m->argv[1]);
 
 	if (e)
-		e->expire_ns = 0;
+		e->expire_ms = 0;
 	m->result = e != NULL;
 }
 
@@ -389,14 +446,14 @@ static void op_incr(struct kv_msg *m)
 	val.p = buf;
 	val.len = (size_t)snprintf(buf, sizeof(buf), "%lld", v);
 	{
-		int64_t keep = e ? e->expire_ns : 0;
+		int64_t keep = e ? e->expire_ms : 0;
 
 		e = store(s, &m->argv[0], &val);
 		if (!e) {
 			resp_out_error(m->out, "OOM command not allowed when used memory > 'maxmemory'.");
 			return;
 		}
-		e->expire_ns = keep;
+		e->expire_ms = keep;
 	}
 	resp_out_int(m->out, v);
 }
@@ -411,7 +468,8 @@ static void op_exists(struct kv_msg *m)
 	m->result = lookup(my_shard(), &m->argv[0], NULL) != NULL;
 }
 
-/* EXPIRE key seconds (validated by the caller, in m->result). */
+/* EXPIRE key seconds (checked by the caller; in ms in m->result).  As in
+ * Redis 7, a time to live of 0 or less deletes the key at once. */
 static void op_expire(struct kv_msg *m)
 {
 	struct shard *s = my_shard();
@@ -423,7 +481,7 @@ static void op_expire(struct kv_msg *m)
 		delete_key(s, &m->argv[0]);
 		resp_out_int(m->out, 1);
 	} else {
-		e->expire_ns = (int64_t)ursa_now() + m->result * 1000 * NS_PER_MS;
+		e->expire_ms = expiry_after(m->result);
 		resp_out_int(m->out, 1);
 	}
 }
@@ -438,14 +496,16 @@ static void op_ttl(struct kv_msg *m)
 		resp_out_int(m->out, -2);
 		return;
 	}
-	if (!e->expire_ns) {
+	if (!e->expire_ms) {
 		resp_out_int(m->out, -1);
 		return;
 	}
-	ms = (e->expire_ns - (int64_t)ursa_now() + NS_PER_MS / 2) / NS_PER_MS;
+	ms = e->expire_ms - now_ms();
 	if (ms < 0)
 		ms = 0;
-	resp_out_int(m->out, m->result == 1 ? ms : (ms + 500) / 1000);
+	/* Rounded to the nearest second as Redis does, without its + 500,
+	 * which could overflow for a time to live near 2^63 ms. */
+	resp_out_int(m->out, m->result == 1 ? ms : ms / 1000 + (ms % 1000 >= 500));
 }
 
 static void op_dbsize(struct kv_msg *m)
@@ -503,7 +563,9 @@ static long long all_op(struct kv_conn *k, void (*fn)(struct kv_msg *))
 
 static void cmd_ping(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc == 2)
+	if (cmd->argc > 2) /* Redis 7: PING [message], arity -1 checked here */
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'ping' command");
+	else if (cmd->argc == 2)
 		resp_out_bulk(&k->out, cmd->argv[1].p, cmd->argv[1].len);
 	else
 		resp_out_simple(&k->out, "PONG");
@@ -570,15 +632,25 @@ static void cmd_mset(struct kv_conn *k, const struct resp_cmd *cmd)
 	resp_out_simple(&k->out, "OK");
 }
 
+/*
+ * EXPIRE key seconds.  Redis 7's checks (expire.c), in its order and before
+ * it looks at the key: an integer; seconds * 1000 and then the Unix-time
+ * base plus that must fit in 64 bits ("invalid expire time", the key is
+ * kept); a result in the past (any seconds <= 0) deletes the key.
+ */
 static void cmd_expire(struct kv_conn *k, const struct resp_cmd *cmd)
 {
 	long long s;
 
-	if (!parse_ll(cmd->argv[2].p, cmd->argv[2].len, &s) || s > INT64_MAX / 1000 / NS_PER_MS) {
+	if (!parse_ll(cmd->argv[2].p, cmd->argv[2].len, &s)) {
 		resp_out_error(&k->out, "ERR value is not an integer or out of range");
 		return;
 	}
-	key_op(k, cmd, 1, op_expire, s);
+	if (s > INT64_MAX / 1000 || s < INT64_MIN / 1000 || !expiry_fits(s * 1000)) {
+		resp_out_error(&k->out, "ERR invalid expire time in 'expire' command");
+		return;
+	}
+	key_op(k, cmd, 1, op_expire, s * 1000);
 }
 
 static void cmd_ttl(struct kv_conn *k, const struct resp_cmd *cmd)
@@ -599,7 +671,8 @@ static void cmd_dbsize(struct kv_conn *k, const struct resp_cmd *cmd)
 
 static void cmd_flushdb(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc == 2 && !arg_eq(&cmd->argv[1], "ASYNC") && !arg_eq(&cmd->argv[1], "SYNC")) {
+	if (cmd->argc > 2 ||
+	    (cmd->argc == 2 && !arg_eq(&cmd->argv[1], "ASYNC") && !arg_eq(&cmd->argv[1], "SYNC"))) {
 		resp_out_error(&k->out, "ERR syntax error");
 		return;
 	}
@@ -607,12 +680,17 @@ static void cmd_flushdb(struct kv_conn *k, const struct resp_cmd *cmd)
 	resp_out_simple(&k->out, "OK");
 }
 
+/* kv has database 0 only; Redis's 1 to 15 are out of range here. */
 static void cmd_select(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (arg_eq(&cmd->argv[1], "0"))
-		resp_out_simple(&k->out, "OK");
-	else
+	long long db;
+
+	if (!parse_ll(cmd->argv[1].p, cmd->argv[1].len, &db))
+		resp_out_error(&k->out, "ERR value is not an integer or out of range");
+	else if (db != 0)
 		resp_out_error(&k->out, "ERR DB index is out of range");
+	else
+		resp_out_simple(&k->out, "OK");
 }
 
 static void cmd_quit(struct kv_conn *k, const struct resp_cmd *cmd)
@@ -624,22 +702,64 @@ static void cmd_quit(struct kv_conn *k, const struct resp_cmd *cmd)
 
 static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd);
 
-/* CONFIG GET name: what redis-benchmark asks at start ("save", "appendonly"). */
+/* Redis 7's reply to a subcommand it does not know. */
+static void unknown_subcommand(struct kv_conn *k, const struct resp_arg *sub, const char *cmd)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "ERR unknown subcommand '%.*s'. Try %s HELP.",
+	         (int)(sub->len > 128 ? 128 : sub->len), sub->p, cmd);
+	for (char *c = msg; *c; c++)
+		if (*c == '\r' || *c == '\n')
+			*c = ' ';
+	resp_out_error(&k->out, msg);
+}
+
+/*
+ * CONFIG GET name...: what redis-benchmark asks at start ("save",
+ * "appendonly"; names matched exactly, not as globs); CONFIG SET knows no
+ * option.  Errors worded as Redis 7's.
+ */
 static void cmd_config(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (!arg_eq(&cmd->argv[1], "GET") || cmd->argc != 3) {
-		resp_out_error(&k->out, "ERR CONFIG subcommand not supported by this server");
+	unsigned found = 0;
+
+	if (arg_eq(&cmd->argv[1], "SET")) {
+		char msg[200];
+		const struct resp_arg *name = cmd->argc > 2 ? &cmd->argv[2] : &cmd->argv[1];
+
+		if (cmd->argc < 4) {
+			resp_out_error(&k->out, "ERR wrong number of arguments for 'config|set' command");
+			return;
+		}
+		snprintf(msg, sizeof(msg),
+		         "ERR Unknown option or number of arguments for CONFIG SET - '%.*s'",
+		         (int)(name->len > 128 ? 128 : name->len), name->p);
+		for (char *c = msg; *c; c++)
+			if (*c == '\r' || *c == '\n')
+				*c = ' ';
+		resp_out_error(&k->out, msg);
 		return;
 	}
-	if (arg_eq(&cmd->argv[2], "save") || arg_eq(&cmd->argv[2], "appendonly")) {
-		resp_out_array(&k->out, 2);
-		resp_out_bulk(&k->out, cmd->argv[2].p, cmd->argv[2].len);
-		if (arg_eq(&cmd->argv[2], "save"))
+	if (!arg_eq(&cmd->argv[1], "GET")) {
+		unknown_subcommand(k, &cmd->argv[1], "CONFIG");
+		return;
+	}
+	if (cmd->argc < 3) {
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'config|get' command");
+		return;
+	}
+	for (unsigned i = 2; i < cmd->argc; i++)
+		found += arg_eq(&cmd->argv[i], "save") || arg_eq(&cmd->argv[i], "appendonly");
+	resp_out_array(&k->out, 2 * (long long)found);
+	for (unsigned i = 2; i < cmd->argc; i++) {
+		if (arg_eq(&cmd->argv[i], "save")) {
+			resp_out_bulk(&k->out, "save", 4);
 			resp_out_bulk(&k->out, "", 0);
-		else
+		} else if (arg_eq(&cmd->argv[i], "appendonly")) {
+			resp_out_bulk(&k->out, "appendonly", 10);
 			resp_out_bulk(&k->out, "no", 2);
-	} else {
-		resp_out_array(&k->out, 0);
+		}
 	}
 }
 
@@ -663,8 +783,10 @@ static const struct kv_command {
  * COMMAND: one entry of name and arity per command. */
 static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd)
 {
-	if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "COUNT")) {
+	if (cmd->argc == 2 && arg_eq(&cmd->argv[1], "COUNT")) {
 		resp_out_int(&k->out, (long long)NCOMMANDS);
+	} else if (cmd->argc > 2 && arg_eq(&cmd->argv[1], "COUNT")) {
+		resp_out_error(&k->out, "ERR wrong number of arguments for 'command|count' command");
 	} else if (cmd->argc >= 2 && arg_eq(&cmd->argv[1], "DOCS")) {
 		resp_out_array(&k->out, 0);
 	} else if (cmd->argc == 1) {
@@ -675,7 +797,7 @@ static void cmd_command(struct kv_conn *k, const struct resp_cmd *cmd)
 			resp_out_int(&k->out, commands[i].arity);
 		}
 	} else {
-		resp_out_error(&k->out, "ERR unknown subcommand for 'command'");
+		unknown_subcommand(k, &cmd->argv[1], "COMMAND");
 	}
 }
 
@@ -772,7 +894,7 @@ static void *kv_conn(void *arg)
 		}
 		if (n < 0) {
 			/* As Redis: report the protocol error, then close. */
-			resp_out_error(&k->out, resp_strerror(n));
+			resp_out_proto_error(&k->out, n, &k->cmd);
 			flush_out(k);
 			break;
 		}

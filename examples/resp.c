@@ -23,9 +23,11 @@ const char *resp_strerror(long err)
 	case RESP_EPROTO_CRLF:
 		return "ERR Protocol error: bulk not followed by CRLF";
 	case RESP_EPROTO_INLINE:
-		return "ERR Protocol error: invalid inline request";
+		return "ERR Protocol error: too big inline request";
 	case RESP_EPROTO_ARGS:
 		return "ERR Protocol error: too many arguments";
+	case RESP_EPROTO_QUOTES:
+		return "ERR Protocol error: unbalanced quotes in request";
 	default:
 		return "ERR Protocol error";
 	}
@@ -83,8 +85,10 @@ static long parse_multibulk(const char *buf, size_t len, struct resp_cmd *cmd)
 
 		if (pos >= len)
 			return 0;
-		if (buf[pos] != '$')
+		if (buf[pos] != '$') {
+			cmd->got = buf[pos];
 			return -RESP_EPROTO_DOLLAR;
+		}
 		pos++;
 		rc = read_int_line(buf, len, &pos, &blen);
 		if (rc <= 0)
@@ -137,12 +141,13 @@ static long parse_inline(const char *buf, size_t len, struct resp_cmd *cmd)
 			while (i < end && buf[i] != q)
 				i++;
 			if (i >= end)
-				return -RESP_EPROTO_INLINE;
+				return -RESP_EPROTO_QUOTES;
 			cmd->argv[cmd->argc].p = buf + s;
 			cmd->argv[cmd->argc++].len = i - s;
 			i++;
+			/* A closing quote must end the word, as in Redis. */
 			if (i < end && buf[i] != ' ' && buf[i] != '\t')
-				return -RESP_EPROTO_INLINE;
+				return -RESP_EPROTO_QUOTES;
 		} else {
 			s = i;
 			while (i < end && buf[i] != ' ' && buf[i] != '\t')
@@ -243,6 +248,26 @@ void resp_out_array(struct resp_out *o, long long n)
 void resp_out_null(struct resp_out *o)
 {
 	resp_out_raw(o, "$-1\r\n", 5);
+}
+
+void resp_out_proto_error(struct resp_out *o, long err, const struct resp_cmd *cmd)
+{
+	const char *msg = resp_strerror(err);
+	char line[96];
+	size_t n = strlen(msg);
+
+	if (err != -RESP_EPROTO_DOLLAR) {
+		out_line(o, '-', msg, n);
+		return;
+	}
+	/* Redis: "expected '$', got '%c'", with CR and LF made spaces so that
+	 * the reply stays one line; any other byte as it came. */
+	memcpy(line, msg, n);
+	memcpy(line + n, ", got '", 7);
+	n += 7;
+	line[n++] = cmd->got == '\r' || cmd->got == '\n' ? ' ' : cmd->got;
+	line[n++] = '\'';
+	out_line(o, '-', line, n);
 }
 
 void resp_out_bulk(struct resp_out *o, const void *p, size_t n)

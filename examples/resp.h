@@ -24,16 +24,24 @@ struct resp_arg {
 struct resp_cmd {
 	struct resp_arg argv[RESP_MAX_ARGS];
 	unsigned argc; /* 0 for an empty inline line (ignored, as Redis does) */
+	char got;      /* -RESP_EPROTO_DOLLAR: the byte found instead of '$' */
 };
 
-/* Protocol errors, each with the message Redis itself replies. */
+/*
+ * Protocol errors, each with the message Redis 7 replies where it has one.
+ * Two are kv's own: Redis does not check the CRLF after a bulk (it skips two
+ * bytes), and it allows 1024 * 1024 arguments where kv allows
+ * RESP_MAX_ARGS.  Redis's bulk limit is 512 MiB (proto-max-bulk-len); kv's
+ * RESP_MAX_BULK gets the same message.
+ */
 enum {
 	RESP_EPROTO_MBULK = 1, /* invalid multibulk length */
-	RESP_EPROTO_BULK,      /* invalid bulk length */
-	RESP_EPROTO_DOLLAR,    /* expected '$' */
-	RESP_EPROTO_CRLF,      /* a bulk not followed by CRLF */
-	RESP_EPROTO_INLINE,    /* inline line too long, or unbalanced quotes */
-	RESP_EPROTO_ARGS,      /* more than RESP_MAX_ARGS arguments */
+	RESP_EPROTO_BULK,      /* invalid bulk length (also above RESP_MAX_BULK) */
+	RESP_EPROTO_DOLLAR,    /* expected '$', got 'x' */
+	RESP_EPROTO_CRLF,      /* a bulk not followed by CRLF (kv's own) */
+	RESP_EPROTO_INLINE,    /* too big inline request (over RESP_MAX_INLINE) */
+	RESP_EPROTO_ARGS,      /* more than RESP_MAX_ARGS arguments (kv's own) */
+	RESP_EPROTO_QUOTES,    /* unbalanced quotes in request (inline) */
 };
 
 /*
@@ -43,7 +51,8 @@ enum {
  */
 long resp_parse(const char *buf, size_t len, struct resp_cmd *cmd);
 
-/* "-ERR Protocol error: ..." text (without "-" and CRLF) for a -RESP_EPROTO_*. */
+/* "ERR Protocol error: ..." text (without "-" and CRLF) for a -RESP_EPROTO_*;
+ * for RESP_EPROTO_DOLLAR without the byte (resp_out_proto_error adds it). */
 const char *resp_strerror(long err);
 
 /* A growable output buffer of replies. */
@@ -61,5 +70,8 @@ void resp_out_int(struct resp_out *o, long long v);           /* :v\r\n */
 void resp_out_bulk(struct resp_out *o, const void *p, size_t n); /* $n\r\n...\r\n */
 void resp_out_null(struct resp_out *o);                       /* $-1\r\n */
 void resp_out_array(struct resp_out *o, long long n);         /* *n\r\n */
+/* The error reply to -RESP_EPROTO_* err from resp_parse(..., cmd), worded as
+ * Redis 7 words it ("expected '$', got ':'"). */
+void resp_out_proto_error(struct resp_out *o, long err, const struct resp_cmd *cmd);
 
 #endif /* URSA_EXAMPLE_RESP_H */

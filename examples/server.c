@@ -205,6 +205,57 @@ static void *sweeper(void *arg)
 }
 
 /*
+ * What the accept loop does after a failed accept.  Errors that belong to
+ * one connection are retried at once, since the next accept is another
+ * connection: the peer reset or timed out before it was accepted
+ * (ECONNABORTED), a network error Linux passes on from the new socket
+ * (accept(2), NOTES), a firewall's EPERM, EINTR.  Out of fds (EMFILE,
+ * ENFILE), ursa_accept has backed off already (docs/io.md).  Any other error
+ * (ENOMEM, ENOBUFS, a broken listener) comes straight back when retried:
+ * without a pause the loop would spin on one core for as long as it lasts,
+ * so it waits ACCEPT_BACKOFF_MIN_NS, doubling up to ACCEPT_BACKOFF_MAX_NS
+ * while the errors go on.  Every error but the per-connection ones is logged
+ * once per streak (again only if it changes); an accepted connection ends
+ * the streak.
+ */
+#define ACCEPT_BACKOFF_MIN_NS (1000ull * 1000)       /* 1 ms */
+#define ACCEPT_BACKOFF_MAX_NS (100ull * 1000 * 1000) /* 100 ms */
+
+struct accept_backoff {
+	uint64_t delay_ns; /* the last pause of this streak, 0 outside one */
+	int logged;        /* the error logged in this streak, 0 if none */
+};
+
+/* The pause before the next accept after error err (< 0); *log: say so. */
+static uint64_t accept_backoff_next(struct accept_backoff *b, int err, bool *log)
+{
+	*log = false;
+	switch (-err) {
+	case ECONNABORTED: case EPROTO: case ENETDOWN: case ENOPROTOOPT: case EHOSTDOWN:
+	case ENONET: case EHOSTUNREACH: case EOPNOTSUPP: case ENETUNREACH: case EPERM:
+	case EINTR:
+		return 0;
+	default:
+		break;
+	}
+	*log = b->logged != err;
+	b->logged = err;
+	if (err == -EMFILE || err == -ENFILE)
+		return 0;
+	b->delay_ns = b->delay_ns ? b->delay_ns * 2 : ACCEPT_BACKOFF_MIN_NS;
+	if (b->delay_ns > ACCEPT_BACKOFF_MAX_NS)
+		b->delay_ns = ACCEPT_BACKOFF_MAX_NS;
+	return b->delay_ns;
+}
+
+/* A connection was accepted: the streak, if any, is over. */
+static void accept_backoff_reset(struct accept_backoff *b)
+{
+	b->delay_ns = 0;
+	b->logged = 0;
+}
+
+/*
  * Accept on a listener and start a task per connection: on this core (a
  * listener per core, the default), or on the cores in turn
  * (--one-acceptor).
@@ -213,21 +264,32 @@ static void *acceptor(void *arg)
 {
 	int lfd = (int)(intptr_t)arg;
 	const struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "conn"};
-	unsigned next = 0, n = ursa_ncores();
+	struct accept_backoff backoff = {0};
 	int one = 1;
 
 	for (;;) {
 		int fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		uint64_t pause_ns;
+		bool log;
 
 		if (fd == -ECANCELED || fd == -ETIMEDOUT)
 			break;
-		if (fd < 0)
-			continue; /* -EMFILE and friends: ursa_accept has already backed off */
+		if (fd < 0) {
+			pause_ns = accept_backoff_next(&backoff, fd, &log);
+			if (log)
+				fprintf(stderr, "%s: accept on core %u: %s (backing off while it lasts)\n",
+				        the_srv->name, ursa_core(), ursa_strerror(fd));
+			if (pause_ns && ursa_sleep(pause_ns) != 0)
+				break; /* cancelled: shutting down */
+			continue;
+		}
+		accept_backoff_reset(&backoff);
 		/* Replies go out whole in one send; Nagle would only delay them. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&live, 1);
-		next = server_opts.one_acceptor ? (next + 1) % n : ursa_core();
-		if (ursa_spawn_ex(NULL, next, the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
+		/* --one-acceptor: the cores in turn (round robin) */
+		if (ursa_spawn_ex(NULL, server_opts.one_acceptor ? URSA_CORE_ANY : ursa_core(),
+		                  the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
 			atomic_fetch_sub(&live, 1);
 			ursa_close(fd);
 		}
@@ -295,21 +357,14 @@ static void *main_task(void *arg)
 			}
 			continue;
 		}
-		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT);
+		/* For --port 0 the first listener's port, which the others share. */
+		lfd = ursa_tcp_listen_ex(server_opts.host, port, 4096, URSA_LISTEN_REUSEPORT, &port);
 
 		if (lfd < 0) {
 			fprintf(stderr, "%s: listen on port %u: %s\n", the_srv->name, port,
 			        ursa_strerror(lfd));
 			*rc = 1;
 			return NULL;
-		}
-		if (port == 0) {
-			struct sockaddr_storage ss;
-			socklen_t sl = sizeof(ss);
-
-			getsockname(lfd, (struct sockaddr *)&ss, &sl);
-			port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-			                                      : ((struct sockaddr_in *)&ss)->sin_port);
 		}
 		if (ursa_spawn_on(&acc[i], i, acceptor, (void *)(intptr_t)lfd) < 0 ||
 		    ursa_spawn_on(&sweep[i], i, sweeper, NULL) < 0) {
@@ -329,22 +384,17 @@ static void *main_task(void *arg)
 	}
 	fprintf(stderr, "%s: signal %u, shutting down\n", the_srv->name, si.ssi_signo);
 	atomic_store(&draining, true);
-	for (unsigned i = 0; i < n; i++) {
-		if (acc[i]) {
-			ursa_cancel(acc[i]);
-			join_task(acc[i]);
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(acc[i], NULL); /* NULL: no acceptor there */
 	grace_end = ursa_now() + server_opts.grace_ns;
 	while (atomic_load(&live) > 0 && ursa_now() < grace_end)
-		(void)ursa_sleep(SWEEP_NS / 5);
+		if (ursa_sleep(SWEEP_NS / 5) < 0)
+			break; /* cancelled: a loop that waits ends on its wait */
 	if (atomic_load(&live) > 0)
 		fprintf(stderr, "%s: grace period over, dropping %ld connections\n", the_srv->name,
 		        atomic_load(&live));
-	for (unsigned i = 0; i < n; i++) {
-		ursa_cancel(sweep[i]);
-		join_task(sweep[i]);
-	}
+	for (unsigned i = 0; i < n; i++)
+		ursa_cancel_and_join(sweep[i], NULL);
 	free(acc);
 	free(sweep);
 	/* Tasks still running are cancelled and awaited by ursa_run. */

@@ -64,7 +64,7 @@ static int complete(struct ursa_future *f, int err, void *result, char *msg)
 	__atomic_store_n(&f->state_, COMPLETE, __ATOMIC_SEQ_CST);
 	sleepers = __atomic_load_n(&f->sleepers_, __ATOMIC_SEQ_CST);
 	while ((n = ursa__waitq_claim(&f->waiters_)))
-		ursa__wakes_add(&ws, n, 0, NULL);
+		ursa__waitq_grant(&ws, n, 0, NULL);
 	cbs = f->cbs_;
 	f->cbs_ = NULL;
 	/* Under the lock, like everything that touches f: whoever sees COMPLETE
@@ -75,7 +75,7 @@ static int complete(struct ursa_future *f, int err, void *result, char *msg)
 		futex_wake_all(&f->state_);
 	ursa__spin_unlock(&f->lock_);
 
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	/* Callbacks were pushed newest first; run them in registration order.
 	 * After this loop f may be gone (a callback may free it). */
 	while (cbs) {
@@ -175,7 +175,7 @@ int ursa_future_wait(struct ursa_future *f, void **result)
 
 	if (ursa_future_done(f))
 		return outcome(f, result);
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return wait_thread(f, result);
 	ursa__spin_lock(&f->lock_);
@@ -186,7 +186,7 @@ int ursa_future_wait(struct ursa_future *f, void **result)
 	rc = ursa__waitq_wait(self, &f->waiters_, &f->lock_, &w, NULL, NULL, NULL);
 	if (rc)
 		return rc;
-	/* The release of DONE in ursa__wakes_run follows the outcome's stores. */
+	/* The release of DONE in ursa__waitq_wake follows the outcome's stores. */
 	return outcome(f, result);
 }
 
@@ -233,11 +233,15 @@ static void *submit_main(void *arg)
 
 int ursa_blocking_submit(struct ursa_future *f, ursa_fn fn, void *arg)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_spawn_opts o = {.flags = URSA_SPAWN_DETACHED, .name = "blocking_submit"};
 	struct submit *s;
 	int rc;
 
+	/* Whatever f held: it is initialised on every return, so the caller
+	 * may ursa_future_fini it whatever this returns. */
+	if (f)
+		ursa_future_init(f);
 	if (!self)
 		return -EPERM;
 	if (!f || !fn)

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait,
+ * gather.c: waiting for many tasks at once: ursa_gather, ursa_wait[_until],
  * ursa_as_completed_*, and ursa_wait_for.  All of them register one watch
  * (lib/watch.h) in every task, so each task's end costs one push and one
  * wake, and the waiter learns which tasks ended in the order they ended,
  * however many it waits for.
  */
 #include "scope.h"
+#include "task.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -127,18 +130,20 @@ static void cancel_all(struct ursa_task *const *tasks, size_t n)
 
 /* ----------------------------------------------------------------- gather */
 
-int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
-                uint32_t flags)
+int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
+                struct ursa_outcome *out)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	bool all = flags & URSA_GATHER_ALL, cancelling = false;
 	size_t registered, seen = 0, failed = 0;
-	int first = 0, caller_rc = 0, rc;
+	int caller_rc = 0, rc;
 
 	if (!self)
 		return -EPERM;
+	if ((flags & ~URSA_GATHER_ALL) || n > INT_MAX)
+		return -EINVAL; /* an unknown bit; a count the return cannot hold */
 	rc = watch_all(&w, tasks, n, &registered, &ready);
 	if (rc)
 		return rc;
@@ -148,12 +153,10 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 		while ((t = chain_pop(&ready))) {
 			struct ursa_outcome scratch, *o = out ? &out[t->watch_slot] : &scratch;
 
-			(void)ursa_task_outcome(t, o);
+			ursa__task_outcome(t, o);
 			seen++;
 			if (o->err) {
 				failed++;
-				if (!first)
-					first = o->err;
 				if (!all && !cancelling) {
 					cancel_all(tasks, n);
 					cancelling = true;
@@ -163,34 +166,36 @@ int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *o
 		if (seen == n)
 			break;
 		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
+			rc = ursa__scope_check(self, NULL);
 			if (rc) {
 				/* Cancelling gather cancels what it waits for; it still
 				 * waits, so that it can release every task. */
 				caller_rc = rc;
 				cancel_all(tasks, n);
 				cancelling = true;
-			} else if (self->scope) {
-				ursa__scope_arm(self);
 			}
 		}
 		if (take_into(&w, &ready))
 			continue;
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else
+			(void)ursa__wait_park(self); /* an error: the check above, next round */
 	}
 	for (size_t i = 0; i < n; i++)
 		ursa__task_unref(tasks[i]); /* the handles: every task has ended */
-	if (caller_rc)
-		return caller_rc;
-	return all ? (int)failed : first;
+	/* One meaning whatever the flags: what ended the wait, if the caller's
+	 * cancellation or deadline did, else how many tasks did not return
+	 * normally.  A task's own error is only ever in out[]. */
+	return caller_rc ? caller_rc : (int)failed;
 }
 
 /* ------------------------------------------------------------------- wait */
 
-int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t deadline,
-              bool *done)
+int ursa_wait_until(struct ursa_task *const *tasks, size_t n, int return_when,
+                    uint64_t deadline, bool *done)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain ready = {NULL, NULL};
 	struct ursa_watch_ w = {self, NULL};
 	size_t registered, taken = 0, ended = 0, withdrawn = 0, k;
@@ -200,7 +205,8 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 
 	if (!self)
 		return -EPERM;
-	if (return_when < URSA_WAIT_FIRST_COMPLETED || return_when > URSA_WAIT_ALL_COMPLETED)
+	if (return_when < URSA_WAIT_FIRST_COMPLETED || return_when > URSA_WAIT_ALL_COMPLETED ||
+	    n > INT_MAX)
 		return -EINVAL;
 	rc = watch_all(&w, tasks, n, &registered, &ready);
 	if (rc)
@@ -226,12 +232,9 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 			taken += k;
 			continue;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	/* Withdraw from the tasks still running; one that is ending right now
 	 * will still be pushed, and counts as done. */
@@ -251,38 +254,28 @@ int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_
 	return rc ? rc : (int)ended;
 }
 
+int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when, uint64_t timeout_ns,
+              bool *done)
+{
+	return ursa_wait_until(tasks, n, return_when, ursa__scope_deadline_after(timeout_ns), done);
+}
+
 /* --------------------------------------------------------------- wait_for */
 
-int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
+int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, struct ursa_outcome *out)
 {
-	struct ursa_outcome o;
 	struct ursa_scope s;
-	uint64_t now = ursa_now();
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
-	ursa_scope_enter(&s, timeout_ns >= URSA_FOREVER - now ? URSA_FOREVER : now + timeout_ns);
-	rc = ursa_join_outcome(t, &o);
+	/* The timeout is a scope around a join: the join passes the scope's
+	 * expiry (or the caller's cancellation) on to t, waits for it and
+	 * releases it, and its status says which ended the wait. */
+	ursa_scope_enter_after(&s, timeout_ns);
+	rc = ursa_join_outcome(t, out);
 	(void)ursa_scope_exit(&s);
-	if (rc == -ETIMEDOUT || rc == -ECANCELED) {
-		/* Ours (or the caller's) deadline, or the caller was cancelled: t
-		 * goes too, and we wait for it, shielded, to release it. */
-		struct ursa_scope shield;
-
-		(void)ursa_cancel(t);
-		ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-		while (ursa_join_outcome(t, &o) != 0)
-			; /* unreachable: a shielded join without deadline */
-		ursa_scope_exit(&shield);
-		if (o.err != 0)
-			return rc; /* the result that arrived first wins */
-	} else if (rc) {
-		return rc; /* -EINVAL, -EDEADLK: t not released */
-	}
-	if (o.err == 0 && result)
-		*result = o.result;
-	return o.err;
+	return rc;
 }
 
 /* ----------------------------------------------------------- as_completed */
@@ -290,13 +283,15 @@ int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result)
 int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const *tasks,
                            size_t n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {NULL, NULL};
 	int rc;
 
 	memset(ac, 0, sizeof(*ac));
 	if (!self)
 		return -EPERM;
+	if (n > INT_MAX)
+		return -EINVAL; /* _next returns an index as an int */
 	/* fini must know which tasks are still watched without touching the
 	 * others: the caller may have released them since. */
 	ac->taken_ = calloc(n ? n : 1, 1);
@@ -321,7 +316,7 @@ int ursa_as_completed_init(struct ursa_as_completed *ac, struct ursa_task *const
 
 int ursa_as_completed_next(struct ursa_as_completed *ac)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct chain c = {ac->ready_head_, ac->ready_tail_};
 	int rc;
 
@@ -340,15 +335,12 @@ int ursa_as_completed_next(struct ursa_as_completed *ac)
 			break;
 		}
 		if (!ac->left_) {
-			rc = -ENOENT;
+			rc = -EPIPE; /* end of stream */
 			break;
 		}
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__wait_park(self);
 		if (rc)
 			break;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 	ac->ready_head_ = c.head;
 	ac->ready_tail_ = c.tail;

@@ -13,7 +13,7 @@
  * for its next call, so nothing is lost.  Closing cancels the producer: its
  * pending yield returns -ECANCELED and it cleans up.
  */
-#include "core.h"
+#include "sched.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -58,14 +58,14 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-int ursa_gen_start(struct ursa_gen **out, ursa_gen_fn fn, void *arg)
+int ursa_gen_create(struct ursa_gen **out, ursa_gen_fn fn, void *arg)
 {
 	struct ursa_gen *g;
 	int rc;
 
 	if (!out || !fn)
 		return -EINVAL;
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	g = calloc(1, sizeof(*g));
 	if (!g)
@@ -132,17 +132,12 @@ int ursa_gen_next(struct ursa_gen *g, void **v)
 	return rc;
 }
 
-int ursa_gen_close(struct ursa_gen *g)
+int ursa_gen_destroy(struct ursa_gen *g)
 {
-	struct ursa_scope shield;
-
 	if (!g)
 		return 0;
-	(void)ursa_cancel(g->producer); /* -ESRCH if it has ended: fine */
-	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	while (ursa_join_outcome(g->producer, NULL) != 0)
-		; /* unreachable: a shielded join without a deadline */
-	ursa_scope_exit(&shield);
+	/* Its wait completes even in a cancelled task or past a deadline. */
+	(void)ursa_cancel_and_join(g->producer, NULL);
 	free(g);
 	return 0;
 }

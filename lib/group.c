@@ -14,11 +14,13 @@
  * other child.  The owner is the only one to walk the list for that.
  */
 #include "scope.h"
+#include "spin.h"
 #include "task.h"
-#include "waitq.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +40,7 @@ struct child {
 void ursa_group_enter(struct ursa_group *g)
 {
 	memset(g, 0, sizeof(*g));
-	g->owner_ = ursa__self();
+	g->owner_ = ursa__sched_self();
 	g->watch_.waiter_ = g->owner_;
 	ursa_scope_enter(&g->scope_, URSA_FOREVER);
 }
@@ -46,7 +48,7 @@ void ursa_group_enter(struct ursa_group *g)
 static void *child_main(void *arg)
 {
 	struct child *c = arg;
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	void *r = c->fn(c->arg);
 
 	/* The group outlives us: its exit waits for this task to end. */
@@ -115,6 +117,8 @@ static void collect(struct ursa_group *g)
 		unlink_child(g, c);
 		ursa__spin_unlock(&g->lock_);
 		free(c);
+		if (failed)
+			g->nfailed_++;
 		if (failed && !g->failed_) {
 			g->failed_ = t; /* its handle is released at exit */
 			ursa_scope_cancel(&g->scope_);
@@ -129,9 +133,9 @@ static void collect(struct ursa_group *g)
 int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *arg,
                         const struct ursa_spawn_opts *opts)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_spawn_opts o = {0};
-	struct ursa__runtime *rt;
+	struct ursa__core *target;
 	struct ursa_task *t;
 	struct child *c;
 	bool cancel_now;
@@ -141,12 +145,15 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		return -EPERM;
 	if (!fn)
 		return -EINVAL;
-	rt = self->core->rt;
-	if (core >= rt->cfg.cores)
-		return -EINVAL;
 	if (opts)
 		o = *opts;
-	o.flags &= ~URSA_SPAWN_DETACHED;
+	/* URSA_SPAWN_DETACHED contradicts the group's ownership of its
+	 * children; no other bit is defined. */
+	if (o.flags)
+		return -EINVAL;
+	target = ursa__task_core(self->core, core);
+	if (!target)
+		return -EINVAL;
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
@@ -162,7 +169,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 	link_child(g, c); /* counted before it can end */
 	ursa__spin_unlock(&g->lock_);
 
-	rc = ursa__task_spawn(rt, &rt->cores[core], &t, child_main, c, &o);
+	rc = ursa__task_spawn(self->core->rt, target, &t, child_main, c, &o);
 	if (rc) {
 		ursa__spin_lock(&g->lock_);
 		unlink_child(g, c);
@@ -182,7 +189,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 		 * while this child is counted. */
 		ursa__watch_push(&g->watch_, t);
 		if (self != g->owner_)
-			ursa__task_wake(g->owner_);
+			ursa__sched_wake(g->owner_);
 	}
 	if (self == g->owner_)
 		collect(g);
@@ -191,7 +198,7 @@ int ursa_group_spawn_ex(struct ursa_group *g, unsigned core, ursa_fn fn, void *a
 
 int ursa_group_spawn(struct ursa_group *g, ursa_fn fn, void *arg)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 
 	if (!self)
 		return -EPERM;
@@ -211,7 +218,7 @@ void ursa_group_cancel(struct ursa_group *g)
 
 int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int body_rc, rc = 0;
 
 	if (!self || self != g->owner_)
@@ -230,30 +237,26 @@ int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first)
 		ursa__spin_unlock(&g->lock_);
 		if (!live)
 			break;
-		if (!cancelling) {
-			rc = ursa__cancel_check(self, NULL);
-			if (rc)
-				cancel_children(g, 0); /* and keep waiting for them */
-			else if (self->scope)
-				ursa__scope_arm(self);
-		}
-		ursa__sched_park();
+		if (cancelling)
+			ursa__sched_park();
+		else if ((rc = ursa__wait_park(self)))
+			cancel_children(g, 0); /* and keep waiting for them */
 	}
 	if (g->failed_) {
-		struct ursa_outcome scratch, *o = first ? first : &scratch;
-
-		(void)ursa_task_outcome(g->failed_, o);
+		/* A failure is the most useful report: it wins over a
+		 * cancellation of the group.  A child's error is only ever in
+		 * *first, never the return value. */
+		if (first)
+			ursa__task_outcome(g->failed_, first);
 		ursa__task_unref(g->failed_);
 		g->failed_ = NULL;
-		return o->err;
+		return g->nfailed_ > INT_MAX ? INT_MAX : (int)g->nfailed_;
 	}
+	if (first)
+		memset(first, 0, sizeof(*first)); /* no failure to report */
 	if (!rc)
 		rc = body_rc;
 	if (!rc && (g->flags_ & G_CANCELLED)) /* no child left to race us */
 		rc = -ECANCELED;
-	if (first) {
-		memset(first, 0, sizeof(*first));
-		first->err = rc;
-	}
 	return rc;
 }

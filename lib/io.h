@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * io.h: what the io_*.c files share: the per-core io state, the two-step
- * shape of every call (take an SQE, wait for its CQE) and the hooks between
- * subsystems (ursa_close wakes accepts parked on EMFILE).
+ * io.h: what the io_*.c files share (io.c): the per-core io state, the
+ * largest count one op moves, and the hooks between them (ursa_close wakes
+ * the accepts parked on EMFILE).  Each call is an op (lib/op.h).
  */
 #ifndef URSA_IO_INTERNAL_H
 #define URSA_IO_INTERNAL_H
 
-#include "core.h"
+#include "op.h"
 #include "scope.h"
 
 #include <limits.h>
@@ -21,30 +21,28 @@
 struct ursa__io_core {
 	int reserve_fd;               /* spare fd for shedding on EMFILE, or -1    */
 	uint64_t emfile_backoff_ns;   /* 0 outside an fd shortage                 */
-	struct ursa__list emfile_waiters; /* struct ursa__emfile_wait, parked      */
+	struct ursa__list fd_waiters; /* struct ursa__io_fd_wait: accepts parked */
 	struct ursa__list groups;     /* struct ursa_bufgroup of this core         */
 };
 
 /* The calling core's io state, created if needed; NULL when out of memory. */
 struct ursa__io_core *ursa__io_core(struct ursa__core *c);
 
-/*
- * Step one of a call: the calling task (into *self) and a fresh SQE, or NULL
- * with *err = -EPERM (not in a task) or the pending cancellation/deadline.
- */
-struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err);
-
-/*
- * Step two: wait for the op prepared in sqe (ursa__op_wait), mapping a
- * -ECANCELED that this task did not ask for (ursa_close cancelled the op by
- * its fd) to -EBADF.
- */
-int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe);
+/* Release core c's io state; after the ring has closed, so the kernel no
+ * longer uses its buffers. */
+void ursa__io_core_fini(struct ursa__core *c);
 
 static inline unsigned ursa__io_len(size_t n)
 {
 	return n > URSA__IO_MAX ? URSA__IO_MAX : (unsigned)n;
 }
+
+/* An accept parked for want of an fd (io_net.c), on its core's fd_waiters:
+ * op is its timeout, which ursa__io_fd_freed makes expire at once. */
+struct ursa__io_fd_wait {
+	struct ursa__list link;
+	struct ursa__op *op;
+};
 
 /* An fd was closed on core c: wake the accepts parked for want of one. */
 void ursa__io_fd_freed(struct ursa__core *c);
@@ -52,11 +50,5 @@ void ursa__io_fd_freed(struct ursa__core *c);
 /* Close fd through the ring, shielded from cancellation, without the fd
  * cancel step (nothing else can have ops on an fd this file just made). */
 int ursa__io_close_fresh(struct ursa_task *self, int fd);
-
-/* Free every buffer group left on this core (io_bufring.c; ring closed). */
-void ursa__bufgroup_fini_all(struct ursa__io_core *io);
-
-/* How often g's receivers met an empty ring (-ENOBUFS), for tests. */
-unsigned ursa__bufgroup_enobufs(const struct ursa_bufgroup *g);
 
 #endif /* URSA_IO_INTERNAL_H */

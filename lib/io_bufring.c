@@ -18,7 +18,9 @@
  * runs dry the kernel ends the multishot recv with -ENOBUFS: back-pressure.
  * The receiver does not re-arm until a buffer has come back.
  */
-#include "io.h"
+#include "io_bufring.h"
+
+#include "wait.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -73,7 +75,7 @@ static void give_back(struct ursa_bufgroup *g, int32_t bid)
 		struct ursa_rx *rx = ursa__container_of(n, struct ursa_rx, starved);
 
 		if (rx->waiter)
-			ursa__task_wake(rx->waiter);
+			ursa__sched_wake(rx->waiter);
 	}
 }
 
@@ -107,7 +109,7 @@ static int free_bgid(struct ursa__io_core *io)
 
 int ursa_bufgroup_create(struct ursa_bufgroup **out, unsigned count, size_t size)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__io_core *io;
 	struct ursa_bufgroup *g;
 	int rc, id;
@@ -164,7 +166,7 @@ int ursa_bufgroup_create(struct ursa_bufgroup **out, unsigned count, size_t size
 
 int ursa_bufgroup_destroy(struct ursa_bufgroup *g)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 
 	if (!g)
 		return 0;
@@ -180,12 +182,12 @@ int ursa_bufgroup_destroy(struct ursa_bufgroup *g)
 	return 0;
 }
 
-unsigned ursa__bufgroup_enobufs(const struct ursa_bufgroup *g)
+unsigned ursa__io_bufring_enobufs(const struct ursa_bufgroup *g)
 {
 	return g->enobufs;
 }
 
-void ursa__bufgroup_fini_all(struct ursa__io_core *io)
+void ursa__io_bufring_fini_all(struct ursa__io_core *io)
 {
 	struct ursa__list *n;
 
@@ -234,12 +236,12 @@ static void rx_complete(struct ursa__call *k, int res, unsigned flags)
 		}
 	}
 	if (rx->waiter)
-		ursa__task_wake(rx->waiter);
+		ursa__sched_wake(rx->waiter);
 }
 
-int ursa_rx_open(struct ursa_rx **out, int fd, struct ursa_bufgroup *g)
+int ursa_rx_create(struct ursa_rx **out, int fd, struct ursa_bufgroup *g)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_rx *rx;
 
 	if (!self)
@@ -273,25 +275,26 @@ static void arm(struct ursa_rx *rx)
 }
 
 /*
- * Park until rx_complete or give_back wakes us.  While parked the task is
- * owed a CQE, so it counts in `pending` (the loop then keeps reaping even on
- * a busy core); an armed receiver nobody waits on does not count, so one the
- * program forgot cannot hold up the runtime's exit.
+ * Park until rx_complete or give_back wakes us (both run on this core), a
+ * deadline passes or the task is cancelled; ursa_rx_recv's loop looks at
+ * which.  While parked the task is owed a CQE, so it counts in `pending`
+ * (the loop then keeps reaping even on a busy core); an armed receiver
+ * nobody waits on does not count, so one the program forgot cannot hold up
+ * the runtime's exit.
  */
 static void rx_park(struct ursa_task *self, struct ursa_rx *rx)
 {
 	rx->waiter = self;
 	self->core->pending++;
-	if (self->scope)
-		ursa__scope_arm(self);
-	ursa__sched_park();
+	/* An error is found again by the check at the top of that loop. */
+	(void)ursa__wait_park(self);
 	self->core->pending--;
 	rx->waiter = NULL;
 }
 
 ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_bufgroup *g;
 	int rc;
 
@@ -309,7 +312,7 @@ ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 		rx->held = -1;
 	}
 	for (;;) {
-		if ((rc = ursa__cancel_check(self, NULL)))
+		if ((rc = ursa__scope_check(self, NULL)))
 			return rc;
 		if (rx->head >= 0) {
 			int32_t bid = rx->head;
@@ -352,9 +355,9 @@ ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **data)
 	}
 }
 
-int ursa_rx_close(struct ursa_rx *rx)
+int ursa_rx_destroy(struct ursa_rx *rx)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_bufgroup *g;
 
 	if (!rx)

@@ -26,12 +26,35 @@ int ursa_openat(int dirfd, const char *path, int flags, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_openat(sqe, dirfd, path, flags, mode);
 	/* A cancelled open whose CQE carries an fd returns that fd: the result
 	 * wins (ursa__op_wait), so it is never leaked. */
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
+}
+
+int ursa_openat2(int dirfd, const char *path, const struct open_how *how, size_t size)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	/* openat2(2) refuses sizes above a page; the ring op would instead walk
+	 * all of them checking that the tail is zero.  (Checked before an SQE
+	 * is taken, which could not be given back.) */
+	if (size > 4096)
+		return ursa_self() ? -E2BIG : -EPERM;
+	if (!(sqe = ursa__op_sqe(&self, &err)))
+		return err;
+	/* liburing 2.3 takes a non-const how; the kernel only reads it (at
+	 * submission, while this task waits).  The length field carries the
+	 * caller's size so that the kernel's extensible-struct checks see what
+	 * the caller compiled against, not what liburing assumed. */
+	io_uring_prep_openat2(sqe, dirfd, path, (struct open_how *)how);
+	sqe->len = (uint32_t)size;
+	/* As for ursa_openat: an fd that arrives despite a cancel is returned. */
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_open(const char *path, int flags, mode_t mode)
@@ -45,13 +68,13 @@ static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READ)
 		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
 	else
 		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_read(int fd, void *buf, size_t n)
@@ -84,13 +107,13 @@ static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t
 
 	if (iovcnt < 0)
 		return -EINVAL;
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	if (op == IORING_OP_READV)
 		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
 	else
 		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -119,10 +142,10 @@ static int sync_op(int fd, unsigned fsync_flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fsync(sqe, fd, fsync_flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_fsync(int fd)
@@ -141,10 +164,10 @@ int ursa_fallocate(int fd, int mode, off_t off, off_t len)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_fallocate(sqe, fd, mode, off, len);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
@@ -153,10 +176,10 @@ int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct sta
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_statx(sqe, dirfd, path, flags, mask, st);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 static int unlink_op(const char *path, int flags)
@@ -165,10 +188,10 @@ static int unlink_op(const char *path, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_unlinkat(sqe, AT_FDCWD, path, flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_unlink(const char *path)
@@ -187,10 +210,10 @@ int ursa_rename(const char *from, const char *to)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_renameat(sqe, AT_FDCWD, from, AT_FDCWD, to, 0);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 int ursa_mkdir(const char *path, mode_t mode)
@@ -199,10 +222,10 @@ int ursa_mkdir(const char *path, mode_t mode)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_mkdirat(sqe, AT_FDCWD, path, mode);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* ------------------------------------------------------ whole-file helpers */
@@ -214,7 +237,7 @@ int ursa_read_file(const char *path, void **out, size_t *outlen)
 	char *buf;
 	int fd, rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if (!path || !out || !outlen)
 		return -EINVAL;
@@ -314,15 +337,87 @@ static int sync_dir(const char *path)
 	return rc;
 }
 
-int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flags)
+/* linkat(2) on the ring, for giving an O_TMPFILE file its name: the fd's
+ * /proc/self/fd link, followed (AT_EMPTY_PATH would need
+ * CAP_DAC_READ_SEARCH). */
+static int link_fd(int fd, const char *to)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	char from[32];
+	int err;
+
+	snprintf(from, sizeof(from), "/proc/self/fd/%d", fd);
+	if (!(sqe = ursa__op_sqe(&self, &err)))
+		return err;
+	io_uring_prep_linkat(sqe, AT_FDCWD, from, AT_FDCWD, to, AT_SYMLINK_FOLLOW);
+	return ursa__op_wait(self, sqe);
+}
+
+/* An unnamed file in path's directory (O_TMPFILE): the new fd, -EOPNOTSUPP
+ * where the filesystem or kernel cannot make one, or another -errno. */
+static int open_unnamed(const char *path, mode_t mode)
+{
+	const char *slash = strrchr(path, '/');
+	char *dir = !slash ? strdup(".") : slash == path ? strdup("/")
+	                                                  : strndup(path, (size_t)(slash - path));
+	int fd;
+
+	if (!dir)
+		return -ENOMEM;
+	if (ursa__ring_disabled("o_tmpfile")) {
+		free(dir);
+		return -EOPNOTSUPP;
+	}
+	fd = ursa_open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	free(dir);
+	/* Kernels before 3.11 take the flags for O_DIRECTORY (-EISDIR);
+	 * filesystems without it say -EOPNOTSUPP. */
+	if (fd == -EISDIR || fd == -EOPNOTSUPP || fd == -EINVAL)
+		return -EOPNOTSUPP;
+	return fd;
+}
+
+/* A named temporary beside path (the fallback without O_TMPFILE): the fd,
+ * and its name in *tmp. */
+static int open_named(const char *path, mode_t mode, char **tmp)
+{
+	int fd = -1;
+
+	for (int tries = 0; fd < 0; tries++) {
+		free(*tmp);
+		*tmp = temp_name(path);
+		if (!*tmp)
+			return -ENOMEM;
+		fd = ursa_open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		if (fd < 0 && (fd != -EEXIST || tries == 16)) {
+			free(*tmp);
+			*tmp = NULL;
+			return fd;
+		}
+	}
+	return fd;
+}
+
+/*
+ * The data go to an unnamed file (O_TMPFILE), so an unfinished write -- a
+ * crash, a kill -9 -- leaves nothing behind: the file has no name until it
+ * is complete and synced.  Then it gets one: path itself if there was no
+ * file there (linkat, the commit point), else a temporary beside it that is
+ * renamed over path (the rename is the commit point; only a crash in the
+ * microseconds between the two leaves a temporary).  Where O_TMPFILE is
+ * missing, the data go to that named temporary from the start, as before.
+ */
+int ursa_write_file(const char *path, const void *buf, size_t len, uint32_t flags)
+{
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa_scope shield;
 	struct statx st;
 	mode_t mode = 0666; /* less the umask, applied by the kernel */
+	bool exists;
 	char *tmp = NULL;
 	size_t done = 0;
-	int fd = -1, rc;
+	int fd, rc;
 
 	if (!self)
 		return -EPERM;
@@ -336,17 +431,12 @@ int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flag
 		mode = st.stx_mode & 07777;
 	else if (rc != -ENOENT)
 		return rc;
-	for (int tries = 0; fd < 0; tries++) {
-		free(tmp);
-		tmp = temp_name(path);
-		if (!tmp)
-			return -ENOMEM;
-		fd = ursa_open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-		if (fd < 0 && (fd != -EEXIST || tries == 16)) {
-			free(tmp);
-			return fd;
-		}
-	}
+	exists = rc == 0;
+	fd = open_unnamed(path, mode);
+	if (fd == -EOPNOTSUPP)
+		fd = open_named(path, mode, &tmp);
+	if (fd < 0)
+		return fd;
 	while (done < len) {
 		ssize_t r = ursa_pwrite(fd, (const char *)buf + done, len - done, (off_t)done);
 
@@ -358,16 +448,37 @@ int ursa_write_file(const char *path, const void *buf, size_t len, unsigned flag
 	}
 	if (!(flags & URSA_WRITE_FILE_NOSYNC) && (rc = ursa_fsync(fd)) < 0)
 		goto fail;
+	if (!tmp) {
+		/* Name the finished file: path itself when it is free (the commit
+		 * point; its result wins over a cancellation that raced it). */
+		rc = exists ? -EEXIST : link_fd(fd, path);
+		while (rc == -EEXIST) {
+			tmp = temp_name(path);
+			if (!tmp) {
+				rc = -ENOMEM;
+				goto fail;
+			}
+			rc = link_fd(fd, tmp);
+			if (rc == -EEXIST) {
+				free(tmp);
+				tmp = NULL;
+			}
+		}
+		if (rc < 0)
+			goto fail;
+	}
 	rc = ursa_close(fd);
 	fd = -1;
 	if (rc < 0)
 		goto fail;
-	/* The commit point.  If the rename completes, its result wins over a
-	 * cancellation that raced it, and the new file is in place. */
-	rc = ursa_rename(tmp, path);
-	if (rc < 0)
-		goto fail;
-	free(tmp);
+	/* The commit point when a file was there.  If the rename completes,
+	 * its result wins over a cancellation that raced it. */
+	if (tmp) {
+		rc = ursa_rename(tmp, path);
+		if (rc < 0)
+			goto fail;
+		free(tmp);
+	}
 	if (flags & URSA_WRITE_FILE_NOSYNC)
 		return 0;
 	/* Finish what the rename started, whatever cancellation says. */
@@ -380,7 +491,7 @@ fail:
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
 	if (fd >= 0)
 		(void)ursa_close(fd);
-	if (ursa_unlink(tmp) < 0) {
+	if (tmp && ursa_unlink(tmp) < 0) {
 		/* Nothing more to do: the error that brought us here wins. */
 	}
 	(void)ursa_scope_exit(&shield);

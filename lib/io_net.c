@@ -5,11 +5,11 @@
  * forms, zero-copy send, shutdown.
  *
  * Out of fds (EMFILE/ENFILE), an accept loop that simply retries would spin:
- * the kernel answers each retry at once (1.6 M -EMFILE CQEs a second,
- * measured).  So ursa_accept, on that error, sheds the backlog through a
- * spare fd kept for the purpose (libuv's trick), then parks the task until
- * ursa_close frees an fd on this core or a backoff passes, and only then
- * returns the error.  Everything else on the core runs meanwhile.
+ * the kernel answers each retry at once (docs/io.md has the rate).  So
+ * ursa_accept, on that error, sheds the backlog through a spare fd kept for
+ * the purpose (libuv's trick), then parks the task until ursa_close frees an
+ * fd on this core or a backoff passes, and only then returns the error.
+ * Everything else on the core runs meanwhile.
  */
 #include "io.h"
 
@@ -30,50 +30,24 @@
 
 int ursa_socket(int domain, int type, int protocol)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct io_uring_sqe *sqe;
 	int err, fd;
 
 	if (self && !self->core->ring.caps.socket) {
 		/* Before 5.19: socket(2) never blocks, so make it here. */
-		if ((err = ursa__cancel_check(self, NULL)))
+		if ((err = ursa__scope_check(self, NULL)))
 			return err;
 		fd = socket(domain, type, protocol);
 		return fd < 0 ? -errno : fd;
 	}
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_socket(sqe, domain, type, protocol, 0);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* ------------------------------------------------------------------ accept */
-
-/* An accept parked for want of an fd; ursa__io_fd_freed fires its timer. */
-struct emfile_wait {
-	struct ursa__list link;
-	struct ursa__op *op;
-};
-
-void ursa__io_fd_freed(struct ursa__core *c)
-{
-	/* Read by the kernel when it takes the SQE; never written. */
-	static struct __kernel_timespec now_ts = {0, 1};
-	struct ursa__io_core *io = c->io;
-	struct ursa__list *n;
-
-	if (!io)
-		return;
-	while ((n = ursa__list_shift(&io->emfile_waiters))) {
-		struct emfile_wait *w = ursa__container_of(n, struct emfile_wait, link);
-		struct io_uring_sqe *sqe = ursa__ring_sqe(&c->ring);
-
-		/* Make the waiter's timeout expire now (TIMEOUT_UPDATE, 5.11); it
-		 * completes as if its time had come, through its own CQE. */
-		io_uring_prep_timeout_update(sqe, &now_ts, URSA__UD_MAKE(w->op, URSA__UD_OP), 0);
-		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
-	}
-}
 
 /* Park for backoff_ns, or until an fd is freed on this core.  0, or the
  * cancellation / deadline error. */
@@ -81,17 +55,17 @@ static int emfile_park(struct ursa_task *self, struct ursa__io_core *io, uint64_
 {
 	struct __kernel_timespec ts = {(long long)(backoff_ns / 1000000000u),
 	                               (long long)(backoff_ns % 1000000000u)};
-	struct emfile_wait w;
+	struct ursa__io_fd_wait w;
 	struct io_uring_sqe *sqe;
 	struct ursa__op op;
 	int rc;
 
-	if (!(sqe = ursa__op_sqe(self, &rc)))
+	if (!(sqe = ursa__op_sqe(&self, &rc)))
 		return rc;
 	io_uring_prep_timeout(sqe, &ts, 0, 0);
 	w.op = &op;
-	ursa__list_push(&io->emfile_waiters, &w.link);
-	rc = ursa__op_wait(self, &op, sqe);
+	ursa__list_push(&io->fd_waiters, &w.link);
+	rc = ursa__op_wait_on(self, &op, sqe);
 	ursa__list_unlink(&w.link); /* harmless if fd_freed took it already */
 	return rc == -ETIME ? 0 : rc;
 }
@@ -119,11 +93,11 @@ static void shed(struct ursa_task *self, struct ursa__io_core *io, int lfd)
 		struct io_uring_sqe *sqe;
 		int err, fd;
 
-		if (!(sqe = ursa__op_sqe(self, &err)))
+		if (!(sqe = ursa__op_sqe(&self, &err)))
 			break;
 		io_uring_prep_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
 		sqe->ioprio |= IORING_ACCEPT_DONTWAIT;
-		fd = ursa__io_wait(self, sqe);
+		fd = ursa__op_wait(self, sqe);
 		if (fd < 0)
 			break; /* -EAGAIN: the backlog is empty */
 		(void)ursa__io_close_fresh(self, fd);
@@ -158,7 +132,7 @@ int ursa_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 	struct io_uring_sqe *sqe;
 	int err, rc;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	/* The spare must exist before a shortage: then it cannot be made. */
 	if ((io = ursa__io_core(self->core)))
@@ -166,7 +140,7 @@ int ursa_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 	io_uring_prep_accept(sqe, fd, addr, addrlen, flags);
 	/* A cancelled accept whose CQE carries an fd returns it: the result
 	 * wins in ursa__op_wait, so it is never leaked. */
-	rc = ursa__io_wait(self, sqe);
+	rc = ursa__op_wait(self, sqe);
 	if (rc == -EMFILE || rc == -ENFILE)
 		return fd_shortage(self, fd, rc);
 	if (rc >= 0 && io)
@@ -187,10 +161,10 @@ int ursa_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_connect(sqe, fd, addr, addrlen);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_recv(int fd, void *buf, size_t n, int flags)
@@ -199,10 +173,10 @@ ssize_t ursa_recv(int fd, void *buf, size_t n, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_recv(sqe, fd, buf, ursa__io_len(n), flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_send(int fd, const void *buf, size_t n, int flags)
@@ -211,10 +185,10 @@ ssize_t ursa_send(int fd, const void *buf, size_t n, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_send(sqe, fd, buf, ursa__io_len(n), flags | MSG_NOSIGNAL);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -223,10 +197,10 @@ ssize_t ursa_recvmsg(int fd, struct msghdr *msg, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_recvmsg(sqe, fd, msg, (unsigned)flags);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -235,10 +209,10 @@ ssize_t ursa_sendmsg(int fd, const struct msghdr *msg, int flags)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_sendmsg(sqe, fd, msg, (unsigned)(flags | MSG_NOSIGNAL));
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 ssize_t ursa_sendto(int fd, const void *buf, size_t n, int flags, const struct sockaddr *addr,
@@ -278,10 +252,10 @@ int ursa_shutdown(int fd, int how)
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_shutdown(sqe, fd, how);
-	return ursa__io_wait(self, sqe);
+	return ursa__op_wait(self, sqe);
 }
 
 /* ---------------------------------------------------------- zero-copy send */
@@ -289,72 +263,24 @@ int ursa_shutdown(int fd, int how)
 /*
  * SEND_ZC posts two CQEs: the result (with F_MORE when a notification will
  * follow) and, once the kernel no longer needs the buffer, a notification
- * (F_NOTIF).  Both may land in one reap, so the record takes them through a
- * function instead of the single res slot of struct ursa__op.
+ * (F_NOTIF).  The op record keeps the first and returns after the second
+ * (lib/op.c), so buf is not reused while the kernel may still read it; a
+ * cancellation that comes after the result stops nothing and waits too.
  */
-struct zc_op {
-	struct ursa__call call; /* first: user_data points here */
-	struct ursa_task *task;
-	int32_t res;
-	bool have_res;          /* the result CQE came */
-	bool done;              /* and the notification, if one was promised */
-	bool cancel_sent;
-};
-
-static void zc_complete(struct ursa__call *k, int res, unsigned flags)
-{
-	struct zc_op *z = ursa__container_of(k, struct zc_op, call);
-
-	if (flags & IORING_CQE_F_NOTIF) {
-		z->done = true;
-	} else {
-		z->res = res;
-		z->have_res = true;
-		z->done = !(flags & IORING_CQE_F_MORE);
-	}
-	if (z->done)
-		z->task->core->pending--;
-	ursa__task_wake(z->task);
-}
-
 ssize_t ursa_send_zc(int fd, const void *buf, size_t n, int flags)
 {
-	struct zc_op z = {.call.fn = zc_complete};
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct io_uring_sqe *sqe;
-	int err, why = 0;
+	int err, rc;
 
 	if (self && !self->core->ring.caps.send_zc)
 		return ursa_send(fd, buf, n, flags); /* before 6.0 */
-	if (!(sqe = ursa__io_sqe(&self, &err)))
+	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
-	z.task = self;
 	io_uring_prep_send_zc(sqe, fd, buf, ursa__io_len(n), flags | MSG_NOSIGNAL, 0);
-	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(&z, URSA__UD_CALL));
-	self->core->pending++;
-	if (self->scope)
-		ursa__scope_arm(self);
-	/* As ursa__op_wait: on cancellation ask the kernel to stop the send and
-	 * still wait for every CQE, since the kernel may read buf until the
-	 * notification. */
-	for (;;) {
-		ursa__sched_park();
-		if (z.done)
-			break;
-		if (!z.cancel_sent && !z.have_res) {
-			why = ursa__cancel_check(self, NULL);
-			if (why) {
-				sqe = ursa__ring_sqe(&self->core->ring);
-				io_uring_prep_cancel64(sqe, URSA__UD_MAKE(&z, URSA__UD_CALL), 0);
-				io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
-				z.cancel_sent = true;
-			}
-		}
-	}
-	if (z.res == -ECANCELED)
-		return z.cancel_sent ? why : -EBADF;
+	rc = ursa__op_wait(self, sqe);
 	/* Sockets that cannot send from user pages (Unix, for one). */
-	if (z.res == -EOPNOTSUPP)
+	if (rc == -EOPNOTSUPP)
 		return ursa_send(fd, buf, n, flags);
-	return z.res;
+	return rc;
 }

@@ -2,10 +2,10 @@
 /*
  * io_resolve.c: names to addresses, and the listen/connect helpers built on
  * them.  Numeric hosts are parsed here (inet_pton) and never reach a
- * resolver; names go to getaddrinfo(3) on the blocking pool, through a
- * helper task so that the asking task can give up at once when it is
- * cancelled (the lookup then finishes on the pool and is thrown away).
- * c-ares is not used: see docs/io.md.
+ * resolver; names go to getaddrinfo(3) on the blocking pool through
+ * ursa_blocking_submit, whose future the asking task waits for, so that it
+ * can give up at once when it is cancelled (the lookup then finishes on the
+ * pool and is thrown away).  c-ares is not used: see docs/io.md.
  */
 #include "io.h"
 
@@ -46,18 +46,18 @@ static int gai_errno(int eai, int sys_errno)
 }
 
 /*
- * One lookup, shared by the asking task and the helper task that waits on
- * the pool for it.  Both run on the same core, so plain fields suffice: the
- * helper frees the job if the asker has left (waiter NULL).
+ * One lookup.  The asking task waits for f; if it gives up first, whoever
+ * completes f (the task ursa_blocking_submit started, on the asker's core)
+ * runs cb, which frees the job.
  */
 struct gai_job {
+	struct ursa_future f;
+	struct ursa_future_cb cb;
 	char *host, *service;
 	struct addrinfo hints;
 	bool has_hints;
 	struct addrinfo *res;
-	int eai, sys_errno, err;  /* getaddrinfo's answer; err: the pool's */
-	struct ursa_task *waiter; /* NULL once the asker has given up */
-	bool done;
+	int eai, sys_errno;       /* getaddrinfo's answer */
 };
 
 static void gai_job_free(struct gai_job *j)
@@ -66,6 +66,7 @@ static void gai_job_free(struct gai_job *j)
 		freeaddrinfo(j->res);
 	free(j->host);
 	free(j->service);
+	ursa_future_fini(&j->f);
 	free(j);
 }
 
@@ -79,18 +80,11 @@ static void *gai_on_pool(void *arg)
 	return NULL;
 }
 
-static void *gai_helper(void *arg)
+/* f is done and the asker has gone: nobody wants the answer. */
+static void gai_abandoned(struct ursa_future *f, void *arg)
 {
-	struct gai_job *j = arg;
-
-	j->err = ursa_blocking(gai_on_pool, j, NULL);
-	if (!j->waiter) {
-		gai_job_free(j);
-		return NULL;
-	}
-	j->done = true;
-	ursa__task_wake(j->waiter);
-	return NULL;
+	(void)f;
+	gai_job_free(arg);
 }
 
 /* Host and service need no resolver: numeric (or absent). */
@@ -109,8 +103,7 @@ static bool numeric(const char *host, const char *service)
 int ursa_getaddrinfo(const char *host, const char *service, const struct addrinfo *hints,
                      struct addrinfo **res)
 {
-	struct ursa_spawn_opts so = {.flags = URSA_SPAWN_DETACHED, .name = "getaddrinfo"};
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct gai_job *j;
 	int rc;
 
@@ -118,7 +111,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 		return -EPERM;
 	if (!res || (!host && !service))
 		return -EINVAL;
-	if ((rc = ursa__cancel_check(self, NULL)))
+	if ((rc = ursa__scope_check(self, NULL)))
 		return rc;
 	if (numeric(host, service)) {
 		/* No I/O: answer here, and make sure getaddrinfo cannot try a
@@ -134,6 +127,7 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 	j = calloc(1, sizeof(*j));
 	if (!j)
 		return -ENOMEM;
+	ursa_future_init(&j->f);
 	j->host = host ? strdup(host) : NULL;
 	j->service = service ? strdup(service) : NULL;
 	if ((host && !j->host) || (service && !j->service)) {
@@ -147,23 +141,22 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 		j->hints.ai_next = NULL;
 		j->has_hints = true;
 	}
-	j->waiter = self;
-	rc = ursa_spawn_ex(NULL, ursa_core(), gai_helper, j, &so);
+	rc = ursa_blocking_submit(&j->f, gai_on_pool, j);
 	if (rc < 0) {
 		gai_job_free(j);
 		return rc;
 	}
-	while (!j->done) {
-		rc = ursa__cancel_check(self, NULL);
-		if (rc) {
-			j->waiter = NULL; /* the helper frees the job */
-			return rc;
-		}
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
+	rc = ursa_future_wait(&j->f, NULL);
+	if (!ursa_future_done(&j->f)) {
+		/* We gave up (cancelled, deadline) first: the lookup runs on,
+		 * and the job goes when it ends (or now, if it just did). */
+		ursa_future_on_done(&j->f, &j->cb, gai_abandoned, j);
+		return rc;
 	}
-	rc = j->err ? j->err : gai_errno(j->eai, j->sys_errno);
+	/* Done: rc is the pool's error, or our own cancellation that came
+	 * just before the answer (which then goes unused). */
+	if (rc == 0)
+		rc = gai_errno(j->eai, j->sys_errno);
 	if (rc == 0) {
 		*res = j->res;
 		j->res = NULL;
@@ -174,11 +167,15 @@ int ursa_getaddrinfo(const char *host, const char *service, const struct addrinf
 
 /* ------------------------------------------------------------------- TCP */
 
-/* A socket bound and listening at addr; the fd or -errno. */
-static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, unsigned flags)
+/* A socket bound and listening at addr; the fd or -errno.  *bound_port (if
+ * not NULL) gets the port it is bound to, the kernel's pick for port 0. */
+static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, uint32_t flags,
+                     unsigned *bound_port)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int one = 1, v6only = (flags & URSA_LISTEN_V6ONLY) ? 1 : 0;
+	struct sockaddr_storage got;
+	socklen_t got_len = sizeof(got);
 	int fd, rc = 0;
 
 	fd = ursa_socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
@@ -191,12 +188,17 @@ static int listen_at(const struct sockaddr *addr, socklen_t len, int backlog, un
 	     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
 	    (addr->sa_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only)) < 0) ||
-	    bind(fd, addr, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0)
+	    bind(fd, addr, len) < 0 || listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0 ||
+	    (bound_port && getsockname(fd, (struct sockaddr *)&got, &got_len) < 0))
 		rc = -errno;
 	if (rc) {
 		(void)ursa__io_close_fresh(self, fd);
 		return rc;
 	}
+	if (bound_port)
+		*bound_port = got.ss_family == AF_INET6
+		                  ? ntohs(((struct sockaddr_in6 *)&got)->sin6_port)
+		                  : ntohs(((struct sockaddr_in *)&got)->sin_port);
 	return fd;
 }
 
@@ -208,7 +210,8 @@ static int port_string(unsigned port, char out[8])
 	return 0;
 }
 
-int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned flags)
+int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, uint32_t flags,
+                       unsigned *bound_port)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
 	                         .ai_flags = AI_PASSIVE};
@@ -216,7 +219,7 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 	char service[8];
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = port_string(port, service)) < 0)
 		return rc;
@@ -230,17 +233,17 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 		struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons(port),
 		                         .sin_addr.s_addr = htonl(INADDR_ANY)};
 
-		rc = listen_at((struct sockaddr *)&a6, sizeof(a6), backlog, flags);
+		rc = listen_at((struct sockaddr *)&a6, sizeof(a6), backlog, flags, bound_port);
 		if (rc != -EAFNOSUPPORT && rc != -EADDRNOTAVAIL)
 			return rc;
-		return listen_at((struct sockaddr *)&a4, sizeof(a4), backlog, flags);
+		return listen_at((struct sockaddr *)&a4, sizeof(a4), backlog, flags, bound_port);
 	}
 	rc = ursa_getaddrinfo(host, service, &hints, &list);
 	if (rc < 0)
 		return rc;
 	rc = -ENOENT;
 	for (ai = list; ai; ai = ai->ai_next) {
-		rc = listen_at(ai->ai_addr, ai->ai_addrlen, backlog, flags);
+		rc = listen_at(ai->ai_addr, ai->ai_addrlen, backlog, flags, bound_port);
 		if (rc >= 0 || rc == -ECANCELED || rc == -ETIMEDOUT)
 			break;
 	}
@@ -250,12 +253,12 @@ int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog, unsigned fl
 
 int ursa_tcp_listen(const char *host, unsigned port, int backlog)
 {
-	return ursa_tcp_listen_ex(host, port, backlog, 0);
+	return ursa_tcp_listen_ex(host, port, backlog, 0, NULL);
 }
 
 static int connect_to(const struct sockaddr *addr, socklen_t len, int type)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int fd = ursa_socket(addr->sa_family, type | SOCK_CLOEXEC, 0);
 	int rc;
 
@@ -276,7 +279,7 @@ int ursa_tcp_connect(const char *host, unsigned port)
 	char service[8];
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = port_string(port, service)) < 0)
 		return rc;
@@ -323,7 +326,7 @@ static int unix_addr(const char *path, struct sockaddr_un *a, socklen_t *len)
 
 int ursa_unix_listen(const char *path, int backlog)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct sockaddr_un a;
 	socklen_t len;
 	int fd, rc;
@@ -350,7 +353,7 @@ int ursa_unix_connect(const char *path)
 	socklen_t len;
 	int rc;
 
-	if (!ursa__self())
+	if (!ursa__sched_self())
 		return -EPERM;
 	if ((rc = unix_addr(path, &a, &len)) < 0)
 		return rc;

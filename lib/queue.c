@@ -207,7 +207,7 @@ static int try_put(struct ursa_queue *q, void *item, struct ursa__wakes *ws)
 			return -EPIPE;
 		n = ursa__waitq_claim(&q->getters);
 		if (n) {
-			ursa__wakes_add(ws, n, 0, item);
+			ursa__waitq_grant(ws, n, 0, item);
 			q->unfinished++;
 			return 0;
 		}
@@ -238,7 +238,7 @@ static int try_get(struct ursa_queue *q, void **item, struct ursa__wakes *ws)
 	if (n) {
 		store(q, n->item);
 		q->unfinished++;
-		ursa__wakes_add(ws, n, 0, NULL);
+		ursa__waitq_grant(ws, n, 0, NULL);
 	}
 	return 0;
 }
@@ -249,7 +249,7 @@ static bool ready(const struct ursa_queue *q, int op)
 {
 	if (q->closed)
 		return true;
-	if (op == URSA_SEL_GET)
+	if (op == URSA_QUEUE_SEL_GET)
 		return q->count > 0;
 	return !q->maxsize || q->count < q->maxsize;
 }
@@ -264,7 +264,7 @@ int ursa_queue_put_nowait(struct ursa_queue *q, void *item)
 	ursa__spin_lock(&q->lock);
 	rc = try_put(q, item, &ws);
 	ursa__spin_unlock(&q->lock);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return rc;
 }
 
@@ -276,13 +276,13 @@ int ursa_queue_get_nowait(struct ursa_queue *q, void **item)
 	ursa__spin_lock(&q->lock);
 	rc = try_get(q, item, &ws);
 	ursa__spin_unlock(&q->lock);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return rc;
 }
 
 int ursa_queue_put(struct ursa_queue *q, void *item)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;
@@ -291,7 +291,7 @@ int ursa_queue_put(struct ursa_queue *q, void *item)
 	rc = try_put(q, item, &ws);
 	if (rc != -EAGAIN || !self) {
 		ursa__spin_unlock(&q->lock);
-		ursa__wakes_run(&ws);
+		ursa__waitq_wake(&ws);
 		return rc == -EAGAIN ? -EPERM : rc;
 	}
 	/* Full: a getter takes our item from the node (or a close refuses it). */
@@ -301,7 +301,7 @@ int ursa_queue_put(struct ursa_queue *q, void *item)
 
 int ursa_queue_get(struct ursa_queue *q, void **item)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;
@@ -310,7 +310,7 @@ int ursa_queue_get(struct ursa_queue *q, void **item)
 	rc = try_get(q, item, &ws);
 	if (rc != -EAGAIN || !self) {
 		ursa__spin_unlock(&q->lock);
-		ursa__wakes_run(&ws);
+		ursa__waitq_wake(&ws);
 		return rc == -EAGAIN ? -EPERM : rc;
 	}
 	/* Empty: a putter hands us its item (or a close says EOF). */
@@ -331,11 +331,11 @@ void ursa_queue_close(struct ursa_queue *q)
 	q->closed = true;
 	/* Getters wait only while q is empty: they see the end now. */
 	while ((n = ursa__waitq_claim(&q->getters)))
-		ursa__wakes_add(&ws, n, -EPIPE, NULL);
+		ursa__waitq_grant(&ws, n, -EPIPE, NULL);
 	while ((n = ursa__waitq_claim(&q->putters)))
-		ursa__wakes_add(&ws, n, -EPIPE, NULL);
+		ursa__waitq_grant(&ws, n, -EPIPE, NULL);
 	ursa__spin_unlock(&q->lock);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 }
 
 /* ------------------------------------------------------ task_done, join */
@@ -352,15 +352,15 @@ int ursa_queue_task_done(struct ursa_queue *q)
 	}
 	if (--q->unfinished == 0)
 		while ((n = ursa__waitq_claim(&q->joiners)))
-			ursa__wakes_add(&ws, n, 0, NULL);
+			ursa__waitq_grant(&ws, n, 0, NULL);
 	ursa__spin_unlock(&q->lock);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return 0;
 }
 
 int ursa_queue_join(struct ursa_queue *q)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wait w;
 
 	ursa__spin_lock(&q->lock);
@@ -412,7 +412,7 @@ bool ursa_queue_closed(struct ursa_queue *q)
 /* Locked: complete arm a now (ready() said it would not say -EAGAIN). */
 static void complete_arm(struct ursa_queue_sel *a, struct ursa__wakes *ws)
 {
-	if (a->op == URSA_SEL_GET)
+	if (a->op == URSA_QUEUE_SEL_GET)
 		a->res = try_get(a->q, &a->item, ws);
 	else
 		a->res = try_put(a->q, a->item, ws);
@@ -422,7 +422,7 @@ static void complete_arm(struct ursa_queue_sel *a, struct ursa__wakes *ws)
 
 int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wnode stack_nodes[SEL_STACK_ARMS], *nodes = stack_nodes;
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
@@ -434,7 +434,7 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		if (!arms[i].q)
 			continue;
-		if (arms[i].op != URSA_SEL_GET && arms[i].op != URSA_SEL_PUT)
+		if (arms[i].op != URSA_QUEUE_SEL_GET && arms[i].op != URSA_QUEUE_SEL_PUT)
 			return -EINVAL;
 		enabled++;
 	}
@@ -454,11 +454,11 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 			complete_arm(a, &ws);
 		ursa__spin_unlock(&a->q->lock);
 		if (done) {
-			ursa__wakes_run(&ws);
+			ursa__waitq_wake(&ws);
 			return (int)i;
 		}
 	}
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc;
 
@@ -486,27 +486,28 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 			                                            memory_order_acquire)) {
 				complete_arm(a, &ws);
 				ursa__spin_unlock(&a->q->lock);
-				ursa__wait_unlink_all(nodes, queued);
-				ursa__wakes_run(&ws);
+				ursa__waitq_unlink_all(nodes, queued);
+				ursa__waitq_wake(&ws);
 				rc = (int)i;
 				goto out;
 			}
 			ursa__spin_unlock(&a->q->lock);
 			break; /* granted already: collect it below */
 		}
-		ursa__wnode_init(x, &w, a->op == URSA_SEL_GET ? &a->q->getters : &a->q->putters,
-		                 &a->q->lock, i);
-		x->item = a->op == URSA_SEL_PUT ? a->item : NULL;
+		ursa__waitq_node_init(x, &w,
+		                      a->op == URSA_QUEUE_SEL_GET ? &a->q->getters : &a->q->putters,
+		                      &a->q->lock, i);
+		x->item = a->op == URSA_QUEUE_SEL_PUT ? a->item : NULL;
 		ursa__waitq_push(x->q, x);
 		ursa__spin_unlock(&a->q->lock);
 		queued++;
 	}
-	rc = ursa__wait_block(self, &w, nodes, queued, NULL, NULL);
+	rc = ursa__waitq_block(&w, nodes, queued, NULL, NULL);
 	if (rc == 0) {
 		struct ursa_queue_sel *a = &arms[w.which];
 
 		a->res = w.rc;
-		if (a->op == URSA_SEL_GET && w.rc == 0)
+		if (a->op == URSA_QUEUE_SEL_GET && w.rc == 0)
 			a->item = w.value;
 		rc = (int)w.which;
 	}

@@ -40,7 +40,8 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc, and wait_in_enter (see wants_wait_in_poll).
+ * socket, send_zc, and wait_in_enter (see wants_wait_in_poll); other files
+ * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
 static bool disabled(const char *what)
 {
@@ -51,6 +52,11 @@ static bool disabled(const char *what)
 		if (strncmp(p, what, n) == 0 && (p[n] == ',' || p[n] == 0))
 			return true;
 	return false;
+}
+
+bool ursa__ring_disabled(const char *what)
+{
+	return disabled(what);
 }
 
 /*

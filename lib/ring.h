@@ -18,14 +18,22 @@
  * three bits, or a bare kind for completions that carry no record.
  */
 enum {
-	URSA__UD_OP = 0,     /* struct ursa__op *: a fiber waits for this CQE   */
-	URSA__UD_TIMER = 1,  /* struct ursa__timer *: a deadline scope's timer  */
-	URSA__UD_KICK = 2,   /* no record: MSG_RING "look at your inbox"        */
-	URSA__UD_IGNORE = 3, /* no record: cancel requests, timeout removals    */
-	URSA__UD_EVENTFD = 4, /* no record: the core's eventfd read completed   */
-	URSA__UD_CALL = 5    /* struct ursa__call *: its own function takes the
-	                        CQE (multishot ops, two-CQE ops such as SEND_ZC) */
+	URSA__UD_CALL = 0,    /* struct ursa__call *: its own function takes the CQE */
+	URSA__UD_KICK = 1,    /* no record: MSG_RING "look at your inbox"          */
+	URSA__UD_IGNORE = 2,  /* no record: cancel requests, timeout removals      */
+	URSA__UD_EVENTFD = 3, /* no record: the core's eventfd read completed      */
 };
+
+/*
+ * A record whose CQEs its own function handles (URSA__UD_CALL): an op a fiber
+ * waits for (lib/op.h), a multishot receiver, a scope's timer.  The function
+ * runs on the owner core inside the reaper; it keeps `pending` right itself
+ * and wakes whom it must.
+ */
+struct ursa__call {
+	void (*fn)(struct ursa__call *call, int res, unsigned flags);
+};
+
 #define URSA__UD_KIND(ud) ((unsigned)((ud) & 7u))
 #define URSA__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
 #define URSA__UD_MAKE(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (kind))
@@ -93,6 +101,10 @@ int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn,
 
 /* Dispatch every CQE in the CQ to fn; returns how many. */
 unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *ctx);
+
+/* Whether URSA_DISABLE names `what`: behave as on a kernel without that
+ * feature, so its fallback can be tested where the feature exists. */
+bool ursa__ring_disabled(const char *what);
 
 /* Describe the kernel's io_uring (ursa_features()). */
 void ursa__ring_describe(char *buf, size_t len);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * runtime.c: ursa_run: options, starting and pinning the workers, each
- * core's set-up and tear-down, and the start-up failure report.
+ * runtime.c: ursa_run: options, starting (and, if asked, pinning) the
+ * workers, each core's set-up and tear-down, and the start-up failure report.
  *
  * Per-core set-up, in order (tear-down is the reverse):
- *   1. pin the thread to its CPU;
+ *   1. pin the thread to its CPU, if asked (URSA_OPT_PIN);
  *   2. the ring (must be made on this thread: SINGLE_ISSUER, DEFER_TASKRUN);
  *   3. the eventfd other threads kick us through;
  *   4. the stack cache;
@@ -12,6 +12,7 @@
  */
 #include "fiber/switch.h"
 #include "guard.h"
+#include "io.h"
 #include "scope.h"
 #include "stall.h"
 #include "task.h"
@@ -84,6 +85,8 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 
 	if (!o)
 		o = &none;
+	if (o->flags & ~URSA_OPT_PIN)
+		return -EINVAL;
 	CPU_ZERO(&mask);
 	if (sched_getaffinity(0, sizeof(mask), &mask) == 0)
 		for (int i = 0; i < CPU_SETSIZE; i++)
@@ -141,6 +144,10 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (v > UINT32_MAX / 2)
 		return -EINVAL;
 	cfg->stack_trim_ms = v ? (unsigned)v : DEFAULT_STACK_TRIM_MS;
+	/* Pinning is asked for, never the default (docs/design.md, "Pinning"). */
+	if (pick(o->flags & URSA_OPT_PIN, "URSA_PIN", &v) < 0)
+		return -EINVAL;
+	cfg->pin = v != 0;
 	return 0;
 }
 
@@ -161,13 +168,16 @@ static void explain_ring_failure(int err)
 static int core_init(struct ursa__core *c)
 {
 	struct ursa__runtime *rt = c->rt;
-	cpu_set_t one;
 	int rc;
 
-	CPU_ZERO(&one);
-	CPU_SET(rt->cfg.cpus[c->id % CPU_SETSIZE], &one);
-	/* A CPU that vanished from the mask is not fatal: run unpinned. */
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	if (rt->cfg.pin) {
+		cpu_set_t one;
+
+		CPU_ZERO(&one);
+		CPU_SET(rt->cfg.cpus[c->id % CPU_SETSIZE], &one);
+		/* A CPU that vanished from the mask is not fatal: run unpinned. */
+		(void)pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+	}
 
 	rc = ursa__ring_init(&c->ring, rt->cfg.ring_entries);
 	if (rc < 0) {
@@ -226,7 +236,7 @@ static void core_fini_local(struct ursa__core *c)
 		ursa__task_free(c, t);
 	}
 	ursa__guard_thread_fini(c);
-	ursa__timers_fini(c);
+	ursa__scope_fini(c);
 }
 
 /* The worker thread's own stack, which ASan must know about. */
@@ -280,7 +290,7 @@ static void *worker_main(void *arg)
 		return NULL;
 	}
 
-	ursa__tls_core = c;
+	ursa__sched_core = c;
 	find_thread_stack(c);
 	c->tsan_fiber = ursa__fiber_tsan_current();
 	if (c->id == 0) {
@@ -295,7 +305,7 @@ static void *worker_main(void *arg)
 		} else {
 			atomic_store(&rt->stopping, true);
 			for (unsigned i = 1; i < rt->cfg.cores; i++)
-				ursa__core_kick(&rt->cores[i]);
+				ursa__sched_kick(&rt->cores[i]);
 		}
 	}
 	ursa__sched_loop(c);
@@ -304,7 +314,7 @@ static void *worker_main(void *arg)
 	 * parallel with the other cores (a million stacks take over a second
 	 * of munmap); else ursa_run does it once all workers are gone. */
 	(void)ursa__stack_cache_release(&c->stacks);
-	ursa__tls_core = NULL;
+	ursa__sched_core = NULL;
 	return NULL;
 }
 
@@ -318,7 +328,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	unsigned started = 0;
 	int rc;
 
-	if (ursa__tls_core)
+	if (ursa__sched_core)
 		return -EBUSY;
 	if (!main)
 		return -EINVAL;
@@ -341,6 +351,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		struct ursa__core *c = &rt->cores[i];
 
 		c->id = i;
+		c->spawn_cursor = i; /* URSA_CORE_ANY from core i starts at i */
 		c->rt = rt;
 		c->eventfd = -1;
 		ursa__list_init(&c->runq);

@@ -15,10 +15,9 @@
  *      completions, waiting for one only if there is nothing to run.  The
  *      enter is skipped when there is nothing to submit and nothing owed.
  */
-#include "core.h"
+#include "sched.h"
 
 #include "fiber/switch.h"
-#include "scope.h"
 #include "task.h"
 
 #include <errno.h>
@@ -27,13 +26,13 @@
 #include <string.h>
 #include <unistd.h>
 
-__thread struct ursa__core *ursa__tls_core;
+__thread struct ursa__core *ursa__sched_core;
 
 /* ------------------------------------------------------------------ inbox */
 
-void ursa__core_kick(struct ursa__core *target)
+void ursa__sched_kick(struct ursa__core *target)
 {
-	struct ursa__core *self = ursa__tls_core;
+	struct ursa__core *self = ursa__sched_core;
 	uint64_t one = 1;
 
 	if (self && self != target && self->ring.caps.msg_ring) {
@@ -66,7 +65,7 @@ static void inbox_push(struct ursa__core *c, struct ursa__msg *m)
 	} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, m, memory_order_release,
 	                                                memory_order_relaxed));
 	if (!head)
-		ursa__core_kick(c);
+		ursa__sched_kick(c);
 }
 
 static void runq_push(struct ursa__core *c, struct ursa_task *t)
@@ -117,7 +116,7 @@ static void drain_inbox(struct ursa__core *c)
 
 static void enqueue(struct ursa_task *t)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	if (c == t->core) {
 		if (!t->linked)
@@ -129,12 +128,19 @@ static void enqueue(struct ursa_task *t)
 	inbox_push(t->core, &t->msg);
 }
 
-void ursa__task_enqueue_new(struct ursa_task *t)
+void ursa__sched_start(struct ursa_task *t)
 {
 	enqueue(t);
 }
 
-void ursa__task_wake(struct ursa_task *t)
+void ursa__sched_release(struct ursa_task *t)
+{
+	/* After DONE the task's message is free for this. */
+	t->msg.kind = URSA__MSG_FREE;
+	inbox_push(t->core, &t->msg);
+}
+
+void ursa__sched_wake(struct ursa_task *t)
 {
 	int s = atomic_load_explicit(&t->state, memory_order_acquire);
 
@@ -178,14 +184,18 @@ static void switch_to_scheduler(struct ursa__core *c, struct ursa_task *t)
 
 void ursa__sched_park(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c->current;
 	int expected = URSA__TASK_RUNNING;
 
+	/* It really waits (or a wake came first): its refusals no longer run
+	 * in a row (ursa__scope_refused).  Not reset in ursa__sched_yield,
+	 * whose callers include the guard's own yields. */
+	t->refused = 0;
 	if (!atomic_compare_exchange_strong_explicit(&t->state, &expected, URSA__TASK_PARKED,
 	                                             memory_order_acq_rel, memory_order_acquire)) {
 		/* NOTIFIED: a wake came first.  Only this task leaves NOTIFIED;
-		 * an RMW, to acquire from every waker (see ursa__task_wake). */
+		 * an RMW, to acquire from every waker (see ursa__sched_wake). */
 		atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 		return;
 	}
@@ -194,11 +204,11 @@ void ursa__sched_park(void)
 
 void ursa__sched_yield(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c->current;
 
 	/* An RMW: a wake that found us RUNNING or NOTIFIED stays ordered
-	 * before our next look at what we wait for (ursa__task_wake). */
+	 * before our next look at what we wait for (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_QUEUED, memory_order_acq_rel);
 	runq_push(c, t);
 	switch_to_scheduler(c, t);
@@ -206,7 +216,7 @@ void ursa__sched_yield(void)
 
 void ursa__sched_exit(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 	struct ursa_task *t = c->current;
 
 	t->exiting = true;
@@ -218,27 +228,14 @@ void ursa__sched_exit(void)
 
 /* --------------------------------------------------------- completions */
 
-void ursa__sched_complete(void *core, uint64_t ud, int res, unsigned flags)
+/* The CQE dispatcher the ring calls for this core.  A record's own function
+ * takes its CQE (an op's, a scope timer's, a receiver's): this file knows
+ * none of them. */
+static void dispatch(void *core, uint64_t ud, int res, unsigned flags)
 {
 	struct ursa__core *c = core;
 
 	switch (URSA__UD_KIND(ud)) {
-	case URSA__UD_OP: {
-		struct ursa__op *op = URSA__UD_PTR(ud);
-
-		op->res = res;
-		op->cqe_flags = flags;
-		/* A multishot op stays armed while the kernel says MORE. */
-		if (!(flags & IORING_CQE_F_MORE)) {
-			op->done = true;
-			c->pending--;
-		}
-		ursa__task_wake(op->task);
-		break;
-	}
-	case URSA__UD_TIMER:
-		ursa__timer_complete(c, URSA__UD_PTR(ud), res);
-		break;
 	case URSA__UD_CALL: {
 		struct ursa__call *k = URSA__UD_PTR(ud);
 
@@ -273,7 +270,7 @@ static void run_one(struct ursa__core *c)
 	ursa__list_unlink(n);
 	c->runq_len--;
 	/* acquire (an RMW, so it reads the latest state): pairs with the
-	 * release of every wake that found the task QUEUED (ursa__task_wake). */
+	 * release of every wake that found the task QUEUED (ursa__sched_wake). */
 	atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 	c->current = t;
 	/* Odd while the task runs (lib/stall.c); single writer, so no RMW. */
@@ -297,7 +294,7 @@ static void cancel_all(struct ursa__core *c)
 		if (atomic_load_explicit(&t->state, memory_order_acquire) == URSA__TASK_DONE)
 			continue;
 		atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
-		ursa__task_wake(t);
+		ursa__sched_wake(t);
 	}
 }
 
@@ -312,7 +309,7 @@ static bool nothing_left(struct ursa__core *c)
 
 static void enter(struct ursa__core *c, bool wait)
 {
-	int rc = ursa__ring_enter(&c->ring, wait, ursa__sched_complete, c);
+	int rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
 
 	if (rc < 0) {
 		/* Only a broken ring gets here (EBADF, EFAULT): nothing sane to do. */

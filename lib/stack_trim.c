@@ -8,7 +8,7 @@
  * It is not counted in core->pending: a core may stop with it armed, and
  * closing the ring removes it.
  */
-#include "core.h"
+#include "runtime.h"
 
 static void tick(struct ursa__call *call, int res, unsigned flags)
 {

@@ -14,4 +14,9 @@ int ursa__stall_start(struct ursa__runtime *rt);
 /* Stop and join it (no-op if it was not started). */
 void ursa__stall_stop(struct ursa__runtime *rt);
 
+struct ursa_task;
+/* Report, from the task itself, a cancelled loop: t had `refused` blocking
+ * calls in a row refused without waiting (lib/scope.c decides when). */
+void ursa__stall_refusals(struct ursa_task *t, unsigned refused);
+
 #endif /* URSA_STALL_H */

@@ -31,13 +31,13 @@ static void release_all(struct ursa_barrier *b, struct ursa__wakes *ws, int rc)
 	struct ursa__wnode *n;
 
 	while ((n = ursa__waitq_claim(&b->waiters_)))
-		ursa__wakes_add(ws, n, rc ? rc : (int)ws->n, NULL);
+		ursa__waitq_grant(ws, n, rc ? rc : (int)ws->n, NULL);
 	b->count_ = 0;
 }
 
 int ursa_barrier_wait(struct ursa_barrier *b)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wait w;
 	int rc;
@@ -57,7 +57,7 @@ int ursa_barrier_wait(struct ursa_barrier *b)
 
 		release_all(b, &ws, 0);
 		ursa__spin_unlock(&b->lock_);
-		ursa__wakes_run(&ws);
+		ursa__waitq_wake(&ws);
 		return index;
 	}
 	rc = ursa__waitq_wait(self, &b->waiters_, &b->lock_, &w, NULL, leave, b);
@@ -72,7 +72,7 @@ void ursa_barrier_abort(struct ursa_barrier *b)
 	b->broken_ = 1;
 	release_all(b, &ws, -EPIPE);
 	ursa__spin_unlock(&b->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 }
 
 void ursa_barrier_reset(struct ursa_barrier *b)
@@ -83,7 +83,7 @@ void ursa_barrier_reset(struct ursa_barrier *b)
 	release_all(b, &ws, -EPIPE);
 	b->broken_ = 0;
 	ursa__spin_unlock(&b->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 }
 
 unsigned ursa_barrier_n_waiting(struct ursa_barrier *b)

@@ -19,7 +19,7 @@ void ursa_cond_init(struct ursa_cond *c)
 
 int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wait w;
 	struct ursa__wnode n;
 	struct ursa_scope shield;
@@ -27,16 +27,16 @@ int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 
 	if (!self)
 		return -EPERM;
-	rc = ursa__cancel_check(self, NULL);
+	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc; /* as if woken by the cancellation at once: m still held */
 	ursa__wait_init(&w, self);
-	ursa__wnode_init(&n, &w, &c->waiters_, &c->lock_, 0);
+	ursa__waitq_node_init(&n, &w, &c->waiters_, &c->lock_, 0);
 	ursa__spin_lock(&c->lock_);
 	ursa__waitq_push(&c->waiters_, &n);
 	ursa__spin_unlock(&c->lock_);
 	ursa_mutex_unlock(m);
-	rc = ursa__wait_block(self, &w, &n, 1, NULL, NULL);
+	rc = ursa__waitq_block(&w, &n, 1, NULL, NULL);
 	/* Take m back whatever happened; nothing may interrupt this. */
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
 	while (ursa_mutex_lock(m) != 0)
@@ -68,11 +68,11 @@ unsigned ursa_cond_notify(struct ursa_cond *c, unsigned n)
 
 		if (!x)
 			break;
-		ursa__wakes_add(&ws, x, 0, NULL);
+		ursa__waitq_grant(&ws, x, 0, NULL);
 	}
 	ursa__spin_unlock(&c->lock_);
 	woken = ws.n;
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return woken;
 }
 

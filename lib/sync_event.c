@@ -31,9 +31,9 @@ void ursa_event_set(struct ursa_event *e)
 	 * which this call no longer touches e. */
 	__atomic_store_n(&e->set_, 1u, __ATOMIC_RELEASE);
 	while ((n = ursa__waitq_claim(&e->waiters_)))
-		ursa__wakes_add(&ws, n, 0, NULL);
+		ursa__waitq_grant(&ws, n, 0, NULL);
 	ursa__spin_unlock(&e->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 }
 
 void ursa_event_clear(struct ursa_event *e)
@@ -57,7 +57,7 @@ int ursa_event_wait(struct ursa_event *e)
 
 	if (ursa_event_is_set(e))
 		return 0; /* settled by ursa_event_is_set */
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&e->lock_);

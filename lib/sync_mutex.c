@@ -39,7 +39,7 @@ int ursa_mutex_trylock(struct ursa_mutex *m)
 	/* acquire: pairs with the release in ursa_mutex_unlock. */
 	if (!__atomic_compare_exchange_n(&m->state_, &s, LOCKED, false, __ATOMIC_ACQUIRE,
 	                                 __ATOMIC_RELAXED))
-		return -EBUSY;
+		return -EAGAIN;
 	/* An unlock that freed it on its slow path may still hold the lock:
 	 * lock, unlock and free m must be safe right after. */
 	ursa__spin_settle(&m->lock_);
@@ -83,30 +83,19 @@ static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)
 	return rc;
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield");
-#endif
-}
-
 /*
  * Before parking, try for a short while: a holder running on another core
  * usually leaves its critical section long before a park and a cross-core
- * wake would complete (a wake costs about 8 us on these VMs: bench's
- * lock-2core went from 17 us per critical section to well under 1 us).  Only
- * while the mutex is LOCKED with nobody queued, so a spinner never overtakes
- * a waiter (FIFO holds for everyone who parked); not while it is HANDED to a
- * waiter still being woken; never with one core, where the holder is a task
- * of ours and cannot run while we spin.  With two cores a contender also
- * spins when the holder is a parked task of its own core (one holding the
- * mutex across I/O); recording the holder's core to skip that was tried and
- * measured: the thread-local lookup and the extra store made an uncontended
- * lock+unlock 60% slower (8.6 -> 14 ns, bench lock), and a test with 16
- * contenders and a holder sleeping on one core showed no CPU saved, since
- * once one task is queued nobody spins.
+ * wake would complete (docs/bench.md, "Numbers behind choices in the code",
+ * has the lock-2core figures).  Only while the mutex is LOCKED with nobody
+ * queued, so a spinner never overtakes a waiter (FIFO holds for everyone who
+ * parked); not while it is HANDED to a waiter still being woken; never with
+ * one core, where the holder is a task of ours and cannot run while we spin.
+ * With two cores a contender also spins when the holder is a parked task of
+ * its own core (one holding the mutex across I/O); recording the holder's
+ * core to skip that was tried and measured (same section): it slowed every
+ * uncontended lock and saved no CPU, since once one task is queued nobody
+ * spins.
  */
 enum { SPIN_TRIES = 256 };
 
@@ -121,7 +110,7 @@ static bool lock_spin(struct ursa_mutex *m)
 			return false;
 		if (s == FREE && ursa_mutex_trylock(m) == 0)
 			return true;
-		cpu_relax();
+		ursa__spin_pause();
 	}
 	return false;
 }
@@ -132,7 +121,7 @@ int ursa_mutex_lock(struct ursa_mutex *m)
 
 	if (ursa_mutex_trylock(m) == 0)
 		return 0;
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	if (lock_spin(m))
@@ -156,15 +145,15 @@ int ursa_mutex_unlock(struct ursa_mutex *m)
 	n = ursa__waitq_claim(&m->waiters_);
 	if (n) {
 		/* Hand-off: the mutex stays held, now by the waiter.  The release
-		 * of DONE in ursa__wakes_run publishes our critical section. */
-		ursa__wakes_add(&ws, n, 0, NULL);
+		 * of DONE in ursa__waitq_wake publishes our critical section. */
+		ursa__waitq_grant(&ws, n, 0, NULL);
 		if (ursa__waitq_empty(&m->waiters_))
 			__atomic_store_n(&m->state_, HANDED, __ATOMIC_RELAXED);
 	} else {
 		__atomic_store_n(&m->state_, FREE, __ATOMIC_RELEASE);
 	}
 	ursa__spin_unlock(&m->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return 0;
 }
 

@@ -53,7 +53,7 @@ int ursa_sem_acquire(struct ursa_sem *s)
 
 	if (take_settled(s))
 		return 0;
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&s->lock_);
@@ -74,7 +74,7 @@ int ursa_sem_release(struct ursa_sem *s)
 	ursa__spin_lock(&s->lock_);
 	n = ursa__waitq_claim(&s->waiters_);
 	if (n) {
-		ursa__wakes_add(&ws, n, 0, NULL);
+		ursa__waitq_grant(&ws, n, 0, NULL);
 	} else if (s->max_ && __atomic_load_n(&s->value_, __ATOMIC_RELAXED) >= s->max_) {
 		rc = -EOVERFLOW;
 	} else {
@@ -82,7 +82,7 @@ int ursa_sem_release(struct ursa_sem *s)
 		__atomic_fetch_add(&s->value_, 1u, __ATOMIC_RELEASE);
 	}
 	ursa__spin_unlock(&s->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return rc;
 }
 

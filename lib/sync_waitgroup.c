@@ -31,9 +31,9 @@ int ursa_waitgroup_add(struct ursa_waitgroup *wg, long delta)
 	__atomic_store_n(&wg->count_, c, __ATOMIC_RELEASE);
 	if (c == 0)
 		while ((n = ursa__waitq_claim(&wg->waiters_)))
-			ursa__wakes_add(&ws, n, 0, NULL);
+			ursa__waitq_grant(&ws, n, 0, NULL);
 	ursa__spin_unlock(&wg->lock_);
-	ursa__wakes_run(&ws);
+	ursa__waitq_wake(&ws);
 	return 0;
 }
 
@@ -53,7 +53,7 @@ int ursa_waitgroup_wait(struct ursa_waitgroup *wg)
 		ursa__spin_settle(&wg->lock_);
 		return 0;
 	}
-	self = ursa__self();
+	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
 	ursa__spin_lock(&wg->lock_);

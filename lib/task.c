@@ -4,23 +4,28 @@
  *
  * A task has two references from birth: its handle (given up by join or
  * detach) and its run (given up when it ends).  Anyone else who must touch a
- * task that might end meanwhile (a waker) holds a reference too.  The last
- * reference frees the task on its owner core.
+ * task that might end meanwhile holds a reference too (an ending task waking
+ * a watcher; the waker of a waiter record needs none, lib/wait.h).  The
+ * last reference frees the task on its owner core.
  *
- * join/end handshake, on t->joiner:
- *   NONE --join--> <joiner> --end--> WAKING --(ref joiner, wake it)--> DONE
+ * join/end, on t->joiner, whose every change but DETACHED's is a
+ * compare-and-swap:
+ *   NONE --join--> <joiner's record> --end--> DONE, then ursa__wait_done
  *   NONE --end--> DONE --join: collect at once
  *   NONE --detach--> DETACHED --end: drop the handle
- * A joiner leaves only on DONE, so it is alive while the ending task wakes it.
- * A watch (lib/watch.h: gather, wait, groups) takes the joiner's place with
- * the same handshake; between WAKING and DONE the ending task also pushes
- * itself onto the watch's list of ended tasks.
+ * The ending task's swap to DONE claims the joiner's waiter record
+ * (lib/wait.h) and completes it as any waker does.  A joiner never takes
+ * its record back: cancelled, it cancels t and keeps waiting (join_pass_on),
+ * so that every joining call releases t.  A watch (lib/watch.h: gather,
+ * wait, groups) takes the joiner's place, and may withdraw (back to NONE);
+ * the ending task that claims it pushes itself onto the watch's list.
  */
 #include "task.h"
 
 #include "fiber/switch.h"
 #include "guard.h"
 #include "scope.h"
+#include "wait.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -41,7 +46,7 @@ static void task_main(void *arg)
 int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct ursa_task **out,
                      ursa_fn fn, void *arg, const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 	bool detached = opts && (opts->flags & URSA_SPAWN_DETACHED);
 	size_t stack_size = opts ? opts->stack_size : 0;
 	struct ursa__stack stack;
@@ -51,6 +56,8 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 
 	if (!fn || (!out && !detached))
 		return -EINVAL;
+	if (opts && (opts->flags & ~URSA_SPAWN_DETACHED))
+		return -EINVAL; /* a bit this version does not know */
 	/* The record lives at the top of its stack: one pop gives both.  The
 	 * spawning core's cache supplies them; freed on another core, they go
 	 * back to it lock-free (lib/fiber/stack.c). */
@@ -75,7 +82,7 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	atomic_fetch_add_explicit(&rt->live, 1, memory_order_relaxed);
 	if (out)
 		*out = detached ? NULL : t;
-	ursa__task_enqueue_new(t);
+	ursa__sched_start(t);
 	return 0;
 }
 
@@ -86,29 +93,16 @@ void ursa__task_ref(struct ursa_task *t)
 
 void ursa__task_unref(struct ursa_task *t)
 {
-	struct ursa__core *here = ursa__tls_core;
+	struct ursa__core *here = ursa__sched_core;
 
 	/* acq_rel: the freeing thread must see every other holder's writes. */
 	if (atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	if (here == t->core) {
+	/* Only the owner unlinks and frees. */
+	if (here == t->core)
 		ursa__task_free(here, t);
-		return;
-	}
-	/* Only the owner unlinks and frees.  After DONE, msg is free for this. */
-	t->msg.kind = URSA__MSG_FREE;
-	{
-		struct ursa__core *c = t->core;
-		struct ursa__msg *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
-
-		do {
-			t->msg.next = head;
-		} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, &t->msg,
-		                                                memory_order_release,
-		                                                memory_order_relaxed));
-		if (!head)
-			ursa__core_kick(c);
-	}
+	else
+		ursa__sched_release(t);
 }
 
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
@@ -128,13 +122,13 @@ static void kick_others(struct ursa__core *c)
 
 	for (unsigned i = 0; i < rt->cfg.cores; i++)
 		if (&rt->cores[i] != c)
-			ursa__core_kick(&rt->cores[i]);
+			ursa__sched_kick(&rt->cores[i]);
 }
 
 void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 {
 	struct ursa__runtime *rt = c->rt;
-	struct ursa_task *j;
+	void *j;
 
 	/* The record sits above the stack's top: an overrun upwards is
 	 * reported, not left to corrupt the scheduler's state. */
@@ -155,33 +149,35 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	for (;;) {
-		if (j == URSA__JOIN_NONE) {
-			if (atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
-			                                          memory_order_acq_rel,
-			                                          memory_order_acquire))
-				break;
-		} else if (j == URSA__JOIN_DETACHED) {
+		struct ursa_task *waiter;
+		struct ursa_watch_ *w;
+
+		if (j == URSA__JOIN_DETACHED) {
 			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
 			ursa__task_unref(t); /* the handle */
 			break;
-		} else {
-			struct ursa_task *joiner = j;
-			struct ursa_watch_ *w = ursa__watch_of(j);
-
-			if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_WAKING,
-			                                           memory_order_acq_rel,
-			                                           memory_order_acquire))
-				continue; /* the joiner withdrew; j was reloaded */
-			if (w)
-				joiner = w->waiter_;
-			ursa__task_ref(joiner); /* before the push: then the watcher may leave */
-			if (w)
-				ursa__watch_push(w, t);
-			atomic_store_explicit(&t->joiner, URSA__JOIN_DONE, memory_order_release);
-			ursa__task_wake(joiner);
-			ursa__task_unref(joiner);
+		}
+		/* Claim: a joiner or watcher can no longer withdraw, and a join
+		 * that comes later collects at once. */
+		if (!atomic_compare_exchange_weak_explicit(&t->joiner, &j, URSA__JOIN_DONE,
+		                                           memory_order_acq_rel, memory_order_acquire))
+			continue; /* someone came, withdrew or detached; j was reloaded */
+		if (j == URSA__JOIN_NONE)
+			break;
+		w = ursa__watch_of(j);
+		if (!w) {
+			ursa__wait_done(j); /* the joiner's record */
 			break;
 		}
+		/* A watch: its waiter may leave once t is on its list, so the
+		 * wake that follows the push holds a reference (safe here: t still
+		 * counts as live, so no core can stop and free the waiter). */
+		waiter = w->waiter_;
+		ursa__task_ref(waiter);
+		ursa__watch_push(w, t); /* our last touch of the watch */
+		ursa__sched_wake(waiter);
+		ursa__task_unref(waiter);
+		break;
 	}
 	ursa__task_unref(t); /* the run */
 
@@ -195,21 +191,33 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 
 static struct ursa__core *core_of_call(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c && c->current ? c : NULL;
+}
+
+struct ursa__core *ursa__task_core(struct ursa__core *here, unsigned core)
+{
+	struct ursa__runtime *rt = here->rt;
+
+	if (core == URSA_CORE_ANY) {
+		core = here->spawn_cursor;
+		here->spawn_cursor = core + 1 < rt->cfg.cores ? core + 1 : 0;
+	}
+	return core < rt->cfg.cores ? &rt->cores[core] : NULL;
 }
 
 int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn, void *arg,
                   const struct ursa_spawn_opts *opts)
 {
-	struct ursa__core *c = core_of_call();
+	struct ursa__core *c = core_of_call(), *target;
 
 	if (!c)
 		return -EPERM;
-	if (core >= c->rt->cfg.cores)
+	target = ursa__task_core(c, core);
+	if (!target)
 		return -EINVAL;
-	return ursa__task_spawn(c->rt, &c->rt->cores[core], t, fn, arg, opts);
+	return ursa__task_spawn(c->rt, target, t, fn, arg, opts);
 }
 
 int ursa_spawn(struct ursa_task **t, ursa_fn fn, void *arg)
@@ -235,34 +243,56 @@ static int outcome_err(const struct ursa_task *t)
 	return t->ended_cancelled ? -ECANCELED : 0;
 }
 
-static void fill_outcome(const struct ursa_task *t, struct ursa_outcome *out)
+void ursa__task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 {
 	out->err = outcome_err(t);
 	out->result = out->err ? NULL : t->result;
 	snprintf(out->msg, sizeof(out->msg), "%s", t->error_msg ? t->error_msg : "");
 }
 
-static int collect(struct ursa_task *t, void **result, struct ursa_outcome *out)
-{
-	int rc = outcome_err(t);
+/* A joiner's waiter record, the task it waits for, and what, if anything,
+ * interrupted the joiner meanwhile. */
+struct join_wait {
+	struct ursa__wait w;
+	struct ursa_task *t;
+	int caller_rc;
+};
 
-	if (out) {
-		fill_outcome(t, out);
-		rc = 0;
-	} else if (rc == 0 && result) {
-		*result = t->result;
+/*
+ * ursa__wait_for's withdraw, which never withdraws: the joiner's cancellation
+ * or passed deadline is passed on to t, and the join goes on waiting (from
+ * now on shielded: only t's end ends it), so that t can always be released.
+ * asyncio's `await task` in a cancelled task does the same.
+ */
+static bool join_pass_on(void *ctx, int why)
+{
+	struct join_wait *jw = ctx;
+
+	if (!jw->caller_rc) {
+		jw->caller_rc = why;
+		(void)ursa_cancel(jw->t); /* -ESRCH if it has just ended: fine */
 	}
-	ursa__task_unref(t); /* the handle */
-	return rc;
+	return false;
 }
 
-/* ursa_join and ursa_join_outcome: with out, 0 means t was released. */
-static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
+/*
+ * The wait of every joining call.  Misuse returns at once, before anything
+ * is done: -EPERM (not in a task), -EINVAL (t NULL, detached, or joined or
+ * watched by another call), -EDEADLK (t is the caller).  Otherwise it waits
+ * until t has ended and returns 0, with *caller_rc saying what interrupted
+ * the caller meanwhile: 0, or -ECANCELED / -ETIMEDOUT, in which case t was
+ * cancelled in turn and awaited (join_pass_on).  With cancel_first
+ * (ursa_cancel_and_join) t is cancelled as soon as it is known to be valid.
+ * t has ended on a 0 return and the caller still holds its handle.
+ */
+static int join_wait(struct ursa_task *t, bool cancel_first, int *caller_rc)
 {
 	struct ursa__core *c = core_of_call();
-	struct ursa_task *self, *j;
-	int rc;
+	struct join_wait jw;
+	struct ursa_task *self;
+	void *j;
 
+	*caller_rc = 0;
 	if (!c)
 		return -EPERM;
 	self = c->current;
@@ -272,48 +302,89 @@ static int join(struct ursa_task *t, void **result, struct ursa_outcome *out)
 		return -EDEADLK;
 	j = atomic_load_explicit(&t->joiner, memory_order_acquire);
 	if (j == URSA__JOIN_DONE)
-		return collect(t, result, out);
-	rc = ursa__cancel_check(self, NULL);
-	if (rc)
-		return rc;
+		return 0; /* ended: a call that need not wait completes */
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
-	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, self, memory_order_acq_rel,
+	ursa__wait_init(&jw.w, self);
+	jw.t = t;
+	jw.caller_rc = 0;
+	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,
 	                                             memory_order_acquire))
-		return j == URSA__JOIN_DONE ? collect(t, result, out) : -EINVAL;
-	for (;;) {
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
-		j = atomic_load_explicit(&t->joiner, memory_order_acquire);
-		if (j == URSA__JOIN_DONE)
-			return collect(t, result, out);
-		if (j == URSA__JOIN_WAKING)
-			continue;
-		rc = ursa__cancel_check(self, NULL);
-		if (rc) {
-			/* Withdraw; if t ended meanwhile, its result wins. */
-			if (atomic_compare_exchange_strong_explicit(&t->joiner, &j, URSA__JOIN_NONE,
-			                                            memory_order_acq_rel,
-			                                            memory_order_acquire))
-				return rc;
-			if (j == URSA__JOIN_DONE)
-				return collect(t, result, out);
-			/* WAKING: the wake is coming; wait for DONE. */
-		}
+		return j == URSA__JOIN_DONE ? 0 : -EINVAL;
+	if (cancel_first)
+		(void)ursa_cancel(t);
+	/* 0 whatever happens: join_pass_on never withdraws the record, so only
+	 * t's end, which claims it, ends the wait. */
+	(void)ursa__wait_for(&jw.w, join_pass_on, &jw);
+	*caller_rc = jw.caller_rc;
+	return 0;
+}
+
+/* Misuse of ursa_join or ursa_cancel_and_join: no return value could report
+ * it (every errno may be a task's outcome), so it is fatal, and says why. */
+static _Noreturn void join_misuse(const char *call, struct ursa_task *t, int rc)
+{
+	const char *why = "the task is already being joined or watched by another call";
+
+	if (rc == -EPERM) {
+		fprintf(stderr, "ursa: %s: called outside a task\n", call);
+		abort();
 	}
+	if (!t) {
+		fprintf(stderr, "ursa: %s: the task handle is NULL\n", call);
+		abort();
+	}
+	if (rc == -EDEADLK)
+		why = "a task cannot join itself";
+	else if (atomic_load_explicit(&t->joiner, memory_order_acquire) == URSA__JOIN_DETACHED)
+		why = "the task was detached";
+	fprintf(stderr, "ursa: %s: %s (task '%s')\n", call, why,
+	        t->name[0] ? t->name : "(unnamed)");
+	abort();
+}
+
+/* t has ended: its outcome as ursa_join returns it, and the handle released. */
+static int collect(struct ursa_task *t, void **result)
+{
+	int rc = outcome_err(t);
+
+	if (rc == 0 && result)
+		*result = t->result;
+	ursa__task_unref(t); /* the handle */
+	return rc;
 }
 
 int ursa_join(struct ursa_task *t, void **result)
 {
-	return join(t, result, NULL);
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
+
+	if (rc)
+		join_misuse("ursa_join", t, rc);
+	return collect(t, result);
+}
+
+int ursa_cancel_and_join(struct ursa_task *t, void **result)
+{
+	int caller_rc, rc;
+
+	if (!t)
+		return 0; /* cleanup of a task that was never spawned */
+	rc = join_wait(t, true, &caller_rc);
+	if (rc)
+		join_misuse("ursa_cancel_and_join", t, rc);
+	return collect(t, result);
 }
 
 int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 {
-	struct ursa_outcome scratch;
+	int caller_rc, rc = join_wait(t, false, &caller_rc);
 
-	return join(t, NULL, out ? out : &scratch);
+	if (rc)
+		return rc; /* misuse: nothing done, t is still the caller's */
+	if (out)
+		ursa__task_outcome(t, out);
+	ursa__task_unref(t); /* the handle */
+	return caller_rc;
 }
 
 void ursa_detach(struct ursa_task *t)
@@ -333,13 +404,13 @@ int ursa_cancel(struct ursa_task *t)
 		return -ESRCH;
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);
 	/* Wake it wherever it is parked; its wait notices the request. */
-	ursa__task_wake(t);
+	ursa__sched_wake(t);
 	return 0;
 }
 
 void *ursa_task_fail(int err, const char *fmt, ...)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	char *msg = NULL;
 
 	if (!self)
@@ -370,7 +441,7 @@ int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out)
 	if (!ursa_task_done(t))
 		return t ? -EAGAIN : -EINVAL;
 	if (out)
-		fill_outcome(t, out);
+		ursa__task_outcome(t, out);
 	return 0;
 }
 
@@ -382,7 +453,7 @@ void ursa_yield(void)
 
 struct ursa_task *ursa_self(void)
 {
-	return ursa__self();
+	return ursa__sched_self();
 }
 
 void ursa_task_set_name(struct ursa_task *t, const char *name)
@@ -399,14 +470,14 @@ const char *ursa_task_name(const struct ursa_task *t)
 
 unsigned ursa_core(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->id : 0;
 }
 
 unsigned ursa_ncores(void)
 {
-	struct ursa__core *c = ursa__tls_core;
+	struct ursa__core *c = ursa__sched_core;
 
 	return c ? c->rt->cfg.cores : 0;
 }

@@ -3,7 +3,7 @@
  * ticker.c: ursa_ticker, the clock of a periodic task: absolute ticks on a
  * fixed grid, so the period does not drift by the work done each time.
  */
-#include "core.h"
+#include "ursa.h"
 
 #include <errno.h>
 

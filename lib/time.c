@@ -2,7 +2,9 @@
 /*
  * time.c: the monotonic clock and sleeping on io_uring timeouts.
  */
+#include "op.h"
 #include "scope.h"
+#include "wait.h"
 
 #include <errno.h>
 #include <time.h>
@@ -19,29 +21,25 @@ uint64_t ursa_now(void)
 static int park_forever(struct ursa_task *self)
 {
 	for (;;) {
-		int rc = ursa__cancel_check(self, NULL);
+		int rc = ursa__wait_park(self);
 
 		if (rc)
 			return rc;
-		if (self->scope)
-			ursa__scope_arm(self);
-		ursa__sched_park();
 	}
 }
 
 int ursa_sleep_until(uint64_t t)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct __kernel_timespec ts;
 	struct io_uring_sqe *sqe;
-	struct ursa__op op;
 	uint64_t deadline;
 	bool clipped = false;
 	int rc;
 
 	if (!self)
 		return -EPERM;
-	rc = ursa__cancel_check(self, &deadline);
+	rc = ursa__scope_check(self, &deadline);
 	if (rc)
 		return rc;
 	if (t == URSA_FOREVER && deadline == URSA_FOREVER)
@@ -53,31 +51,31 @@ int ursa_sleep_until(uint64_t t)
 		clipped = true;
 	}
 	if (t <= ursa_now())
-		return clipped ? ursa__cancel_check(self, NULL) : 0;
-	sqe = ursa__op_sqe(self, &rc);
+		return clipped ? ursa__scope_check(self, NULL) : 0;
+	sqe = ursa__op_sqe(&self, &rc);
 	if (!sqe)
 		return rc;
 	ts.tv_sec = (long long)(t / 1000000000u);
 	ts.tv_nsec = (long long)(t % 1000000000u);
 	io_uring_prep_timeout(sqe, &ts, 0, IORING_TIMEOUT_ABS);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	if (rc == -ETIME) /* the timeout expired: the sleep is complete */
-		return clipped ? ursa__cancel_check(self, NULL) : 0;
+		return clipped ? ursa__scope_check(self, NULL) : 0;
 	return rc;
 }
 
 int ursa_sleep(uint64_t ns)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	int rc;
 
 	if (!self)
 		return -EPERM;
 	if (ns == 0) {
-		rc = ursa__cancel_check(self, NULL);
+		rc = ursa__scope_check(self, NULL);
 		if (rc)
 			return rc;
-		ursa_yield();
+		ursa__sched_yield();
 		return 0;
 	}
 	uint64_t now = ursa_now();

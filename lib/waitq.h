@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * waitq.h: how a task waits for a primitive (lib/sync_*.c, queue.c,
- * future.c): a wait record on the waiting fiber's stack, FIFO queues of its
- * nodes under a small spinlock, and the grant / withdraw protocol
- * (lib/waitq.c explains it).
+ * future.c): a waiter record (lib/wait.h) on the waiting fiber's stack,
+ * FIFO queues of its nodes under a small spinlock (lib/spin.h), and the
+ * grant / withdraw protocol (lib/waitq.c explains it).
  *
  *   task's stack                       primitive (anywhere)
  *   +------------------+               +-----------------------------+
@@ -18,28 +18,9 @@
 #ifndef URSA_WAITQ_H
 #define URSA_WAITQ_H
 
-#include "core.h"
-
-#include <sched.h>
-
-enum {
-	URSA__WAIT_WAITING = 0,   /* in its queue(s); nobody has claimed it     */
-	URSA__WAIT_CLAIMED = 1,   /* a granter owns it and is filling it in     */
-	URSA__WAIT_DONE = 2,      /* granted; the granter now touches only the
-	                             task (holding a reference), never this     */
-	URSA__WAIT_WITHDRAWN = 3, /* the waiter gave up, or completed a select
-	                             itself; granters skip it                   */
-};
-
-/* One waiting task.  Lives on its stack for the duration of one wait. */
-struct ursa__wait {
-	struct ursa_task *task;
-	_Atomic int state;             /* URSA__WAIT_* */
-	int rc;                        /* the granter's verdict: 0, or e.g. -EPIPE */
-	unsigned which;                /* index of the node that was granted */
-	void *value;                   /* what the granter handed over */
-	struct ursa__wait *wake_next;  /* the granter's private chain (CLAIMED) */
-};
+#include "spin.h"
+#include "task.h"
+#include "wait.h"
 
 /* The wait's place in one queue, guarded by *lock. */
 struct ursa__wnode {
@@ -59,59 +40,8 @@ struct ursa__wakes {
 };
 #define URSA__WAKES_INIT {NULL, NULL, 0}
 
-/* A spinlock for the few instructions that edit a queue; never held while
- * anything waits.  The holder may be a foreign thread that gets preempted,
- * so a spinner yields the CPU after a while instead of burning it. */
-static inline void ursa__spin_lock(unsigned *l)
-{
-	for (;;) {
-		/* acquire: pairs with the release in ursa__spin_unlock. */
-		if (!__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
-			return;
-		for (unsigned i = 1; __atomic_load_n(l, __ATOMIC_RELAXED); i++)
-			if (!(i % 256))
-				sched_yield();
-	}
-}
-
-static inline void ursa__spin_unlock(unsigned *l)
-{
-	__atomic_store_n(l, 0u, __ATOMIC_RELEASE);
-}
-
-/*
- * For a caller that has just seen, without the lock, a state published under
- * it (an event set, a count at zero, a unit released, a mutex freed, a future
- * completed): wait until the publisher has let go of the lock, its last touch
- * of the object, so that the caller may free the object as soon as it
- * returns.  A primitive on a waiter's stack, signalled from another core, is
- * the common case (examples/kv.c's messages; Go's WaitGroup idiom).
- *
- * One load when nobody holds the lock.  It cannot miss the publisher: its
- * taking of the lock precedes its release-store of the state, which the
- * caller's acquire-load observed.  A later, unrelated holder only costs a
- * short wait.
- */
-static inline void ursa__spin_settle(unsigned *l)
-{
-	if (__atomic_load_n(l, __ATOMIC_ACQUIRE)) {
-		ursa__spin_lock(l);
-		ursa__spin_unlock(l);
-	}
-}
-
-static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
-{
-	w->task = self;
-	atomic_init(&w->state, URSA__WAIT_WAITING);
-	w->rc = 0;
-	w->which = 0;
-	w->value = NULL;
-	w->wake_next = NULL;
-}
-
-static inline void ursa__wnode_init(struct ursa__wnode *n, struct ursa__wait *w,
-                                    struct ursa_waitq_ *q, unsigned *lock, unsigned index)
+static inline void ursa__waitq_node_init(struct ursa__wnode *n, struct ursa__wait *w,
+                                         struct ursa_waitq_ *q, unsigned *lock, unsigned index)
 {
 	n->prev = n->next = NULL;
 	n->w = w;
@@ -136,33 +66,34 @@ static inline bool ursa__waitq_empty(const struct ursa_waitq_ *q)
 struct ursa__wnode *ursa__waitq_claim(struct ursa_waitq_ *q);
 
 /* Under the lock: record the verdict in n's claimed wait and queue it on ws. */
-void ursa__wakes_add(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
-/* After the lock: mark each wait on ws DONE and wake its task. */
-void ursa__wakes_run(struct ursa__wakes *ws);
+void ursa__waitq_grant(struct ursa__wakes *ws, struct ursa__wnode *n, int rc, void *value);
+/* After the lock: complete each wait on ws (ursa__wait_done), in order. */
+void ursa__waitq_wake(struct ursa__wakes *ws);
 
 /*
- * The waiting side: park until w is granted (returns 0; w->rc, w->value and
- * w->which carry the grant) or until the task is cancelled or a deadline
+ * The waiting side (ursa__wait_for, with the queues' withdraw): park until w
+ * is granted (returns 0; w->rc, w->value and w->which carry the grant) or
+ * until the task is cancelled or a deadline
  * passes (returns -ECANCELED or -ETIMEDOUT, after taking every node out of
  * its queue).  nodes[0..n) must all be queued already.  If on_withdraw is
  * not NULL it runs under nodes[0]'s lock when the wait is withdrawn, so the
  * primitive can undo what the waiter's arrival changed.
  */
-int ursa__wait_block(struct ursa_task *self, struct ursa__wait *w, struct ursa__wnode *nodes,
-                     unsigned n, void (*on_withdraw)(void *ctx), void *ctx);
+int ursa__waitq_block(struct ursa__wait *w, struct ursa__wnode *nodes, unsigned n,
+                      void (*on_withdraw)(void *ctx), void *ctx);
 
 /*
  * The common case, one queue: called with *lock held after the caller has
  * decided to wait.  If the task may not wait (cancelled, deadline passed) it
  * runs on_withdraw, drops the lock and returns why; otherwise it queues a
  * node for w (carrying item, for a putter), drops the lock and waits as
- * ursa__wait_block.  w is initialised here.
+ * ursa__waitq_block.  w is initialised here.
  */
 int ursa__waitq_wait(struct ursa_task *self, struct ursa_waitq_ *q, unsigned *lock,
                      struct ursa__wait *w, void *item, void (*on_withdraw)(void *ctx), void *ctx);
 
 /* Take nodes[0..n) out of their queues (each under its lock): the end of a
  * select that completed or gave up. */
-void ursa__wait_unlink_all(struct ursa__wnode *nodes, unsigned n);
+void ursa__waitq_unlink_all(struct ursa__wnode *nodes, unsigned n);
 
 #endif /* URSA_WAITQ_H */

@@ -2,27 +2,35 @@
 /*
  * watch.h: one task waiting for any of many tasks to end (gather, wait,
  * as_completed, task groups).  The watch is registered in each watched
- * task's `joiner` word, tagged with its low bit; the ending task follows the
- * join handshake (lib/task.c: WAKING, then DONE) and, between the two, pushes
- * itself onto the watch's lock-free list of ended tasks and wakes the watch's
- * waiter.  A watcher may leave only when each task it registered has been
- * either taken off the list or withdrawn (ursa__watch_remove): a task in
- * WAKING will still touch the watch.
+ * task's `joiner` word, tagged with its low bit.  An ending task claims the
+ * word (swaps the tag for DONE), takes a reference on the watch's waiter,
+ * pushes itself onto the watch's lock-free list of ended tasks (its last
+ * touch of the watch), wakes the waiter and drops the reference
+ * (ursa__task_finish).  A watcher may leave only when each task it
+ * registered has been either taken off the list or withdrawn
+ * (ursa__watch_remove): a task that has claimed the word will still push.
+ *
+ * This is the one wait that is not a waiter record (lib/wait.h): many wakers
+ * serve one waiter, and each push is a grant, so no single store can be the
+ * wakers' last touch.  Its wakers are cores finishing a task that still
+ * counts as live, which keeps every core running, and with it the waiter's
+ * task record, until the reference is dropped (and a group's spawner, for
+ * a child that ended before it was watched: lib/group.c).
  */
 #ifndef URSA_WATCH_H
 #define URSA_WATCH_H
 
-#include "core.h"
+#include "task.h"
 
 /* The joiner value that stands for watch w. */
-static inline struct ursa_task *ursa__watch_tag(struct ursa_watch_ *w)
+static inline void *ursa__watch_tag(struct ursa_watch_ *w)
 {
-	return (struct ursa_task *)((uintptr_t)w | 1u);
+	return (void *)((uintptr_t)w | 1u);
 }
 
-/* The watch a joiner value stands for, or NULL (a task, or a URSA__JOIN_*
- * constant: those are all below 4). */
-static inline struct ursa_watch_ *ursa__watch_of(struct ursa_task *j)
+/* The watch a joiner value stands for, or NULL (a joiner's record, or a
+ * URSA__JOIN_* constant: those are all below 4). */
+static inline struct ursa_watch_ *ursa__watch_of(void *j)
 {
 	uintptr_t v = (uintptr_t)j;
 
@@ -35,7 +43,7 @@ static inline void ursa__watch_push(struct ursa_watch_ *w, struct ursa_task *t)
 {
 	struct ursa_task *head = __atomic_load_n(&w->ended_, __ATOMIC_RELAXED);
 
-	/* release: the watcher's acquire exchange in ursa__watch_drain sees t's
+	/* release: the watcher's acquire exchange in ursa__watch_take sees t's
 	 * outcome, written before. */
 	do {
 		t->ended_next = head;
@@ -52,12 +60,9 @@ int ursa__watch_add(struct ursa_watch_ *w, struct ursa_task *t);
  * has been) pushed onto w's list. */
 bool ursa__watch_remove(struct ursa_watch_ *w, struct ursa_task *t);
 
-/* Take every task pushed so far, oldest first, chained by ended_next. */
-struct ursa_task *ursa__watch_drain(struct ursa_watch_ *w);
-
-/* ursa__watch_drain, and then wait until each task taken has finished its
- * handshake (joiner DONE), so that it can be joined or released at once.
- * *count receives the number of tasks taken.  Call from the waiter. */
+/* Take every task pushed so far, oldest first, chained by ended_next; each
+ * has ended and can be joined or released at once.  *count receives the
+ * number of tasks taken.  Call from the waiter. */
 struct ursa_task *ursa__watch_take(struct ursa_watch_ *w, size_t *count);
 
 #endif /* URSA_WATCH_H */

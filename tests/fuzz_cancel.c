@@ -2,7 +2,9 @@
 /*
  * fuzz_cancel: the random cancellation fuzz.  Many tasks on both cores run
  * random operations (sleep, pread, pwrite, recv, send, accept, open), each
- * maybe inside a deadline scope with a random short deadline, maybe in a
+ * maybe inside a deadline scope with a random short deadline (one in eight
+ * sizes, offsets, sleeps and deadlines is drawn at the edges: 0, 1, the
+ * largest, URSA_FOREVER - 1), maybe in a
  * child task that its parent cancels (ursa_cancel, from either core) or
  * whose scope it cancels (ursa_scope_cancel) at a random moment, maybe
  * inside a shielded scope under a cancelled one.  It proves, for every op:
@@ -142,6 +144,22 @@ static unsigned below(uint64_t *s, unsigned n)
 	return (unsigned)(rnd(s) % n);
 }
 
+/* One of n values at the edges (0, 1, the largest, ...), once in eight
+ * draws, else -1: a uniform draw seldom lands where overflows and
+ * off-by-ones live (issue 20). */
+static int edge(uint64_t *s, unsigned n)
+{
+	return below(s, 8) == 0 ? (int)below(s, n) : -1;
+}
+
+/* A size in [1, max], or at the edges 0, 1 or max. */
+static size_t random_size(uint64_t *s, size_t max)
+{
+	int e = edge(s, 3);
+
+	return e < 0 ? 1 + below(s, (unsigned)max) : e == 2 ? max : (size_t)e;
+}
+
 /* Byte `pos` of stream `key`: what the file holds, what a connection carries. */
 static void stream_fill(uint64_t key, uint64_t pos, unsigned char *buf, size_t n)
 {
@@ -254,11 +272,14 @@ static long op_sleep(uint64_t *rng, const struct env *e)
 	uint64_t ns, t0;
 	long r;
 
-	switch (below(rng, 5)) {
+	switch (below(rng, 6)) {
 	case 0: ns = 0; break; /* a yield */
 	case 1: ns = (1 + below(rng, 50)) * US; break;
 	case 2: ns = (100 + below(rng, 1900)) * US; break;
 	case 3: ns = (1 + below(rng, 5000)) * US; break;
+	/* The edges: 1 ns, and the largest finite sleep (now + ns saturates
+	 * to forever, so only where something else ends it). */
+	case 4: ns = e->bounded && below(rng, 2) ? URSA_FOREVER - 1 : 1; break;
 	default: ns = e->bounded ? URSA_FOREVER : (1 + below(rng, 20)) * US; break;
 	}
 	t0 = ursa_now();
@@ -273,9 +294,11 @@ static long op_sleep(uint64_t *rng, const struct env *e)
 
 static long op_read(uint64_t *rng)
 {
+	static const off_t edge_off[] = {0, 1, DATA_SIZE - 1, DATA_SIZE};
 	unsigned char buf[MAX_IO];
-	size_t n = 1 + below(rng, MAX_IO);
-	off_t off = below(rng, DATA_SIZE + 1);
+	size_t n = random_size(rng, MAX_IO);
+	int eo = edge(rng, 4);
+	off_t off = eo < 0 ? below(rng, DATA_SIZE + 1) : edge_off[eo];
 	size_t want = (size_t)(DATA_SIZE - off) < n ? (size_t)(DATA_SIZE - off) : n;
 	ssize_t r = ursa_pread(g_datafd, buf, n, off);
 
@@ -293,10 +316,12 @@ static long op_read(uint64_t *rng)
 static long op_write(struct worker *w, uint64_t *rng)
 {
 	unsigned char buf[MAX_IO], chk[MAX_IO];
-	size_t n = 1 + below(rng, MAX_IO);
-	off_t off = below(rng, WFILE_SIZE);
+	size_t n = random_size(rng, MAX_IO);
+	int eo = edge(rng, 2);
+	off_t off = eo < 0 ? below(rng, WFILE_SIZE) : eo ? WFILE_SIZE - 1 : 0;
 	ssize_t r;
 
+	buf[0] = 0; /* n may be 0: nothing is read, but the compiler cannot know */
 	stream_fill(rnd(rng), 0, buf, n);
 	r = ursa_pwrite(w->wfd, buf, n, off);
 	if (r <= 0)
@@ -314,10 +339,10 @@ static long op_recv(struct worker *w, uint64_t *rng)
 {
 	unsigned char buf[MAX_NET];
 	struct conn *c = w->in[below(rng, 2)];
-	size_t n = 1 + below(rng, MAX_NET), bad;
+	size_t n = random_size(rng, MAX_NET), bad;
 	ssize_t r = ursa_recv(c->fd[1], buf, n, 0);
 
-	if (r < 0)
+	if (r < 0 || (r == 0 && n == 0))
 		return r;
 	if (r == 0 || (size_t)r > n) {
 		fail("recv(%zu) on %s conn %llu returned %zd", n, c->type,
@@ -338,14 +363,15 @@ static long op_send(struct worker *w, uint64_t *rng)
 {
 	unsigned char buf[MAX_NET];
 	struct conn *c = w->out[below(rng, 2)];
-	size_t n = 1 + below(rng, MAX_NET);
+	size_t n = random_size(rng, MAX_NET);
 	ssize_t r;
 
+	buf[0] = 0; /* as in op_write */
 	stream_fill(c->key, c->sent, buf, n);
 	r = ursa_send(c->fd[0], buf, n, 0);
 	if (r < 0)
 		return r;
-	if (r == 0 || (size_t)r > n)
+	if ((r == 0 && n != 0) || (size_t)r > n)
 		fail("send(%zu) on %s conn returned %zd", n, c->type, r);
 	else
 		c->sent += (size_t)r;
@@ -522,11 +548,28 @@ static long do_op(struct worker *w, uint64_t *rng, enum kind k, const struct env
 	return r;
 }
 
-/* now, a few µs, some hundred µs or a few ms from now. */
+/* Whether deadline dl passes during the run: not URSA_FOREVER, and not
+ * the edge values near it either (they bound nothing). */
+static bool will_pass(uint64_t dl)
+{
+	return dl < URSA_FOREVER / 2;
+}
+
+/* now, a few µs, some hundred µs or a few ms from now; or at the edges:
+ * 0 and 1 (long passed), now + 1, the largest finite deadline and
+ * URSA_FOREVER (neither ever passes). */
 static uint64_t random_deadline(uint64_t *rng)
 {
 	uint64_t now = ursa_now();
 
+	switch (edge(rng, 5)) {
+	case 0: return 0;
+	case 1: return 1;
+	case 2: return now + 1;
+	case 3: return URSA_FOREVER - 1;
+	case 4: return URSA_FOREVER;
+	default: break;
+	}
 	switch (below(rng, 7)) {
 	case 0: return now; /* passed before the op starts */
 	case 1:
@@ -551,7 +594,8 @@ static long random_op(struct worker *w, uint64_t *rng, const struct env *env)
 	dl = random_deadline(rng);
 	ursa_scope_enter(&s, dl);
 	e.deadline = min_u64(e.deadline, dl);
-	e.bounded = true;
+	/* A deadline years away bounds nothing: do_op adds its safety one. */
+	e.bounded = e.bounded || will_pass(dl);
 	r = do_op(w, rng, k, &e);
 	check_scope_exit(ursa_scope_exit(&s), dl, e.may_cancel, "op deadline");
 	return r;
@@ -704,7 +748,7 @@ static void run_shielded(struct worker *w)
 {
 	struct ursa_scope outer, inner;
 	uint64_t dl = below(&w->rng, 2) ? random_deadline(&w->rng) : URSA_FOREVER;
-	struct env e = {dl, false, dl != URSA_FOREVER, NULL};
+	struct env e = {dl, false, will_pass(dl), NULL};
 	int rc;
 
 	ursa_scope_enter(&outer, URSA_FOREVER);

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * helpers.h: what every test file shares: counting open fds, memory
- * mappings and address space (to prove a runtime left nothing behind) and running a runtime
- * with explicit options.  Never call cr_assert* inside a fiber: fibers
- * record, tests assert after ursa_run returns.
+ * helpers.h: what every test file shares: the recorder through which fibers
+ * state what they expect (EXPECT, EXPECT_EQ, REQUIRE, JOIN_OK, JOIN_ANY; the
+ * test then calls ASSERT_SEEN), counting open fds, memory mappings and address
+ * space (to prove a runtime left nothing behind), and running a runtime with
+ * explicit options.  Never call cr_assert* inside a fiber or a thread the
+ * test started: a failing assertion longjmps to the test's own stack.
  */
 #ifndef URSA_TEST_HELPERS_H
 #define URSA_TEST_HELPERS_H
 
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,16 +77,25 @@ static inline void *run_on(unsigned cores, ursa_fn main, void *arg)
 
 #define MS (1000000ull)
 
+/* Sleep, whatever happens: for the test sleeps whose result does not matter
+ * (ursa_sleep is URSA_NODISCARD).  Record it with EXPECT where it does. */
+static inline void nap(uint64_t ns)
+{
+	(void)!ursa_sleep(ns);
+}
+
 /*
- * Recording checks made inside fibers (where cr_assert must not run): the
- * first failing EXPECT keeps its line and value; the test calls ASSERT_SEEN
- * after ursa_run returns.
+ * The one way tests check what happens inside fibers (and threads), where
+ * cr_assert must not run: each check is stated where the value is, the
+ * first that fails keeps its line and value, and the test calls ASSERT_SEEN
+ * after ursa_run returns.  Any thread may record (the fields are atomic).
  */
 struct seen {
 	_Atomic int line;
 	_Atomic long long val;
 };
 
+/* cond must hold; v is what to report if it does not. */
 #define EXPECT(s, cond, v)                                                                  \
 	do {                                                                                \
 		if (!(cond)) {                                                              \
@@ -91,6 +103,31 @@ struct seen {
 			if (atomic_compare_exchange_strong(&(s)->line, &zero_, __LINE__))   \
 				atomic_store(&(s)->val, (long long)(v));                    \
 		}                                                                           \
+	} while (0)
+
+/* got (evaluated once) must equal want; reports got. */
+#define EXPECT_EQ(s, got, want)                                                             \
+	do {                                                                                \
+		long long got_ = (long long)(got);                                          \
+		EXPECT(s, got_ == (long long)(want), got_);                                 \
+	} while (0)
+
+/* For a step the rest of the fiber depends on (a spawn, a queue's creation):
+ * if cond fails, record v and leave the fiber (returning NULL). */
+#define REQUIRE(s, cond, v)                                                                 \
+	do {                                                                                \
+		if (!(cond)) {                                                              \
+			EXPECT(s, false, v);                                                \
+			return NULL;                                                        \
+		}                                                                           \
+	} while (0)
+
+/* Join t, which must have ended normally / may also have been cancelled. */
+#define JOIN_OK(s, t) EXPECT_EQ(s, ursa_join((t), NULL), 0)
+#define JOIN_ANY(s, t)                                                                      \
+	do {                                                                                \
+		int j_ = ursa_join((t), NULL);                                              \
+		EXPECT(s, j_ == 0 || j_ == -ECANCELED, j_);                                 \
 	} while (0)
 
 #define ASSERT_SEEN(s)                                                                      \

@@ -83,7 +83,7 @@ static void *main_cancel(void *arg)
 	for (int i = 0; i < N; i++)
 		if (ursa_spawn_on(&ts[i], 1, sleeper, NULL))
 			return (void *)1;
-	ursa_sleep(2 * MS);
+	(void)!ursa_sleep(2 * MS);
 	for (int i = 0; i < N; i++) {
 		ursa_cancel(ts[i]);
 		if (ursa_join(ts[i], NULL) != -ECANCELED)
@@ -143,7 +143,7 @@ static void *main_leave(void *arg)
 		if (i % 2)
 			ursa_detach(t);
 	}
-	ursa_sleep(2 * MS);
+	(void)!ursa_sleep(2 * MS);
 	return NULL;
 }
 

@@ -805,7 +805,8 @@ static void *group_owner(void *arg)
 	rc = ursa_group_exit(&g, NULL);
 	if (atomic_load(&x->ended) != spawned)
 		note_bad("group: exit returned while a child still ran");
-	if (atomic_load(&x->failed) ? rc != -EIO : rc != -ECANCELED)
+	/* One child fails (a count of 1), unless the owner was cancelled first. */
+	if (atomic_load(&x->failed) ? rc != 1 : rc != -ECANCELED)
 		note_bad("group: wrong result from ursa_group_exit");
 	if (rc == -ECANCELED && !atomic_load(&w->cancelled))
 		note_bad("group: -ECANCELED in an owner nobody cancelled");

@@ -2,14 +2,19 @@
 /*
  * Files on the ring: every call against the kernel's own answer, scattered
  * concurrent writes checked by checksum, the whole-file helpers and their
- * atomicity, O_DIRECT alignment.  Fibers record the first line whose check
+ * atomicity, O_DIRECT alignment, openat2's confinement (RESOLVE_*).  Fibers record the first line whose check
  * failed (and the value seen); tests assert after ursa_run returns.
  */
 #include "test_io_helpers.h"
 
+#include <linux/openat2.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
+#include <signal.h>
+#include <unistd.h>
 
 /* What a fiber saw (EXPECT/ASSERT_SEEN from helpers.h), plus the scratch
  * directory the test works in. */
@@ -112,6 +117,159 @@ Test(file, calls_outside_a_task_return_eperm)
 	cr_assert_eq(ursa_read(0, buf, 1), -EPERM);
 	cr_assert_eq(ursa_close(0), -EPERM);
 	cr_assert_eq(ursa_write_file("/nonexistent/x", "", 0, 0), -EPERM);
+}
+
+/* ------------------------------------------------- openat2 confinement */
+
+/* One ursa_openat2 call: its arguments, the ring's answer and the
+ * openat2(2) system call's answer to the same arguments. */
+struct how_case {
+	const char *path;
+	uint64_t resolve;
+	size_t size;       /* 0: sizeof(struct open_how) */
+	bool tail;         /* a non-zero byte after the struct (size > sizeof) */
+	int want;          /* -errno, or 0 for "an fd" */
+	int ring, kernel;  /* the answers (an fd is recorded as 0 once closed) */
+	char first[8];     /* the first bytes read from the fd the ring gave */
+};
+
+#define BENEATH (RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS)
+
+static struct how_case how_cases[] = {
+	{"in", BENEATH, 0, false, 0, 0, 0, ""},
+	{"./in", BENEATH, 0, false, 0, 0, 0, ""},
+	{"link_in", BENEATH, 0, false, 0, 0, 0, ""},    /* a relative link that stays inside */
+	{"/etc/passwd", BENEATH, 0, false, -EXDEV, 0, 0, ""},
+	{"//etc/passwd", BENEATH, 0, false, -EXDEV, 0, 0, ""},
+	{"../x", BENEATH, 0, false, -EXDEV, 0, 0, ""},
+	{"sub/../../x", BENEATH, 0, false, -EXDEV, 0, 0, ""},
+	{"sub/../in", BENEATH, 0, false, 0, 0, 0, ""},     /* a ".." that stays inside */
+	{"link_abs", BENEATH, 0, false, -EXDEV, 0, 0, ""},   /* -> /etc/passwd */
+	{"link_up", BENEATH, 0, false, -EXDEV, 0, 0, ""},    /* -> ../<dir>/in: out and back */
+	{"link_in", RESOLVE_NO_SYMLINKS, 0, false, -ELOOP, 0, 0, ""},
+	{"/proc/self/root/etc/passwd", RESOLVE_NO_MAGICLINKS, 0, false, -ELOOP, 0, 0, ""},
+	{"/proc/self/root/etc/passwd", 0, 0, false, 0, 0, 0, ""},
+	{"in", 1ull << 63, 0, false, -EINVAL, 0, 0, ""}, /* a resolve bit no kernel has */
+	{"in", BENEATH, 16, false, -EINVAL, 0, 0, ""},    /* below OPEN_HOW_SIZE_VER0 */
+	{"in", BENEATH, sizeof(struct open_how) + 8, false, 0, 0, 0, ""},  /* zero tail */
+	{"in", BENEATH, sizeof(struct open_how) + 8, true, -E2BIG, 0, 0, ""},
+	{"in", BENEATH, 4097, false, -E2BIG, 0, 0, ""},   /* over a page, as openat2(2) */
+};
+
+#define N_HOW (sizeof(how_cases) / sizeof(how_cases[0]))
+
+struct how_arg {
+	struct open_how how;
+	uint64_t tail[512];
+};
+
+static void how_for(const struct how_case *c, struct how_arg *a, size_t *size)
+{
+	memset(a, 0, sizeof(*a));
+	a->how.flags = O_RDONLY | O_CLOEXEC;
+	a->how.resolve = c->resolve;
+	a->tail[0] = c->tail ? 1 : 0;
+	*size = c->size ? c->size : sizeof(a->how);
+}
+
+struct how_run {
+	struct file_seen s;
+	int dirfd;
+};
+
+static void *main_openat2(void *arg)
+{
+	struct how_run *h = arg;
+	struct how_arg *a = malloc(sizeof(*a));
+
+	for (size_t i = 0; i < N_HOW; i++) {
+		struct how_case *c = &how_cases[i];
+		size_t size;
+		int fd;
+
+		how_for(c, a, &size);
+		fd = ursa_openat2(h->dirfd, c->path, &a->how, size);
+		c->ring = fd < 0 ? fd : 0;
+		if (fd >= 0) {
+			ssize_t r = ursa_pread(fd, c->first, sizeof(c->first) - 1, 0);
+
+			EXPECT(&h->s, r > 0, r);
+			EXPECT(&h->s, ursa_close(fd) == 0, fd);
+		}
+	}
+	free(a);
+	return NULL;
+}
+
+Test(file, openat2_beneath_refuses_every_way_out_and_matches_the_kernel)
+{
+	struct how_run h = {0};
+	struct how_arg *a = malloc(sizeof(*a));
+	char p[300], q[300];
+	int fds = count_fds(), fd;
+
+	make_scratch(h.s.dir, sizeof(h.s.dir));
+	path_in(p, sizeof(p), h.s.dir, "in");
+	fd = open(p, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	cr_assert_eq(write(fd, "inside", 6), 6);
+	close(fd);
+	path_in(p, sizeof(p), h.s.dir, "sub");
+	cr_assert_eq(mkdir(p, 0700), 0);
+	path_in(p, sizeof(p), h.s.dir, "link_in");
+	cr_assert_eq(symlink("in", p), 0);
+	path_in(p, sizeof(p), h.s.dir, "link_abs");
+	cr_assert_eq(symlink("/etc/passwd", p), 0);
+	path_in(p, sizeof(p), h.s.dir, "link_up");
+	snprintf(q, sizeof(q), "../%s/in", strrchr(h.s.dir, '/') + 1);
+	cr_assert_eq(symlink(q, p), 0);
+	h.dirfd = open(h.s.dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	cr_assert_geq(h.dirfd, 0);
+	/* The kernel's own answer to each case first. */
+	for (size_t i = 0; i < N_HOW; i++) {
+		size_t size;
+		long r;
+
+		how_for(&how_cases[i], a, &size);
+		r = syscall(SYS_openat2, h.dirfd, how_cases[i].path, &a->how, size);
+		if (r < 0 && errno == ENOSYS) {
+			close(h.dirfd);
+			path_in(p, sizeof(p), h.s.dir, "sub");
+			rmdir(p);
+			rm_scratch(h.s.dir);
+			free(a);
+			cr_skip_test("the kernel has no openat2 (5.6)");
+		}
+		how_cases[i].kernel = r < 0 ? -errno : 0;
+		if (r >= 0)
+			close((int)r);
+	}
+	run_on(1, main_openat2, &h);
+	close(h.dirfd);
+	path_in(p, sizeof(p), h.s.dir, "sub");
+	rmdir(p);
+	rm_scratch(h.s.dir);
+	free(a);
+	ASSERT_SEEN(&h.s);
+	for (size_t i = 0; i < N_HOW; i++) {
+		const struct how_case *c = &how_cases[i];
+
+		cr_expect_eq(c->ring, c->want, "case %zu (%s, resolve %#llx, size %zu): ring %d, want %d",
+		             i, c->path, (unsigned long long)c->resolve, c->size, c->ring, c->want);
+		cr_expect_eq(c->ring, c->kernel, "case %zu (%s): ring %d, openat2(2) %d", i, c->path,
+		             c->ring, c->kernel);
+	}
+	/* What the opens inside the root read is the file inside the root. */
+	cr_assert_str_eq(how_cases[0].first, "inside");
+	cr_assert_str_eq(how_cases[2].first, "inside");
+	cr_assert_eq(count_fds(), fds, "fd leak");
+}
+
+Test(file, openat2_outside_a_task_returns_eperm)
+{
+	struct open_how how = {.flags = O_RDONLY, .resolve = RESOLVE_BENEATH};
+
+	cr_assert_eq(ursa_openat2(AT_FDCWD, "/", &how, sizeof(how)), -EPERM);
+	cr_assert_eq(ursa_openat2(AT_FDCWD, "/", &how, 8192), -EPERM);
 }
 
 /* ------------------------------------------ scattered concurrent writes */
@@ -346,7 +504,7 @@ static void *main_wf_cancel(void *arg)
 			for (int k = 0; k < (i / 2) % 12; k++)
 				ursa_yield();
 		else
-			(void)ursa_sleep((uint64_t)((i / 2) % 25) * 100000u);
+			nap((uint64_t)((i / 2) % 25) * 100000u);
 		(void)ursa_cancel(t);
 		rc = ursa_join(t, NULL);
 		EXPECT(&w->s, rc == 0 || rc == -ECANCELED, rc);
@@ -416,6 +574,74 @@ static void *main_direct(void *arg)
 	free(a);
 	free(b);
 	return NULL;
+}
+
+/*
+ * kill -9 in the middle of write_file leaves the old file and nothing else:
+ * the data go to an unnamed file (O_TMPFILE) that gets a name only once it
+ * is complete.  Before, every kill left path.PID.N.tmp behind (issue 20:
+ * 148 temporaries, 304 MB, in 400 rounds).  The child writes 256 MiB and is
+ * killed 20 ms after it starts, well inside the write and its fsync.
+ */
+#define KILL_LEN (256u << 20)
+
+struct kill_child {
+	const char *path;
+	int ready_fd;
+	char *data;
+};
+
+static void *main_write_and_wait(void *arg)
+{
+	struct kill_child *k = arg;
+
+	(void)!write(k->ready_fd, "go", 2);
+	(void)!ursa_write_file(k->path, k->data, KILL_LEN, 0);
+	(void)!write(k->ready_fd, "done", 4); /* too late: the kill came first */
+	return NULL;
+}
+
+Test(file, write_file_killed_midway_leaves_no_temporary, .timeout = 60)
+{
+#ifdef URSA_TEST_NO_TMPFILE
+	cr_skip_test("without O_TMPFILE a named temporary exists while the data are written");
+#endif
+	char dir[256], path[300], got[16] = "";
+	int pipefd[2], status;
+	struct stat sb;
+	pid_t pid;
+	FILE *f;
+
+	make_scratch(dir, sizeof(dir));
+	path_in(path, sizeof(path), dir, "target");
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("old", f);
+	fclose(f);
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) { /* no Criterion in the child */
+		struct kill_child k = {path, pipefd[1], malloc(KILL_LEN)};
+
+		close(pipefd[0]);
+		if (!k.data)
+			_exit(2);
+		memset(k.data, 'n', KILL_LEN); /* real pages, before the signal to kill */
+		(void)!ursa_run(main_write_and_wait, &k, NULL, NULL);
+		_exit(0);
+	}
+	cr_assert_neq(pid, -1);
+	close(pipefd[1]);
+	cr_assert_eq(read(pipefd[0], got, 2), 2, "child did not start");
+	usleep(20 * 1000);
+	kill(pid, SIGKILL);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	close(pipefd[0]);
+	cr_assert(WIFSIGNALED(status), "the write finished before the kill (status %#x)", status);
+	cr_assert_eq(count_entries(dir), 1, "a temporary was left behind");
+	cr_assert_eq(stat(path, &sb), 0);
+	cr_assert_eq(sb.st_size, 3, "the old file was replaced by a partial one");
+	rm_scratch(dir);
 }
 
 Test(file, o_direct_aligned_works_misaligned_gets_what_the_kernel_says)

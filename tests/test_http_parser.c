@@ -81,6 +81,54 @@ Test(http_parser, connection_and_versions)
 	cr_assert_null(http_find_header(&r, "nope"));
 }
 
+Test(http_parser, an_http_1_0_expect_100_continue_is_ignored)
+{
+	struct http_request r;
+
+	cr_assert_gt(parse("POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+	                   &r), 0);
+	cr_assert_not(r.expect_continue, "RFC 9110 section 10.1.1");
+	cr_assert_not_null(http_find_header(&r, "expect"));
+}
+
+Test(http_parser, the_path_of_origin_and_absolute_form_targets)
+{
+	static const struct {
+		const char *target, *path; /* path NULL: none */
+	} cases[] = {
+		{"/a/b?c", "/a/b?c"},
+		{"/", "/"},
+		{"http://h/a/b?c", "/a/b?c"},
+		{"HTTP://h.example:8080/x", "/x"},
+		{"https://h/", "/"},
+		{"http://h", "/"},
+		{"http://h?q=1", "/"},
+		{"http://h//etc/passwd", "//etc/passwd"},
+		{"http://user@h:1/%2F", "/%2F"},
+		{"http:///x", NULL},
+		{"http://", NULL},
+		{"ftp://h/x", NULL},
+		{"h/x", NULL},
+		{"*", NULL},
+		{"h:443", NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char req[256];
+		struct http_request r;
+
+		snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", cases[i].target);
+		cr_assert_gt(parse(req, &r), 0, "%s", cases[i].target);
+		if (!cases[i].path) {
+			cr_expect_null(r.path, "%s", cases[i].target);
+			continue;
+		}
+		cr_expect(r.path && r.path_len == strlen(cases[i].path) &&
+		          memcmp(r.path, cases[i].path, r.path_len) == 0,
+		          "%s -> %.*s", cases[i].target, (int)r.path_len, r.path ? r.path : "(null)");
+	}
+}
+
 Test(http_parser, malformed_is_400)
 {
 	static const char *bad[] = {
@@ -201,4 +249,102 @@ Test(http_parser, chunked_refusals)
 	cr_assert_eq(feed_all(&c, "2\r\nabX", 100), -400, "data without CRLF");
 	c = (struct http_chunked){0};
 	cr_assert_eq(feed_all(&c, "2\nab", 100), -400, "bare LF");
+}
+
+Test(http_parser, chunk_extensions_follow_the_grammar)
+{
+	static const char *const good[] = {
+		"2;a\r\nab\r\n0\r\n\r\n",
+		"2 ;a\r\nab\r\n0\r\n\r\n",
+		"2\t; a = b ;c\r\nab\r\n0\r\n\r\n",
+		"2;a=\"q \\\"x\\\\\" ;b=1\r\nab\r\n0;z\r\n\r\n",
+		"2 \r\nab\r\n0\r\n\r\n",
+	};
+	static const char *const bad[] = {
+		"2 erf\r\nab\r\n0\r\n\r\n", /* a word after blanks, no ";" */
+		"2erf\r\n",
+		"2;\r\n",                    /* empty name */
+		"2; \r\n",
+		"2;=x\r\n",
+		"2;a=\r\n",                  /* no value after "=" */
+		"2;a=\"x\r\n",               /* unterminated quoted string */
+		"2;a=b c\r\n",
+		"2;a b\r\n",
+		"2;a=\"x\"y\r\n",
+		"2;a@b\r\n",
+		" 2\r\n",
+		"0 erf\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		struct http_chunked c = {0};
+		long n = feed_all(&c, good[i], 100);
+
+		cr_expect_eq(n, (long)strlen(good[i]), "%s: %ld", good[i], n);
+		cr_expect(c.done, "%s", good[i]);
+		cr_expect_eq(c.total, 2, "%s", good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_chunked c = {0};
+
+		cr_expect_eq(feed_all(&c, bad[i], 100), -400, "%s", bad[i]);
+	}
+}
+
+/* Feed a body made of `chunk` repeated until the decoder stops; returns the
+ * bytes it consumed before its answer in *used and the answer. */
+static long feed_repeated(const char *chunk, size_t max_bytes, uint64_t max_body, size_t *used)
+{
+	struct http_chunked c = {0};
+	size_t n = strlen(chunk);
+
+	*used = 0;
+	while (*used < max_bytes) {
+		long r = http_chunked_feed(&c, chunk, n, max_body);
+
+		if (r < 0)
+			return r;
+		*used += (size_t)r;
+	}
+	return 0;
+}
+
+Test(http_parser, chunk_framing_is_bounded_in_total)
+{
+	char ext[4200];
+	size_t used;
+	long r;
+
+	/* 1-byte chunks with 4 KiB extensions: CVE-2024-22019's shape. */
+	memcpy(ext, "1;", 2);
+	memset(ext + 2, 'a', 4000);
+	strcpy(ext + 4002, "\r\nx\r\n");
+	r = feed_repeated(ext, 300u << 20, 1u << 20, &used);
+	cr_assert_eq(r, -413);
+	cr_assert_leq(used, HTTP_CHUNK_FRAMING_FREE + 9 * 8, "read %zu bytes", used);
+	/* Leading zeros do the same without an extension. */
+	memset(ext, '0', 4000);
+	strcpy(ext + 4000, "1\r\nx\r\n");
+	r = feed_repeated(ext, 300u << 20, 1u << 20, &used);
+	cr_assert_eq(r, -413);
+	cr_assert_leq(used, HTTP_CHUNK_FRAMING_FREE + 9 * 8, "read %zu bytes", used);
+	/* 1-byte chunks with a short extension (7 bytes of framing each) are
+	 * fine, up to max_body (64 KiB here, to keep the test quick). */
+	r = feed_repeated("1;a\r\nx\r\n", 16u << 20, 64u << 10, &used);
+	cr_assert_eq(r, -413, "max_body still applies");
+	cr_assert_eq(used, 8u * (64u << 10), "read %zu bytes", used); /* 64 KiB of 8-byte chunks */
+	{
+		struct http_chunked c = {0};
+		size_t n = 0;
+
+		for (int i = 0; i < 20000; i++) {
+			r = feed_all(&c, "1;a\r\nx\r\n", 1u << 20);
+			cr_assert_eq(r, 8, "chunk %d: %ld", i, r);
+			n += 8;
+		}
+		cr_assert_eq(feed_all(&c, "0\r\n\r\n", 1u << 20), 5);
+		cr_assert(c.done);
+		cr_assert_eq(c.total, 20000);
+		cr_assert_eq(c.framing, n - 20000 + 5);
+	}
 }

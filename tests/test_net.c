@@ -14,21 +14,9 @@
 #include <stdatomic.h>
 #include <sys/un.h>
 
-/* struct seen, EXPECT and ASSERT_SEEN: tests/helpers.h */
+/* struct seen, EXPECT, JOIN_OK, JOIN_ANY and ASSERT_SEEN: tests/helpers.h */
 
 static struct seen S; /* one test per process: Criterion forks each */
-
-/* Join a task that may have been cancelled / that must have ended normally. */
-#define JOIN_ANY(t)                                                                         \
-	do {                                                                                \
-		int j_ = ursa_join((t), NULL);                                              \
-		EXPECT(&S, j_ == 0 || j_ == -ECANCELED, j_);                                \
-	} while (0)
-#define JOIN_OK(t)                                                                          \
-	do {                                                                                \
-		int j_ = ursa_join((t), NULL);                                              \
-		EXPECT(&S, j_ == 0, j_);                                                    \
-	} while (0)
 
 /* ------------------------------------------------------------ echo server */
 
@@ -134,12 +122,11 @@ static void *main_many(void *arg)
 
 	/* One listener per core on one port (SO_REUSEPORT), each with its
 	 * own accept loop. */
-	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT);
+	lfd[0] = ursa_tcp_listen_ex(m->host, 0, 512, URSA_LISTEN_REUSEPORT, &m->port);
 	EXPECT(&S, lfd[0] >= 0, lfd[0]);
 	if (lfd[0] < 0)
 		return NULL;
-	m->port = local_port(lfd[0]);
-	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT);
+	lfd[1] = ursa_tcp_listen_ex(m->host, m->port, 512, URSA_LISTEN_REUSEPORT, NULL);
 	EXPECT(&S, lfd[1] >= 0, lfd[1]);
 	for (unsigned i = 0; i < 2; i++)
 		EXPECT(&S, ursa_spawn_on(&srv[i], i % ursa_ncores(), echo_server,
@@ -148,10 +135,10 @@ static void *main_many(void *arg)
 		EXPECT(&S, ursa_spawn_on(&cl[i], (unsigned)i % ursa_ncores(), many_client, m) == 0,
 		       i);
 	for (int i = 0; i < NCONN; i++)
-		JOIN_OK(cl[i]);
+		JOIN_OK(&S, cl[i]);
 	for (unsigned i = 0; i < 2; i++) {
 		(void)ursa_cancel(srv[i]);
-		JOIN_ANY(srv[i]);
+		JOIN_ANY(&S, srv[i]);
 		EXPECT(&S, ursa_close(lfd[i]) == 0, lfd[i]);
 	}
 	return NULL;
@@ -200,7 +187,7 @@ static void *main_one(void *arg)
 		o->rc = fd;
 	}
 	(void)ursa_cancel(srv);
-	JOIN_ANY(srv);
+	JOIN_ANY(&S, srv);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
 	return NULL;
 }
@@ -244,27 +231,24 @@ Test(net, connect_by_name_resolves_on_the_pool)
 
 /* ------------------------------------------------- helper error paths */
 
-struct errs {
-	int refused, bad_port, bad_cport, inuse, reuse_ok, noname, noservice, resolved, v6only;
-};
-
 static void *main_errs(void *arg)
 {
-	struct errs *e = arg;
-	int a = ursa_tcp_listen("127.0.0.1", 0, 4), b, c;
+	int a = ursa_tcp_listen("127.0.0.1", 0, 4), b, c, rc;
 	unsigned port = local_port(a);
 
+	(void)arg;
 	EXPECT(&S, a >= 0, a);
 	EXPECT(&S, ursa_close(a) == 0, a);
-	e->refused = ursa_tcp_connect("127.0.0.1", port);
-	e->bad_port = ursa_tcp_listen(NULL, 70000, 4);
-	e->bad_cport = ursa_tcp_connect("127.0.0.1", 0);
-	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT);
+	EXPECT_EQ(&S, ursa_tcp_connect("127.0.0.1", port), -ECONNREFUSED);
+	EXPECT_EQ(&S, ursa_tcp_listen(NULL, 70000, 4), -EINVAL);
+	EXPECT_EQ(&S, ursa_tcp_connect("127.0.0.1", 0), -EINVAL);
+	a = ursa_tcp_listen_ex("127.0.0.1", 0, 4, URSA_LISTEN_REUSEPORT, NULL);
 	port = local_port(a);
-	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT);
+	b = ursa_tcp_listen_ex("127.0.0.1", port, 4, URSA_LISTEN_REUSEPORT, NULL);
 	c = ursa_tcp_listen("127.0.0.1", port, 4);
-	e->reuse_ok = a >= 0 && b >= 0;
-	e->inuse = c;
+	EXPECT(&S, a >= 0, a); /* two SO_REUSEPORT listeners on one port */
+	EXPECT(&S, b >= 0, b);
+	EXPECT_EQ(&S, c, -EADDRINUSE);
 	EXPECT(&S, ursa_close(a) == 0, a);
 	EXPECT(&S, b < 0 || ursa_close(b) == 0, b);
 	EXPECT(&S, c < 0 || ursa_close(c) == 0, c);
@@ -275,48 +259,38 @@ static void *main_errs(void *arg)
 		struct addrinfo h = {.ai_flags = AI_NUMERICHOST, .ai_socktype = SOCK_STREAM};
 		struct addrinfo *res = NULL;
 
-		e->noname = ursa_getaddrinfo("not-a-number", "80", &h, &res);
+		EXPECT_EQ(&S, ursa_getaddrinfo("not-a-number", "80", &h, &res), -ENOENT);
 		EXPECT(&S, res == NULL, 0);
 		h.ai_flags = 0;
-		e->noservice = ursa_getaddrinfo("localhost", "no-such-service-ursa", &h, &res);
+		EXPECT_EQ(&S, ursa_getaddrinfo("localhost", "no-such-service-ursa", &h, &res),
+		          -EINVAL);
 		EXPECT(&S, res == NULL, 0);
-		e->resolved = ursa_getaddrinfo("localhost", "80", &h, &res);
-		if (e->resolved == 0) {
+		rc = ursa_getaddrinfo("localhost", "80", &h, &res);
+		EXPECT_EQ(&S, rc, 0);
+		if (rc == 0) {
 			int fam = res ? res->ai_family : AF_UNSPEC;
 
-			e->resolved = fam == AF_INET || fam == AF_INET6 ? 0 : -EPROTO;
+			EXPECT(&S, fam == AF_INET || fam == AF_INET6, fam);
 			freeaddrinfo(res);
 		}
 	}
 	/* An IPv6-only listener takes no IPv4 connection. */
-	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY);
+	a = ursa_tcp_listen_ex("", 0, 4, URSA_LISTEN_V6ONLY, NULL);
 	if (a >= 0) {
 		b = ursa_tcp_connect("127.0.0.1", local_port(a));
-		e->v6only = b;
+		EXPECT_EQ(&S, b, -ECONNREFUSED);
 		EXPECT(&S, b < 0 || ursa_close(b) == 0, b);
 		EXPECT(&S, ursa_close(a) == 0, a);
-	} else {
-		e->v6only = -ECONNREFUSED;
 	}
 	return NULL;
 }
 
 Test(net, helpers_report_bad_input_and_bad_luck)
 {
-	struct errs e = {0};
 	int fds = count_fds();
 
-	run_on(1, main_errs, &e);
+	run_on(1, main_errs, NULL);
 	ASSERT_SEEN(&S);
-	cr_assert_eq(e.refused, -ECONNREFUSED, "%s", ursa_strerror(e.refused));
-	cr_assert_eq(e.bad_port, -EINVAL);
-	cr_assert_eq(e.bad_cport, -EINVAL);
-	cr_assert(e.reuse_ok, "two SO_REUSEPORT listeners on one port");
-	cr_assert_eq(e.inuse, -EADDRINUSE, "%s", ursa_strerror(e.inuse));
-	cr_assert_eq(e.noname, -ENOENT, "%s", ursa_strerror(e.noname));
-	cr_assert_eq(e.noservice, -EINVAL, "%s", ursa_strerror(e.noservice));
-	cr_assert_eq(e.resolved, 0, "%s", ursa_strerror(e.resolved));
-	cr_assert_eq(e.v6only, -ECONNREFUSED, "%s", ursa_strerror(e.v6only));
 	cr_assert_eq(count_fds(), fds, "fd leak");
 }
 
@@ -344,7 +318,7 @@ static void *main_unix(void *arg)
 	u->rc = fd < 0 ? fd : echo_client(fd, 5, 30, 200000);
 	EXPECT(&S, fd < 0 || ursa_close(fd) == 0, fd);
 	(void)ursa_cancel(srv);
-	JOIN_ANY(srv);
+	JOIN_ANY(&S, srv);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
 
 	lfd = ursa_unix_listen(u->abstract, 8);
@@ -355,7 +329,7 @@ static void *main_unix(void *arg)
 		u->rc_abstract = fd < 0 ? fd : echo_client(fd, 6, 10, 1000);
 		EXPECT(&S, fd < 0 || ursa_close(fd) == 0, fd);
 		(void)ursa_cancel(srv);
-		JOIN_ANY(srv);
+		JOIN_ANY(&S, srv);
 		EXPECT(&S, ursa_close(lfd) == 0, lfd);
 	}
 	memset(longp, 'x', sizeof(longp) - 1);
@@ -523,7 +497,7 @@ static void *main_reset(void *arg)
 	rs->after_rc = c2 < 0 ? c2 : echo_client(c2, 11, 5, 5000);
 	EXPECT(&S, c2 < 0 || ursa_close(c2) == 0, c2);
 	(void)ursa_cancel(srv);
-	JOIN_ANY(srv);
+	JOIN_ANY(&S, srv);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
 	free(buf);
 	return NULL;
@@ -651,9 +625,9 @@ static void *main_stall(void *arg)
 			st->others_ok++;
 		EXPECT(&S, fd < 0 || ursa_close(fd) == 0, fd);
 	}
-	JOIN_OK(stuck);
+	JOIN_OK(&S, stuck);
 	(void)ursa_cancel(srv);
-	JOIN_ANY(srv);
+	JOIN_ANY(&S, srv);
 	EXPECT(&S, ursa_close(s) == 0, s);
 	EXPECT(&S, ursa_close(c) == 0, c);
 	EXPECT(&S, ursa_close(lfd) == 0, lfd);
@@ -740,7 +714,7 @@ static void *main_zc(void *arg)
 	}
 	z->sent = (ssize_t)off;
 	EXPECT(&S, ursa_shutdown(sv[0], SHUT_WR) == 0, 0);
-	JOIN_OK(rd);
+	JOIN_OK(&S, rd);
 	EXPECT(&S, ursa_close(sv[0]) == 0, sv[0]);
 	EXPECT(&S, ursa_close(sv[1]) == 0, sv[1]);
 	free(buf);
@@ -771,7 +745,7 @@ Test(net, send_zc_delivers_intact_tcp_and_falls_back_on_unix)
 struct flood {
 	int sv[2];
 	_Atomic unsigned char seen[INFLIGHT];
-	_Atomic int received, dup, bad;
+	_Atomic int received;
 };
 
 static void *flood_rx(void *arg)
@@ -780,12 +754,10 @@ static void *flood_rx(void *arg)
 	uint32_t id = 0;
 	ssize_t r = ursa_recv(f->sv[0], &id, sizeof(id), 0);
 
-	if (r != sizeof(id) || id >= INFLIGHT) {
-		atomic_fetch_add(&f->bad, 1);
-		return NULL;
-	}
-	if (atomic_exchange(&f->seen[id], 1))
-		atomic_fetch_add(&f->dup, 1);
+	EXPECT_EQ(&S, r, sizeof(id));
+	EXPECT(&S, id < INFLIGHT, id);
+	if (r == sizeof(id) && id < INFLIGHT)
+		EXPECT(&S, !atomic_exchange(&f->seen[id], 1), id); /* a datagram twice */
 	atomic_fetch_add(&f->received, 1);
 	return NULL;
 }
@@ -798,15 +770,15 @@ static void *main_flood(void *arg)
 	/* Every receiver parks in its own recv before the first datagram. */
 	for (uint32_t i = 0; i < INFLIGHT; i++)
 		EXPECT(&S, ursa_spawn_ex(NULL, i % ursa_ncores(), flood_rx, f, &so) == 0, i);
-	(void)ursa_sleep(200 * MS);
+	nap(200 * MS);
 	for (uint32_t i = 0; i < INFLIGHT; i++) {
 		ssize_t r = ursa_send(f->sv[1], &i, sizeof(i), 0);
 
 		EXPECT(&S, r == sizeof(i), r);
 	}
-	for (int i = 0; i < 3000 && atomic_load(&f->received) + atomic_load(&f->bad) < INFLIGHT;
-	     i++)
-		(void)ursa_sleep(10 * MS);
+	for (int i = 0; i < 3000 && atomic_load(&f->received) < INFLIGHT; i++)
+		nap(10 * MS);
+	EXPECT_EQ(&S, atomic_load(&f->received), INFLIGHT);
 	return NULL;
 }
 
@@ -822,9 +794,40 @@ Test(net, ten_thousand_ops_in_flight_on_a_tiny_ring_lose_nothing, .timeout = 60)
 	close(f->sv[0]);
 	close(f->sv[1]);
 	ASSERT_SEEN(&S);
-	cr_assert_eq(atomic_load(&f->bad), 0);
-	cr_assert_eq(atomic_load(&f->dup), 0);
-	cr_assert_eq(atomic_load(&f->received), INFLIGHT);
 	cr_assert_eq(count_fds(), fds, "fd leak");
 	free(f);
+}
+
+/* -------------------------------------------------- the port of port 0 */
+
+static void *main_bound_port(void *arg)
+{
+	const char *hosts[2] = {"127.0.0.1", NULL}; /* numeric; every address */
+	unsigned bound = 0, kept = 12345;
+
+	(void)arg;
+	for (int i = 0; i < 2; i++) {
+		int lfd = ursa_tcp_listen_ex(hosts[i], 0, 4, 0, &bound), c;
+
+		EXPECT(&S, lfd >= 0, lfd);
+		if (lfd < 0)
+			return NULL;
+		EXPECT(&S, bound != 0, i);
+		EXPECT(&S, bound == local_port(lfd), bound);
+		c = ursa_tcp_connect("127.0.0.1", bound);
+		EXPECT(&S, c >= 0, c);
+		EXPECT(&S, c < 0 || ursa_close(c) == 0, c);
+		EXPECT(&S, ursa_close(lfd) == 0, lfd);
+	}
+	/* A failure writes nothing. */
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 0, 4, 0x80, &kept) == -EINVAL, 0);
+	EXPECT(&S, ursa_tcp_listen_ex("127.0.0.1", 70000, 4, 0, &kept) == -EINVAL, 0);
+	EXPECT(&S, kept == 12345, kept);
+	return NULL;
+}
+
+Test(net, tcp_listen_ex_reports_the_port_it_bound)
+{
+	cr_assert_null(run_on(1, main_bound_port, NULL));
+	ASSERT_SEEN(&S);
 }

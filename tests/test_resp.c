@@ -66,7 +66,19 @@ Test(resp, inline_commands)
 	cr_assert_eq(resp_parse(s + 19, 2, &cmd), 2);
 	cr_assert_eq(cmd.argc, 0, "an empty line is no command");
 	cr_assert_eq(resp_parse("GET", 3, &cmd), 0);
-	cr_assert_eq(resp_parse("SET \"k\n", 7, &cmd), -RESP_EPROTO_INLINE);
+	cr_assert_eq(resp_parse("SET \"k\n", 7, &cmd), -RESP_EPROTO_QUOTES);
+	cr_assert_eq(resp_parse("SET \"k\"v\n", 9, &cmd), -RESP_EPROTO_QUOTES);
+}
+
+Test(resp, inline_line_over_the_limit_is_too_big)
+{
+	static char line[RESP_MAX_INLINE + 2];
+
+	memset(line, 'x', sizeof(line));
+	cr_assert_eq(resp_parse(line, RESP_MAX_INLINE, &cmd), 0, "not yet too big");
+	cr_assert_eq(resp_parse(line, RESP_MAX_INLINE + 1, &cmd), -RESP_EPROTO_INLINE);
+	cr_assert_str_eq(resp_strerror(-RESP_EPROTO_INLINE),
+	                 "ERR Protocol error: too big inline request");
 }
 
 Test(resp, protocol_errors)
@@ -78,7 +90,35 @@ Test(resp, protocol_errors)
 	cr_assert_eq(resp_parse("*1\r\n$1\r\nabc", 11, &cmd), -RESP_EPROTO_CRLF);
 	cr_assert_eq(resp_parse("*2000\r\n", 7, &cmd), -RESP_EPROTO_ARGS);
 	cr_assert_eq(resp_parse("*99999999999999999999\r\n", 23, &cmd), -RESP_EPROTO_MBULK);
-	cr_assert_str_eq(resp_strerror(-RESP_EPROTO_DOLLAR), "ERR Protocol error: expected '$'");
+	cr_assert_str_eq(resp_strerror(-RESP_EPROTO_QUOTES),
+	                 "ERR Protocol error: unbalanced quotes in request");
+}
+
+/* Redis 7 names the byte it found instead of '$'; CR and LF become spaces
+ * so the reply stays one line. */
+Test(resp, expected_dollar_error_names_the_byte_found)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} cases[] = {
+		{"*1\r\n:1\r\n", "-ERR Protocol error: expected '$', got ':'\r\n"},
+		{"*2\r\n$1\r\na\r\n+x\r\n", "-ERR Protocol error: expected '$', got '+'\r\n"},
+		{"*1\r\n\r\n", "-ERR Protocol error: expected '$', got ' '\r\n"},
+		{"*1\r\n\n", "-ERR Protocol error: expected '$', got ' '\r\n"},
+		{"*x\r\n", "-ERR Protocol error: invalid multibulk length\r\n"},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct resp_out o = {0};
+		long n = resp_parse(cases[i].in, strlen(cases[i].in), &cmd);
+
+		cr_assert_lt(n, 0, "%s", cases[i].in);
+		resp_out_proto_error(&o, n, &cmd);
+		cr_assert_eq(o.len, strlen(cases[i].want), "%zu", i);
+		cr_assert(memcmp(o.p, cases[i].want, o.len) == 0, "%zu: %.*s", i, (int)o.len, o.p);
+		resp_out_free(&o);
+	}
 }
 
 Test(resp, writer)

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -47,6 +48,66 @@ Test(run, malformed_environment_is_einval)
 	unsetenv("URSA_STACK_SIZE");
 }
 
+/* How many CPUs the calling worker thread may run on. */
+static void *report_worker_cpus(void *arg)
+{
+	cpu_set_t mask;
+
+	(void)arg;
+	if (sched_getaffinity(0, sizeof(mask), &mask) != 0)
+		return (void *)(intptr_t)-1;
+	return (void *)(intptr_t)CPU_COUNT(&mask);
+}
+
+static int process_cpus(void)
+{
+	cpu_set_t mask;
+
+	cr_assert_eq(sched_getaffinity(0, sizeof(mask), &mask), 0);
+	return CPU_COUNT(&mask);
+}
+
+Test(run, workers_are_not_pinned_unless_asked)
+{
+	struct ursa_opts o = {.cores = 2};
+	void *res = NULL;
+	int n = process_cpus();
+
+	if (n < 2)
+		cr_skip_test("needs two CPUs in the affinity mask to tell pinned from not");
+	unsetenv("URSA_PIN");
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, n, "a worker was pinned by default");
+	o.flags = URSA_OPT_PIN;
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, 1, "URSA_OPT_PIN did not pin the worker");
+	o.flags = 0;
+	setenv("URSA_PIN", "1", 1);
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, 1, "URSA_PIN=1 did not pin the worker");
+	setenv("URSA_PIN", "0", 1);
+	cr_assert_eq(ursa_run(report_worker_cpus, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, n, "URSA_PIN=0 pinned the worker");
+	unsetenv("URSA_PIN");
+}
+
+/* Only URSA_OPT_PIN is defined: any other bit is refused before a thread
+ * or an fd is made. */
+Test(run, run_rejects_unknown_option_flags)
+{
+	uint32_t bad[] = {0x2u, URSA_OPT_PIN | 0x80u, 0x80000000u};
+	int fds = count_fds(), maps = count_maps();
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct ursa_opts o = {.flags = bad[i], .cores = 1};
+
+		cr_assert_eq(ursa_run(report_ncores, NULL, &o, NULL), -EINVAL, "flags %#x",
+		             bad[i]);
+	}
+	cr_assert_eq(count_fds(), fds, "an fd was left behind");
+	cr_assert_eq(count_maps(), maps, "a mapping (a thread's stack) was left behind");
+}
+
 static void *nested_run(void *arg)
 {
 	(void)arg;
@@ -58,21 +119,22 @@ Test(run, nested_run_is_ebusy)
 	cr_assert_eq((intptr_t)run_on(1, nested_run, NULL), -EBUSY);
 }
 
-/* When main returns, tasks still running are cancelled and awaited. */
-static _Atomic int left_cancelled, left_finished_cleanup;
+/* When main returns, tasks still running are cancelled and awaited: they
+ * end after main, so the test counts them once ursa_run has returned. */
+static struct seen S; /* one test per process: Criterion forks each */
+static _Atomic int left_finished_cleanup;
 
 static void *lingerer(void *arg)
 {
 	(void)arg;
-	if (ursa_sleep(URSA_FOREVER) == -ECANCELED)
-		atomic_fetch_add(&left_cancelled, 1);
+	EXPECT_EQ(&S, ursa_sleep(URSA_FOREVER), -ECANCELED);
 	/* Cleanup that itself blocks still works under a shield. */
 	struct ursa_scope s;
 
 	ursa_scope_enter_shielded(&s, URSA_FOREVER);
-	if (ursa_sleep(1 * MS) == 0)
-		atomic_fetch_add(&left_finished_cleanup, 1);
+	EXPECT_EQ(&S, ursa_sleep(1 * MS), 0);
 	ursa_scope_exit(&s);
+	atomic_fetch_add(&left_finished_cleanup, 1);
 	return NULL;
 }
 
@@ -82,19 +144,21 @@ static void *main_leaves_tasks(void *arg)
 	for (int i = 0; i < 10; i++) {
 		struct ursa_task *t;
 
-		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL))
-			return (void *)1;
+		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL)) {
+			EXPECT(&S, false, i); /* spawn i failed */
+			return NULL;
+		}
 		if (i % 2)
 			ursa_detach(t); /* the rest are never joined nor detached */
 	}
-	ursa_sleep(5 * MS);
+	nap(5 * MS);
 	return (void *)7;
 }
 
 Test(run, main_return_cancels_and_awaits_the_rest)
 {
 	cr_assert_eq((uintptr_t)run_on(2, main_leaves_tasks, NULL), 7);
-	cr_assert_eq(atomic_load(&left_cancelled), 10);
+	ASSERT_SEEN(&S);
 	cr_assert_eq(atomic_load(&left_finished_cleanup), 10);
 }
 
@@ -105,19 +169,19 @@ static void *busy_main(void *arg)
 
 	(void)arg;
 	for (int i = 0; i < 1000; i++)
-		if (ursa_spawn_on(&ts[i], (unsigned)i % 2, report_ncores, NULL))
-			return (void *)1;
+		if (ursa_spawn_on(&ts[i], (unsigned)i % 2, report_ncores, NULL)) {
+			EXPECT(&S, false, i); /* spawn i failed */
+			return NULL;
+		}
 	for (int i = 0; i < 1000; i++)
-		if (ursa_join(ts[i], NULL))
-			return (void *)2;
+		JOIN_OK(&S, ts[i]);
 	/* Leave some work in flight for teardown to deal with. */
 	for (int i = 0; i < 100; i++) {
 		struct ursa_task *t;
 
-		if (ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL))
-			return (void *)3;
+		EXPECT_EQ(&S, ursa_spawn_on(&t, (unsigned)i % 2, lingerer, NULL), 0);
 	}
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	return NULL;
 }
 
@@ -126,11 +190,12 @@ Test(run, teardown_leaves_no_fd_and_no_mapping)
 	int fds;
 	long vm;
 
-	cr_assert_null(run_on(2, busy_main, NULL)); /* warm up libc's caches */
+	run_on(2, busy_main, NULL); /* warm up libc's caches */
 	fds = count_fds();
 	vm = vm_size_kib();
 	for (int i = 0; i < 3; i++)
-		cr_assert_null(run_on(2, busy_main, NULL));
+		run_on(2, busy_main, NULL);
+	ASSERT_SEEN(&S);
 	cr_assert_eq(count_fds(), fds, "fds leaked");
 	/* 1100 tasks x 128 KiB stacks: a leak of stacks would be >100 MiB. */
 	cr_assert_lt(vm_size_kib() - vm, 16 * 1024, "address space grew by %ld KiB",

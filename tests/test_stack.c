@@ -5,11 +5,13 @@
  * kernel after the trim interval, stacks freed on another core come home,
  * the task record lives at its stack's top, and stack sizes are checked and
  * rounded.  The counts come from the cache's own statistics (a test hook:
- * core.h), read by the fibers and asserted after ursa_run returns.
+ * runtime.h), read by the fibers and asserted after ursa_run returns.
  */
 #include "helpers.h"
 
-#include "core.h"
+#include "runtime.h"
+#include "sched.h"
+#include "task.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -28,7 +30,7 @@
 
 static struct ursa__stack_stats stats_here(void)
 {
-	return ursa__tls_core->stacks.stats;
+	return ursa__sched_core->stacks.stats;
 }
 
 /* The process's resident memory in KiB (VmRSS), -1 if unknown. */
@@ -212,11 +214,11 @@ static void *main_hops(void *arg)
 		}
 		/* Core 1 frees them after our joins (a message each): they
 		 * come home at core 0's next tick. */
-		for (int i = 0; i < 100000 && ursa__tls_core->stacks.lent; i++)
+		for (int i = 0; i < 100000 && ursa__sched_core->stacks.lent; i++)
 			EXPECT(&h->seen, ursa_sleep(5 * MS) == 0, i);
 		h->round[r] = stats_here();
 	}
-	h->lent_after = ursa__tls_core->stacks.lent;
+	h->lent_after = ursa__sched_core->stacks.lent;
 	return NULL;
 }
 

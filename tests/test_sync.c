@@ -14,13 +14,12 @@
 
 TestSuite(sync, .timeout = 30);
 
-/* Spawn fn on core (mod the core count) or record the failure in *bad. */
-static struct ursa_task *spawn_or(unsigned core, ursa_fn fn, void *arg, int *bad)
+/* Spawn fn on core (mod the core count); a failure is recorded in s. */
+static struct ursa_task *spawn_or(unsigned core, ursa_fn fn, void *arg, struct seen *s)
 {
 	struct ursa_task *t = NULL;
 
-	if (ursa_spawn_on(&t, core % ursa_ncores(), fn, arg))
-		(*bad)++;
+	EXPECT_EQ(s, ursa_spawn_on(&t, core % ursa_ncores(), fn, arg), 0);
 	return t;
 }
 
@@ -42,39 +41,33 @@ static void settle(void)
 
 static void *main_mutex_basics(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_mutex m = URSA_MUTEX_INIT;
 
-	out[0] = ursa_mutex_locked(&m);
-	out[1] = ursa_mutex_lock(&m);
-	out[2] = ursa_mutex_locked(&m);
-	out[3] = ursa_mutex_trylock(&m);
-	out[4] = ursa_mutex_unlock(&m);
-	out[5] = ursa_mutex_unlock(&m);
-	out[6] = ursa_mutex_trylock(&m);
-	out[7] = ursa_mutex_unlock(&m);
+	EXPECT_EQ(s, ursa_mutex_locked(&m), 0);
+	EXPECT_EQ(s, ursa_mutex_lock(&m), 0);
+	EXPECT_EQ(s, ursa_mutex_locked(&m), 1);
+	EXPECT_EQ(s, ursa_mutex_trylock(&m), -EAGAIN);
+	EXPECT_EQ(s, ursa_mutex_unlock(&m), 0);
+	EXPECT_EQ(s, ursa_mutex_unlock(&m), -EPERM); /* unlocking a free mutex must fail */
+	EXPECT_EQ(s, ursa_mutex_trylock(&m), 0);
+	EXPECT_EQ(s, ursa_mutex_unlock(&m), 0);
 	return NULL;
 }
 
 Test(sync, mutex_lock_trylock_unlock_and_unlock_of_a_free_mutex)
 {
-	int out[8];
+	struct seen s = {0};
 
-	run_on(1, main_mutex_basics, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], -EBUSY);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[5], -EPERM, "unlocking a free mutex must fail");
-	cr_assert_eq(out[6], 0);
-	cr_assert_eq(out[7], 0);
+	run_on(1, main_mutex_basics, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* Two cores hammer one mutex: every increment of a plain counter counts. */
 #define INCREMENTS 100000
 
 struct counter {
+	struct seen s;
 	struct ursa_mutex m;
 	long value;             /* plain: only the mutex protects it */
 	atomic_int inside;      /* tasks in the critical section */
@@ -111,36 +104,36 @@ static void *incrementer(void *arg)
 static void *main_contention(void *arg)
 {
 	struct counter *c = arg;
+	struct seen *s = &c->s;
 	struct ursa_task *t[2];
-	int bad = 0;
 
 	/* Hold the mutex until both tasks have found it taken, so that the
 	 * run starts with two queued waiters, one per core, whatever the OS
 	 * scheduler does with the worker threads. */
 	lock(&c->m);
 	for (unsigned i = 0; i < 2; i++)
-		t[i] = spawn_or(i, incrementer, c, &bad);
+		REQUIRE(s, (t[i] = spawn_or(i, incrementer, c, s)) != NULL, i);
 	for (int i = 0; i < 5000 && atomic_load(&c->contended) < 2; i++)
-		ursa_sleep(1 * MS);
-	ursa_sleep(1 * MS); /* from trylock to queued */
+		nap(1 * MS);
+	nap(1 * MS); /* from trylock to queued */
 	ursa_mutex_unlock(&c->m);
-	for (int i = 0; i < 2 && !bad; i++)
-		if (ursa_join(t[i], NULL))
-			bad++;
-	return (void *)(intptr_t)bad;
+	for (int i = 0; i < 2; i++)
+		JOIN_OK(s, t[i]);
+	EXPECT_EQ(s, c->lock_errors, 0);
+	EXPECT_EQ(s, c->overlaps, 0); /* two tasks were inside the critical section at once */
+	EXPECT_EQ(s, c->value, 2L * INCREMENTS);
+	EXPECT_EQ(s, c->cores_seen, 3); /* both cores took part */
+	EXPECT(s, c->contended >= 2, c->contended); /* else the cores never contended: a weak test */
+	EXPECT(s, !ursa_mutex_locked(&c->m), 0);
+	return NULL;
 }
 
 Test(sync, mutex_across_two_cores_loses_no_increment, .timeout = 60)
 {
 	static struct counter c = {.m = URSA_MUTEX_INIT};
 
-	cr_assert_null(run_on(2, main_contention, &c));
-	cr_assert_eq(c.lock_errors, 0);
-	cr_assert_eq(c.overlaps, 0, "two tasks were inside the critical section at once");
-	cr_assert_eq(c.value, 2L * INCREMENTS, "counter %ld", c.value);
-	cr_assert_eq(c.cores_seen, 3, "both cores took part");
-	cr_assert_geq(c.contended, 2, "the cores never contended: a weak test");
-	cr_assert_not(ursa_mutex_locked(&c.m));
+	run_on(2, main_contention, &c);
+	ASSERT_SEEN(&c.s);
 }
 
 /* FIFO: waiters get the mutex in arrival order, and an unlock hands it over
@@ -170,39 +163,34 @@ static void *fifo_locker(void *arg)
 
 static void *main_fifo(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct fifo f = {.m = URSA_MUTEX_INIT};
 	struct fifo_arg a[5];
 	struct ursa_task *t[5];
-	int bad = 0;
 
 	lock(&f.m);
 	for (int i = 0; i < 5; i++) {
 		a[i] = (struct fifo_arg){&f, i};
-		t[i] = spawn_or(0, fifo_locker, &a[i], &bad);
+		REQUIRE(s, (t[i] = spawn_or(0, fifo_locker, &a[i], s)) != NULL, i);
 		settle(); /* let it queue before the next one arrives */
 	}
 	ursa_mutex_unlock(&f.m);
-	out[0] = ursa_mutex_trylock(&f.m); /* handed to task 0: not free */
+	EXPECT_EQ(s, ursa_mutex_trylock(&f.m), -EAGAIN); /* handed to task 0: the unlocker
+	                                                    must not overtake a waiter */
 	for (int i = 0; i < 5; i++)
-		bad += ursa_join(t[i], NULL) != 0;
+		JOIN_OK(s, t[i]);
 	for (int i = 0; i < 5; i++)
-		out[1 + i] = f.order[i];
-	out[6] = bad;
-	out[7] = ursa_mutex_locked(&f.m);
+		EXPECT_EQ(s, f.order[i], i); /* position i got that task */
+	EXPECT_EQ(s, ursa_mutex_locked(&f.m), 0);
 	return NULL;
 }
 
 Test(sync, mutex_serves_waiters_in_arrival_order_by_hand_off)
 {
-	int out[8];
+	struct seen s = {0};
 
-	run_on(1, main_fifo, out);
-	cr_assert_eq(out[6], 0);
-	cr_assert_eq(out[0], -EBUSY, "the unlocker overtook a waiter");
-	for (int i = 0; i < 5; i++)
-		cr_assert_eq(out[1 + i], i, "position %d got task %d", i, out[1 + i]);
-	cr_assert_eq(out[7], 0);
+	run_on(1, main_fifo, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* A cancelled or timed-out waiter leaves; the mutex still works. */
@@ -221,7 +209,7 @@ static void *lock_and_record(void *arg)
 
 static void *main_mutex_cancel(void *arg)
 {
-	int *out = arg;
+	struct seen *x = arg;
 	struct ursa_mutex m = URSA_MUTEX_INIT;
 	struct {
 		struct ursa_mutex *m;
@@ -229,46 +217,35 @@ static void *main_mutex_cancel(void *arg)
 	} a = {&m, 1}, b = {&m, 1};
 	struct ursa_task *ta, *tb;
 	struct ursa_scope s;
-	int bad = 0;
 
 	lock(&m);
-	ta = spawn_or(ursa_ncores() - 1, lock_and_record, &a, &bad); /* other core if any */
-	tb = spawn_or(0, lock_and_record, &b, &bad);
-	ursa_sleep(10 * MS);
-	out[0] = ursa_cancel(ta);
-	out[1] = ursa_join(ta, NULL);
-	out[2] = a.rc;
+	ta = spawn_or(ursa_ncores() - 1, lock_and_record, &a, x); /* other core if any */
+	tb = spawn_or(0, lock_and_record, &b, x);
+	REQUIRE(x, ta && tb, 0);
+	nap(10 * MS);
+	EXPECT_EQ(x, ursa_cancel(ta), 0);
+	EXPECT_EQ(x, ursa_join(ta, NULL), -ECANCELED);
+	EXPECT_EQ(x, a.rc, -ECANCELED); /* what the cancelled waiter got */
 	/* A deadline, as a waiter of our own. */
 	ursa_scope_enter(&s, ursa_now() + 5 * MS);
-	out[3] = ursa_mutex_lock(&m); /* relocking a held mutex: waits, times out */
-	out[4] = ursa_scope_exit(&s);
+	EXPECT_EQ(x, ursa_mutex_lock(&m), -ETIMEDOUT); /* relocking a held mutex: waits, times out */
+	EXPECT_EQ(x, ursa_scope_exit(&s), -ETIMEDOUT);
 	/* b is still queued and gets the mutex. */
-	out[5] = ursa_mutex_unlock(&m);
-	out[6] = ursa_join(tb, NULL);
-	out[7] = b.rc;
-	out[8] = ursa_mutex_locked(&m);
-	out[9] = ursa_mutex_trylock(&m);
-	out[10] = bad;
+	EXPECT_EQ(x, ursa_mutex_unlock(&m), 0);
+	EXPECT_EQ(x, ursa_join(tb, NULL), 0);
+	EXPECT_EQ(x, b.rc, 0); /* the waiter behind the cancelled ones */
+	EXPECT_EQ(x, ursa_mutex_locked(&m), 0); /* left locked? */
+	EXPECT_EQ(x, ursa_mutex_trylock(&m), 0);
 	ursa_mutex_unlock(&m);
 	return NULL;
 }
 
 static void check_mutex_cancel(unsigned cores)
 {
-	int out[11];
+	struct seen s = {0};
 
-	run_on(cores, main_mutex_cancel, out);
-	cr_assert_eq(out[10], 0);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], -ECANCELED, "cancelled waiter got %d", out[2]);
-	cr_assert_eq(out[3], -ETIMEDOUT);
-	cr_assert_eq(out[4], -ETIMEDOUT);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[6], 0);
-	cr_assert_eq(out[7], 0, "the waiter behind the cancelled ones got %d", out[7]);
-	cr_assert_eq(out[8], 0, "mutex left locked");
-	cr_assert_eq(out[9], 0);
+	run_on(cores, main_mutex_cancel, &s);
+	ASSERT_SEEN(&s);
 }
 
 Test(sync, mutex_cancelled_and_timed_out_waiters_leave_it_consistent)
@@ -281,7 +258,7 @@ Test(sync, mutex_cancelled_and_timed_out_waiters_leave_it_consistent)
  * holding it. */
 static void *main_grant_wins(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_mutex m = URSA_MUTEX_INIT;
 	struct {
 		struct ursa_mutex *m;
@@ -290,25 +267,22 @@ static void *main_grant_wins(void *arg)
 	struct ursa_task *t;
 
 	lock(&m);
-	if (ursa_spawn(&t, lock_and_record, &a))
-		return (void *)1;
+	REQUIRE(s, ursa_spawn(&t, lock_and_record, &a) == 0, 1);
 	settle();
 	ursa_mutex_unlock(&m); /* hands it to t ... */
 	ursa_cancel(t);        /* ... which is cancelled before it runs */
-	out[0] = ursa_join(t, NULL);
-	out[1] = a.rc;
-	out[2] = ursa_mutex_locked(&m);
+	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
+	EXPECT_EQ(s, a.rc, 0); /* the granted lock must be returned as acquired */
+	EXPECT_EQ(s, ursa_mutex_locked(&m), 0); /* and was unlocked by its new owner */
 	return NULL;
 }
 
 Test(sync, mutex_hand_off_wins_over_a_racing_cancel)
 {
-	int out[3];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(1, main_grant_wins, out));
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], 0, "the granted lock must be returned as acquired");
-	cr_assert_eq(out[2], 0, "and was unlocked by its new owner");
+	run_on(1, main_grant_wins, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* A plain pthread unlocks a mutex a task is waiting for. */
@@ -327,25 +301,24 @@ static void *join_thread(void *arg)
 
 static void *main_foreign_unlock(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_mutex m = URSA_MUTEX_INIT;
 	pthread_t th;
 
 	lock(&m);
 	pthread_create(&th, NULL, thread_unlock, &m);
-	out[0] = ursa_mutex_lock(&m); /* parks until the thread unlocks */
-	ursa_blocking(join_thread, &th, NULL);
-	out[1] = ursa_mutex_unlock(&m);
+	EXPECT_EQ(s, ursa_mutex_lock(&m), 0); /* parks until the thread unlocks */
+	(void)!ursa_blocking(join_thread, &th, NULL);
+	EXPECT_EQ(s, ursa_mutex_unlock(&m), 0);
 	return NULL;
 }
 
 Test(sync, mutex_unlocked_by_a_foreign_thread_wakes_the_waiter)
 {
-	int out[2] = {1, 1};
+	struct seen s = {0};
 
-	run_on(1, main_foreign_unlock, out);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 0);
+	run_on(1, main_foreign_unlock, &s);
+	ASSERT_SEEN(&s);
 }
 
 Test(sync, blocking_calls_outside_a_task_say_eperm)
@@ -385,7 +358,7 @@ static void wait_queued(struct box *b, int n)
 		if (b->arrived >= n)
 			return;
 		ursa_mutex_unlock(&b->m);
-		ursa_sleep(1 * MS);
+		nap(1 * MS);
 	}
 }
 
@@ -413,73 +386,61 @@ static void *cond_consumer(void *arg)
 
 static void *main_cond(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	static struct box b = {.m = URSA_MUTEX_INIT, .c = URSA_COND_INIT};
 	struct ursa_task *t[4];
-	int bad = 0;
 
 	for (unsigned i = 0; i < 4; i++)
-		t[i] = spawn_or(i, cond_consumer, &b, &bad);
+		REQUIRE(s, (t[i] = spawn_or(i, cond_consumer, &b, s)) != NULL, i);
 	wait_queued(&b, 4); /* holding the mutex */
 	b.items = 1;
-	out[0] = (int)ursa_cond_notify(&b.c, 1);
+	EXPECT_EQ(s, (int)ursa_cond_notify(&b.c, 1), 1);
 	ursa_mutex_unlock(&b.m);
 	for (int i = 0; i < 5000 && !b.taken; i++)
-		ursa_sleep(1 * MS);
-	out[1] = b.taken; /* the one woken took it */
+		nap(1 * MS);
+	EXPECT_EQ(s, b.taken, 1); /* the one woken took it */
 	lock(&b.m);
 	b.items = 3;
-	out[2] = (int)ursa_cond_notify_all(&b.c);
+	EXPECT_EQ(s, (int)ursa_cond_notify_all(&b.c), 3);
 	ursa_mutex_unlock(&b.m);
 	for (int i = 0; i < 4; i++)
-		bad += ursa_join(t[i], NULL) != 0;
-	out[3] = b.taken;
-	out[4] = b.items;
-	out[5] = bad;
-	out[6] = b.rc;
+		JOIN_OK(s, t[i]);
+	EXPECT_EQ(s, b.taken, 4);
+	EXPECT_EQ(s, b.items, 0);
+	EXPECT_EQ(s, b.rc, 0);
 	return NULL;
 }
 
 Test(sync, cond_notify_wakes_one_and_notify_all_wakes_the_rest)
 {
-	int out[7];
+	struct seen s = {0};
 
-	run_on(2, main_cond, out);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], 1);
-	cr_assert_eq(out[1], 1);
-	cr_assert_eq(out[2], 3);
-	cr_assert_eq(out[3], 4);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[6], 0);
+	run_on(2, main_cond, &s);
+	ASSERT_SEEN(&s);
 }
 
 static void *main_cond_cancel(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	static struct box b = {.m = URSA_MUTEX_INIT, .c = URSA_COND_INIT};
 	struct ursa_task *t;
 
-	if (ursa_spawn_on(&t, ursa_ncores() - 1, cond_consumer, &b))
-		return (void *)1;
-	ursa_sleep(10 * MS);
+	REQUIRE(s, ursa_spawn_on(&t, ursa_ncores() - 1, cond_consumer, &b) == 0, 1);
+	nap(10 * MS);
 	ursa_cancel(t);
-	out[0] = ursa_join(t, NULL);
-	out[1] = b.rc;
-	out[2] = ursa_mutex_locked(&b.m);
-	out[3] = (int)ursa_cond_notify_all(&b.c); /* nobody left waiting */
+	EXPECT_EQ(s, ursa_join(t, NULL), -ECANCELED);
+	EXPECT_EQ(s, b.rc, -ECANCELED);
+	EXPECT_EQ(s, ursa_mutex_locked(&b.m), 0);
+	EXPECT_EQ(s, (int)ursa_cond_notify_all(&b.c), 0); /* nobody left waiting */
 	return NULL;
 }
 
 Test(sync, cond_wait_cancelled_returns_holding_the_mutex_and_leaves_no_waiter)
 {
-	int out[4];
+	struct seen s = {0};
 
-	cr_assert_null(run_on(2, main_cond_cancel, out));
-	cr_assert_eq(out[0], -ECANCELED);
-	cr_assert_eq(out[1], -ECANCELED, "cond wait returned %d", out[1]);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 0);
+	run_on(2, main_cond_cancel, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* -------------------------------------------------------------- semaphore */
@@ -487,6 +448,7 @@ Test(sync, cond_wait_cancelled_returns_holding_the_mutex_and_leaves_no_waiter)
 #define SEM_N 3
 
 struct admit {
+	struct seen seen;
 	struct ursa_sem s;
 	atomic_int inside;
 	atomic_int max_inside;
@@ -508,7 +470,7 @@ static void *admitted(void *arg)
 		while (now > max && !atomic_compare_exchange_weak(&a->max_inside, &max, now))
 			;
 		if (round % 4 == 0)
-			ursa_sleep(100000); /* 0.1 ms, holding the unit */
+			nap(100000); /* 0.1 ms, holding the unit */
 		else
 			ursa_yield();
 		atomic_fetch_sub(&a->inside, 1);
@@ -521,56 +483,52 @@ static void *admitted(void *arg)
 static void *main_admit(void *arg)
 {
 	struct admit *a = arg;
+	struct seen *s = &a->seen;
 	struct ursa_task *t[40];
-	int bad = 0;
 
 	for (unsigned i = 0; i < 40; i++)
-		t[i] = spawn_or(i, admitted, a, &bad);
+		t[i] = spawn_or(i, admitted, a, s);
 	for (int i = 0; i < 40; i++)
-		bad += t[i] && ursa_join(t[i], NULL) != 0;
-	return (void *)(intptr_t)bad;
+		if (t[i])
+			JOIN_OK(s, t[i]);
+	EXPECT_EQ(s, a->errors, 0);
+	EXPECT(s, a->max_inside <= SEM_N, a->max_inside); /* tasks that held a unit at once */
+	EXPECT_EQ(s, a->max_inside, SEM_N); /* else the semaphore was never full: a weak test */
+	EXPECT_EQ(s, ursa_sem_value(&a->s), SEM_N);
+	return NULL;
 }
 
 Test(sync, semaphore_never_admits_more_than_n, .timeout = 60)
 {
-	static struct admit a = {.s = URSA_BOUNDED_SEM_INIT(SEM_N)};
+	static struct admit a = {.s = URSA_SEM_BOUNDED_INIT(SEM_N)};
 
-	cr_assert_null(run_on(2, main_admit, &a));
-	cr_assert_eq(a.errors, 0);
-	cr_assert_leq(a.max_inside, SEM_N, "%d tasks held a unit at once", a.max_inside);
-	cr_assert_eq(a.max_inside, SEM_N, "the semaphore was never full: a weak test");
-	cr_assert_eq(ursa_sem_value(&a.s), SEM_N);
+	run_on(2, main_admit, &a);
+	ASSERT_SEEN(&a.seen);
 }
 
 static void *main_sem_basics(void *arg)
 {
-	int *out = arg;
-	struct ursa_sem b = URSA_BOUNDED_SEM_INIT(1);
+	struct seen *s = arg;
+	struct ursa_sem b = URSA_SEM_BOUNDED_INIT(1);
 	struct ursa_sem u;
 
 	ursa_sem_init(&u, 0, false);
-	out[0] = ursa_sem_release(&b);     /* would exceed 1 */
-	out[1] = ursa_sem_tryacquire(&b);
-	out[2] = ursa_sem_tryacquire(&b);
-	out[3] = ursa_sem_release(&b);
-	out[4] = ursa_sem_release(&u);     /* unbounded: fine */
-	out[5] = ursa_sem_release(&u);
-	out[6] = (int)ursa_sem_value(&u);
+	EXPECT_EQ(s, ursa_sem_release(&b), -EOVERFLOW); /* would exceed 1 */
+	EXPECT_EQ(s, ursa_sem_tryacquire(&b), 0);
+	EXPECT_EQ(s, ursa_sem_tryacquire(&b), -EAGAIN);
+	EXPECT_EQ(s, ursa_sem_release(&b), 0);
+	EXPECT_EQ(s, ursa_sem_release(&u), 0); /* unbounded: fine */
+	EXPECT_EQ(s, ursa_sem_release(&u), 0);
+	EXPECT_EQ(s, ursa_sem_value(&u), 2);
 	return NULL;
 }
 
 Test(sync, bounded_semaphore_refuses_an_extra_release)
 {
-	int out[7];
+	struct seen s = {0};
 
-	run_on(1, main_sem_basics, out);
-	cr_assert_eq(out[0], -EOVERFLOW);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], -EAGAIN);
-	cr_assert_eq(out[3], 0);
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[6], 2);
+	run_on(1, main_sem_basics, &s);
+	ASSERT_SEEN(&s);
 }
 
 struct sem_waiter {
@@ -588,41 +546,34 @@ static void *sem_wait_record(void *arg)
 
 static void *main_sem_cancel(void *arg)
 {
-	int *out = arg;
+	struct seen *x = arg;
 	struct ursa_sem s = URSA_SEM_INIT(0);
 	struct sem_waiter a = {&s, 1}, b = {&s, 1};
 	struct ursa_task *ta, *tb;
-	int bad = 0;
 
-	ta = spawn_or(ursa_ncores() - 1, sem_wait_record, &a, &bad);
-	tb = spawn_or(0, sem_wait_record, &b, &bad);
-	ursa_sleep(10 * MS);
+	ta = spawn_or(ursa_ncores() - 1, sem_wait_record, &a, x);
+	tb = spawn_or(0, sem_wait_record, &b, x);
+	REQUIRE(x, ta && tb, 0);
+	nap(10 * MS);
 	ursa_cancel(ta);
-	bad += ursa_join(ta, NULL) != -ECANCELED;
-	out[0] = a.rc;
-	out[1] = ursa_sem_release(&s); /* goes to b, not to the cancelled a */
-	bad += ursa_join(tb, NULL) != 0;
-	out[2] = b.rc;
-	out[3] = (int)ursa_sem_value(&s);
-	out[4] = ursa_sem_release(&s);
-	out[5] = (int)ursa_sem_value(&s);
-	out[6] = bad;
+	EXPECT_EQ(x, ursa_join(ta, NULL), -ECANCELED);
+	EXPECT_EQ(x, a.rc, -ECANCELED);
+	EXPECT_EQ(x, ursa_sem_release(&s), 0); /* goes to b, not to the cancelled a */
+	EXPECT_EQ(x, ursa_join(tb, NULL), 0);
+	EXPECT_EQ(x, b.rc, 0);
+	EXPECT_EQ(x, ursa_sem_value(&s), 0); /* the unit went to the waiter */
+	EXPECT_EQ(x, ursa_sem_release(&s), 0);
+	EXPECT_EQ(x, ursa_sem_value(&s), 1);
 	return NULL;
 }
 
 Test(sync, semaphore_cancelled_waiter_takes_no_unit)
 {
 	for (unsigned cores = 1; cores <= 2; cores++) {
-		int out[7];
+		struct seen s = {0};
 
-		run_on(cores, main_sem_cancel, out);
-		cr_assert_eq(out[6], 0);
-		cr_assert_eq(out[0], -ECANCELED);
-		cr_assert_eq(out[1], 0);
-		cr_assert_eq(out[2], 0);
-		cr_assert_eq(out[3], 0, "the unit went to the waiter");
-		cr_assert_eq(out[4], 0);
-		cr_assert_eq(out[5], 1);
+		run_on(cores, main_sem_cancel, &s);
+		ASSERT_SEEN(&s);
 	}
 }
 
@@ -643,44 +594,37 @@ static void *event_wait_record(void *arg)
 
 static void *main_event(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_event e = URSA_EVENT_INIT;
 	struct ev_waiter w[6];
 	struct ursa_task *t[6];
-	int bad = 0;
 
 	for (unsigned i = 0; i < 6; i++) {
 		w[i] = (struct ev_waiter){&e, 1};
-		t[i] = spawn_or(i, event_wait_record, &w[i], &bad);
+		REQUIRE(s, (t[i] = spawn_or(i, event_wait_record, &w[i], s)) != NULL, i);
 	}
-	ursa_sleep(10 * MS);
-	out[0] = ursa_event_is_set(&e);
+	nap(10 * MS);
+	EXPECT_EQ(s, ursa_event_is_set(&e), 0);
 	ursa_cancel(t[5]); /* one leaves; the rest are still woken */
-	bad += ursa_join(t[5], NULL) != -ECANCELED;
+	EXPECT_EQ(s, ursa_join(t[5], NULL), -ECANCELED);
 	ursa_event_set(&e);
 	for (int i = 0; i < 5; i++)
-		bad += ursa_join(t[i], NULL) != 0;
-	for (int i = 0; i < 6; i++)
-		out[1 + i] = w[i].rc;
-	out[7] = ursa_event_wait(&e); /* set: returns at once */
+		JOIN_OK(s, t[i]);
+	for (int i = 0; i < 5; i++)
+		EXPECT_EQ(s, w[i].rc, 0); /* what waiter i got */
+	EXPECT_EQ(s, w[5].rc, -ECANCELED);
+	EXPECT_EQ(s, ursa_event_wait(&e), 0); /* set: returns at once */
 	ursa_event_clear(&e);
-	out[8] = ursa_event_is_set(&e);
-	out[9] = bad;
+	EXPECT_EQ(s, ursa_event_is_set(&e), 0);
 	return NULL;
 }
 
 Test(sync, event_set_wakes_every_waiter_on_every_core)
 {
-	int out[10];
+	struct seen s = {0};
 
-	run_on(2, main_event, out);
-	cr_assert_eq(out[9], 0);
-	cr_assert_eq(out[0], 0);
-	for (int i = 0; i < 5; i++)
-		cr_assert_eq(out[1 + i], 0, "waiter %d got %d", i, out[1 + i]);
-	cr_assert_eq(out[6], -ECANCELED);
-	cr_assert_eq(out[7], 0);
-	cr_assert_eq(out[8], 0);
+	run_on(2, main_event, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* ---------------------------------------------------------------- barrier */
@@ -689,6 +633,7 @@ Test(sync, event_set_wakes_every_waiter_on_every_core)
 #define CYCLES 50
 
 struct bar {
+	struct seen s;
 	struct ursa_barrier b;
 	atomic_int index_seen[CYCLES][PARTIES];
 	atomic_int errors;
@@ -727,27 +672,27 @@ static void *main_barrier(void *arg)
 	struct bar *bar = arg;
 	struct bar_arg a[PARTIES];
 	struct ursa_task *t[PARTIES];
-	int bad = 0;
 
 	for (int i = 0; i < PARTIES; i++) {
 		a[i] = (struct bar_arg){bar, i};
-		t[i] = spawn_or((unsigned)i, barrier_party, &a[i], &bad);
+		REQUIRE(&bar->s, (t[i] = spawn_or((unsigned)i, barrier_party, &a[i], &bar->s)), i);
 	}
 	for (int i = 0; i < PARTIES; i++)
-		bad += ursa_join(t[i], NULL) != 0;
-	return (void *)(intptr_t)bad;
+		JOIN_OK(&bar->s, t[i]);
+	EXPECT_EQ(&bar->s, bar->errors, 0);
+	for (int c = 0; c < CYCLES; c++)
+		for (int i = 0; i < PARTIES; i++) /* each index once per cycle (value: c) */
+			EXPECT(&bar->s, bar->index_seen[c][i] == 1, c);
+	EXPECT_EQ(&bar->s, ursa_barrier_n_waiting(&bar->b), 0);
+	return NULL;
 }
 
 Test(sync, barrier_cycles_release_all_parties_with_distinct_indexes)
 {
 	static struct bar bar = {.b = URSA_BARRIER_INIT(PARTIES)};
 
-	cr_assert_null(run_on(2, main_barrier, &bar));
-	cr_assert_eq(bar.errors, 0);
-	for (int c = 0; c < CYCLES; c++)
-		for (int i = 0; i < PARTIES; i++)
-			cr_assert_eq(bar.index_seen[c][i], 1, "cycle %d index %d", c, i);
-	cr_assert_eq(ursa_barrier_n_waiting(&bar.b), 0);
+	run_on(2, main_barrier, &bar);
+	ASSERT_SEEN(&bar.s);
 }
 
 struct bwait {
@@ -765,59 +710,49 @@ static void *barrier_wait_record(void *arg)
 
 static void *main_barrier_cancel_abort(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_barrier b = URSA_BARRIER_INIT(3);
 	struct bwait w[4];
 	struct ursa_task *t[4];
-	int bad = 0;
 
 	for (int i = 0; i < 4; i++)
 		w[i] = (struct bwait){&b, 99};
 	/* Two arrive; one of them is cancelled: the cycle needs one more. */
-	t[0] = spawn_or(0, barrier_wait_record, &w[0], &bad);
-	t[1] = spawn_or(1, barrier_wait_record, &w[1], &bad);
+	REQUIRE(s, (t[0] = spawn_or(0, barrier_wait_record, &w[0], s)), 0);
+	REQUIRE(s, (t[1] = spawn_or(1, barrier_wait_record, &w[1], s)), 1);
 	for (int i = 0; i < 5000 && ursa_barrier_n_waiting(&b) < 2; i++)
-		ursa_sleep(1 * MS);
-	out[0] = (int)ursa_barrier_n_waiting(&b);
+		nap(1 * MS);
+	EXPECT_EQ(s, (int)ursa_barrier_n_waiting(&b), 2);
 	ursa_cancel(t[0]);
-	bad += ursa_join(t[0], NULL) != -ECANCELED;
-	out[1] = w[0].rc;
-	out[2] = (int)ursa_barrier_n_waiting(&b);
+	EXPECT_EQ(s, ursa_join(t[0], NULL), -ECANCELED);
+	EXPECT_EQ(s, w[0].rc, -ECANCELED);
+	EXPECT_EQ(s, (int)ursa_barrier_n_waiting(&b), 1);
 	/* Two more arrive: with t[1] that is three. */
-	t[2] = spawn_or(0, barrier_wait_record, &w[2], &bad);
-	t[3] = spawn_or(1, barrier_wait_record, &w[3], &bad);
+	REQUIRE(s, (t[2] = spawn_or(0, barrier_wait_record, &w[2], s)), 2);
+	REQUIRE(s, (t[3] = spawn_or(1, barrier_wait_record, &w[3], s)), 3);
 	for (int i = 1; i < 4; i++)
-		bad += ursa_join(t[i], NULL) != 0;
-	out[3] = w[1].rc + w[2].rc + w[3].rc; /* 0 + 1 + 2 */
-	out[4] = (int)ursa_barrier_n_waiting(&b);
+		JOIN_OK(s, t[i]);
+	EXPECT_EQ(s, w[1].rc + w[2].rc + w[3].rc, 3); /* 0 + 1 + 2 */
+	EXPECT_EQ(s, (int)ursa_barrier_n_waiting(&b), 0);
 	/* Abort: a waiter and later arrivals see -EPIPE; reset mends it. */
 	w[0].rc = 99;
-	t[0] = spawn_or(1, barrier_wait_record, &w[0], &bad);
-	ursa_sleep(10 * MS);
+	REQUIRE(s, (t[0] = spawn_or(1, barrier_wait_record, &w[0], s)), 0);
+	nap(10 * MS);
 	ursa_barrier_abort(&b);
-	bad += ursa_join(t[0], NULL) != 0;
-	out[5] = w[0].rc;
-	out[6] = ursa_barrier_wait(&b);
+	JOIN_OK(s, t[0]);
+	EXPECT_EQ(s, w[0].rc, -EPIPE);
+	EXPECT_EQ(s, ursa_barrier_wait(&b), -EPIPE);
 	ursa_barrier_reset(&b);
-	out[7] = (int)ursa_barrier_n_waiting(&b);
-	out[8] = bad;
+	EXPECT_EQ(s, (int)ursa_barrier_n_waiting(&b), 0);
 	return NULL;
 }
 
 Test(sync, barrier_cancelled_waiter_takes_its_arrival_back_and_abort_breaks_it)
 {
-	int out[9];
+	struct seen s = {0};
 
-	run_on(2, main_barrier_cancel_abort, out);
-	cr_assert_eq(out[8], 0);
-	cr_assert_eq(out[0], 2);
-	cr_assert_eq(out[1], -ECANCELED);
-	cr_assert_eq(out[2], 1);
-	cr_assert_eq(out[3], 3, "indexes were not 0, 1, 2");
-	cr_assert_eq(out[4], 0);
-	cr_assert_eq(out[5], -EPIPE);
-	cr_assert_eq(out[6], -EPIPE);
-	cr_assert_eq(out[7], 0);
+	run_on(2, main_barrier_cancel_abort, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* -------------------------------------------------------------- waitgroup */
@@ -831,7 +766,7 @@ static void *wg_worker(void *arg)
 {
 	struct wg_job *j = arg;
 
-	ursa_sleep(1 * MS);
+	nap(1 * MS);
 	atomic_fetch_add(j->done, 1);
 	ursa_waitgroup_done(j->wg);
 	return NULL;
@@ -846,46 +781,38 @@ static void *wg_waiter(void *arg)
 
 static void *main_waitgroup(void *arg)
 {
-	int *out = arg;
+	struct seen *s = arg;
 	struct ursa_waitgroup wg = URSA_WAITGROUP_INIT;
 	atomic_int done = 0;
 	struct wg_job j = {&wg, &done};
 	struct ursa_task *cancelled;
 	void *r = (void *)1;
-	int bad = 0;
 
-	out[0] = ursa_waitgroup_wait(&wg); /* zero: at once */
-	out[1] = ursa_waitgroup_add(&wg, 10);
+	EXPECT_EQ(s, ursa_waitgroup_wait(&wg), 0); /* zero: at once */
+	EXPECT_EQ(s, ursa_waitgroup_add(&wg, 10), 0);
 	/* A waiter that gives up changes nothing. */
-	cancelled = spawn_or(1, wg_waiter, &wg, &bad);
-	ursa_sleep(5 * MS);
+	REQUIRE(s, (cancelled = spawn_or(1, wg_waiter, &wg, s)), 0);
+	nap(5 * MS);
 	ursa_cancel(cancelled);
-	bad += ursa_join(cancelled, &r) != -ECANCELED;
+	EXPECT_EQ(s, ursa_join(cancelled, &r), -ECANCELED);
 	for (int i = 0; i < 10; i++) {
 		struct ursa_task *t;
 
-		if (ursa_spawn_ex(&t, (unsigned)i % ursa_ncores(), wg_worker, &j,
-		                  &(struct ursa_spawn_opts){.flags = URSA_SPAWN_DETACHED}))
-			bad++;
+		EXPECT_EQ(s, ursa_spawn_ex(&t, (unsigned)i % ursa_ncores(), wg_worker, &j,
+		                           &(struct ursa_spawn_opts){.flags = URSA_SPAWN_DETACHED}), 0);
 	}
-	out[2] = ursa_waitgroup_wait(&wg);
-	out[3] = atomic_load(&done);
-	out[4] = ursa_waitgroup_add(&wg, -1); /* below zero */
-	out[5] = bad;
+	EXPECT_EQ(s, ursa_waitgroup_wait(&wg), 0);
+	EXPECT_EQ(s, atomic_load(&done), 10);
+	EXPECT_EQ(s, ursa_waitgroup_add(&wg, -1), -EINVAL); /* below zero */
 	return NULL;
 }
 
 Test(sync, waitgroup_waits_for_every_done_and_refuses_a_negative_count)
 {
-	int out[6];
+	struct seen s = {0};
 
-	run_on(2, main_waitgroup, out);
-	cr_assert_eq(out[5], 0);
-	cr_assert_eq(out[0], 0);
-	cr_assert_eq(out[1], 0);
-	cr_assert_eq(out[2], 0);
-	cr_assert_eq(out[3], 10);
-	cr_assert_eq(out[4], -EINVAL);
+	run_on(2, main_waitgroup, &s);
+	ASSERT_SEEN(&s);
 }
 
 /* -------------------------------------------- freed right after the wait */
@@ -972,9 +899,10 @@ static const struct one_shot one_shots[] = {
 };
 
 struct signal_run {
+	struct seen s;
 	const struct one_shot *kind;
 	_Atomic(void *) slot; /* the current round's primitive, NULL between */
-	atomic_int signalled, waited, failures;
+	atomic_int signalled, waited;
 };
 
 static void *signaller(void *arg)
@@ -1001,17 +929,14 @@ static void *waiter_frees(void *arg)
 	for (int i = 0; i < SIGNAL_ROUNDS; i++) {
 		void *p = r->kind->make();
 
-		if (!p) {
-			atomic_fetch_add(&r->failures, 1);
-			abort(); /* the signaller would wait forever */
-		}
+		if (!p)
+			abort(); /* out of memory: the signaller would wait forever */
 		atomic_store(&r->slot, p);
 		/* Vary the phase: sometimes wait at once (and park), sometimes
 		 * arrive just as the signal lands. */
 		for (volatile int d = 0; d < (i * 7) % 64; d++)
 			;
-		if (r->kind->wait(p) != 0)
-			atomic_fetch_add(&r->failures, 1);
+		EXPECT_EQ(&r->s, r->kind->wait(p), 0);
 		free(p);
 		atomic_fetch_add(&r->waited, 1);
 	}
@@ -1022,15 +947,14 @@ static void *main_signal_then_free(void *arg)
 {
 	struct signal_run *r = arg;
 	struct ursa_task *s, *w;
-	int bad = 0;
 
-	s = spawn_or(0, signaller, r, &bad);
-	w = spawn_or(1, waiter_frees, r, &bad);
-	if (w && ursa_join(w, NULL))
-		bad++;
-	if (s && ursa_join(s, NULL))
-		bad++;
-	return (void *)(intptr_t)bad;
+	REQUIRE(&r->s, (s = spawn_or(0, signaller, r, &r->s)), 0);
+	REQUIRE(&r->s, (w = spawn_or(1, waiter_frees, r, &r->s)), 1);
+	JOIN_OK(&r->s, w);
+	JOIN_OK(&r->s, s);
+	EXPECT_EQ(&r->s, atomic_load(&r->signalled), SIGNAL_ROUNDS);
+	EXPECT_EQ(&r->s, atomic_load(&r->waited), SIGNAL_ROUNDS);
+	return NULL;
 }
 
 Test(sync, a_signalled_primitive_may_be_freed_as_soon_as_its_wait_returns, .timeout = 120)
@@ -1038,10 +962,68 @@ Test(sync, a_signalled_primitive_may_be_freed_as_soon_as_its_wait_returns, .time
 	for (unsigned k = 0; k < sizeof(one_shots) / sizeof(one_shots[0]); k++) {
 		struct signal_run r = {.kind = &one_shots[k]};
 
-		cr_assert_eq((intptr_t)run_on(2, main_signal_then_free, &r), 0, "%s",
-		             one_shots[k].name);
-		cr_assert_eq(atomic_load(&r.failures), 0, "%s", one_shots[k].name);
-		cr_assert_eq(atomic_load(&r.signalled), SIGNAL_ROUNDS, "%s", one_shots[k].name);
-		cr_assert_eq(atomic_load(&r.waited), SIGNAL_ROUNDS, "%s", one_shots[k].name);
+		run_on(2, main_signal_then_free, &r);
+		cr_assert_eq(atomic_load(&r.s.line), 0, "%s: check at line %d failed (value %lld)",
+		             one_shots[k].name, atomic_load(&r.s.line), atomic_load(&r.s.val));
 	}
+}
+
+/* ------------------------------------------------- one would-block code */
+
+static struct seen trylock_seen;
+
+struct held {
+	struct ursa_mutex m;
+	struct ursa_event locked, release;
+	int thread_rc;
+};
+
+static void *hold_mutex(void *arg)
+{
+	struct held *h = arg;
+
+	EXPECT(&trylock_seen, ursa_mutex_lock(&h->m) == 0, 1);
+	ursa_event_set(&h->locked);
+	EXPECT(&trylock_seen, ursa_event_wait(&h->release) == 0, 2);
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+static void *trylock_thread(void *arg)
+{
+	struct held *h = arg;
+
+	h->thread_rc = ursa_mutex_trylock(&h->m);
+	return NULL;
+}
+
+static void *main_trylock_held(void *arg)
+{
+	struct held *h = arg;
+	struct ursa_task *t;
+	pthread_t th;
+
+	if (ursa_spawn_on(&t, 1, hold_mutex, h))
+		return arg;
+	EXPECT(&trylock_seen, ursa_event_wait(&h->locked) == 0, 3);
+	/* Held by a task on another core: -EAGAIN from a task ... */
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == -EAGAIN, 4);
+	/* ... and from a plain thread. */
+	EXPECT(&trylock_seen, pthread_create(&th, NULL, trylock_thread, h) == 0, 5);
+	pthread_join(th, NULL);
+	ursa_event_set(&h->release);
+	EXPECT(&trylock_seen, ursa_join(t, NULL) == 0, 6);
+	EXPECT(&trylock_seen, ursa_mutex_trylock(&h->m) == 0, 7); /* free again */
+	ursa_mutex_unlock(&h->m);
+	return NULL;
+}
+
+Test(sync, trylock_of_a_held_mutex_is_eagain)
+{
+	struct held h = {.m = URSA_MUTEX_INIT, .locked = URSA_EVENT_INIT,
+	                 .release = URSA_EVENT_INIT};
+
+	cr_assert_null(run_on(2, main_trylock_held, &h));
+	ASSERT_SEEN(&trylock_seen);
+	cr_assert_eq(h.thread_rc, -EAGAIN);
 }

@@ -14,7 +14,7 @@
 # than in io_uring_enter (see lib/ring.c).
 #
 # --fair-sched=yes: valgrind runs one thread at a time under a lock, and its
-# default lock is not fair.  A thread spinning on an ursa spinlock (lib/waitq.h:
+# default lock is not fair.  A thread spinning on an ursa spinlock (lib/spin.h:
 # spin, sched_yield every 256 tries) takes that lock straight back after each
 # yield, so the holder it waits for may not run for seconds: fuzz_cancel 5000
 # hit its 240 s watchdog that way (workers "joining its child"), and

@@ -5,7 +5,9 @@
 # Installs BUILD_DIR into a scratch prefix, then checks that
 #   - libursa.so carries a versioned SONAME and exports only ursa_* symbols;
 #   - `pkg-config --cflags --libs ursa` is all it takes to build and run the
-#     README's example against the shared library.
+#     README's example against the shared library;
+#   - each installed header compiles alone, included first, as C11 and (where
+#     a C++ compiler is found) as C++17, and no ursa/*.h includes ursa.h.
 set -euo pipefail
 build=${1:?usage: check-install.sh BUILD_DIR}
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,4 +34,25 @@ awk '/^```c$/{f=1;next}/^```$/{f=0}f' "$root/README.md" >"$scratch/example.c"
 cc -Wall -Werror -Wno-unused-parameter -o "$scratch/example" "$scratch/example.c" $flags
 out=$(LD_LIBRARY_PATH="$libdir" "$scratch/example")
 [ "$(grep -c 'returned' <<<"$out")" -eq 4 ] || { echo "example output: $out"; exit 1; }
-echo "install check: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' ursa_') public symbols, README example built with pkg-config and ran"
+
+# Each public header on its own, first, as a user's compiler sees it.
+incdir=$(dirname "$(find "$scratch$prefix" -path '*/include/ursa.h' | head -1)")
+cxx=$(command -v clang++ || command -v c++ || true)
+[ -n "$cxx" ] || echo "install check: no C++ compiler, the C++17 header check is skipped"
+nheaders=0
+for h in "$incdir"/ursa.h "$incdir"/ursa/*.h; do
+	name=${h#"$incdir"/}
+	printf '#include <%s>\n' "$name" >"$scratch/h.c"
+	cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -I"$incdir" "$scratch/h.c" ||
+		{ echo "$name alone does not compile as C11"; exit 1; }
+	if [ -n "$cxx" ]; then
+		"$cxx" -std=c++17 -Wall -Wextra -Werror -fsyntax-only -I"$incdir" -x c++ "$scratch/h.c" ||
+			{ echo "$name alone does not compile as C++17"; exit 1; }
+	fi
+	if [ "$name" != ursa.h ] && grep -Eq '#[[:space:]]*include[[:space:]]*[<"](\.\./)?ursa\.h[>"]' "$h"; then
+		echo "$name includes ursa.h (sub-headers include one way)"
+		exit 1
+	fi
+	nheaders=$((nheaders + 1))
+done
+echo "install check: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' ursa_') public symbols, README example built with pkg-config and ran, $nheaders headers each compile alone"

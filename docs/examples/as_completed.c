@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *url;
@@ -19,7 +19,8 @@ static void *fetch(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL; /* cancelled */
 	snprintf(j->result, sizeof(j->result), "%s data", j->url);
 	return j->result;
 }

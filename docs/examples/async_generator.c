@@ -4,14 +4,14 @@
  * five_random_numbers).  The generator body runs as its own task and hands
  * each value over with ursa_gen_yield; the consumer pulls with ursa_gen_next
  * (1: a value, 0: the end).  Like an async generator it runs only when asked
- * for the next value.  Breaking out early and calling ursa_gen_close is
+ * for the next value.  Breaking out early and calling ursa_gen_destroy is
  * aclose(): the body's pending yield returns -ECANCELED and it cleans up.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct range {
 	intptr_t start, end;
@@ -75,25 +75,25 @@ static void *main_task(void *arg)
 
 	(void)arg;
 	/* async for num in async_range(0, 5): print(num) */
-	if (ursa_gen_start(&g, async_range, &r))
+	if (ursa_gen_create(&g, async_range, &r))
 		return (void *)1;
 	while (ursa_gen_next(g, &v) > 0)
 		printf("%ld\n", (long)(intptr_t)v);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 
 	/* async for number in five_random_numbers(): print(number) */
-	if (ursa_gen_start(&g, five_random_numbers, &seed))
+	if (ursa_gen_create(&g, five_random_numbers, &seed))
 		return (void *)1;
 	while (ursa_gen_next(g, &v) > 0)
 		printf("%.6f\n", *(double *)v);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 
 	/* Leaving an async for early: the generator is closed, not leaked. */
-	if (ursa_gen_start(&g, endless, NULL))
+	if (ursa_gen_create(&g, endless, NULL))
 		return (void *)1;
 	while (ursa_gen_next(g, &v) > 0 && (intptr_t)v < 2)
 		printf("endless gave %ld\n", (long)(intptr_t)v);
-	ursa_gen_close(g);
+	ursa_gen_destroy(g);
 	return NULL;
 }
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct resource {
 	const char *name;
@@ -32,14 +32,13 @@ static int resource_enter(struct resource *r) /* __aenter__ */
 
 static void resource_exit(struct resource *r) /* __aexit__ */
 {
-	struct ursa_scope shield;
-
 	/* Runs even in a cancelled task, bounded by its own deadline. */
-	ursa_scope_enter_shielded(&shield, ursa_now() + SEC(2));
-	printf("Releasing %s...\n", r->name);
-	ursa_sleep(SEC(0.5));
-	r->open = 0;
-	ursa_scope_exit(&shield);
+	URSA_SHIELDED(SEC(2)) {
+		printf("Releasing %s...\n", r->name);
+		if (ursa_sleep(SEC(0.5)) < 0) /* only the shield's own deadline */
+			printf("Releasing %s timed out\n", r->name);
+		r->open = 0;
+	}
 }
 
 static int use(struct resource *r, double seconds)
@@ -78,9 +77,9 @@ static void *main_task(void *arg)
 	/* The same with a cancellation in the middle of the body. */
 	if (ursa_spawn(&t, cancelled_user, "connection"))
 		return (void *)1;
-	ursa_sleep(SEC(1));
-	ursa_cancel(t);
-	if (ursa_join(t, NULL) == -ECANCELED)
+	if (ursa_sleep(SEC(1)) < 0)
+		return (void *)1;
+	if (ursa_cancel_and_join(t, NULL) == -ECANCELED)
 		printf("cancelled, and the resource was released\n");
 	return NULL;
 }

@@ -7,24 +7,31 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct data {
 	const char *key, *value;
 };
 
-static struct data fetch_data(void)
+static int fetch_data(struct data *d)
 {
+	int rc;
+
 	printf("Fetching data...\n");
-	ursa_sleep(SEC(2)); /* simulate I/O: other tasks run meanwhile */
-	return (struct data){"result", "data loaded"};
+	rc = ursa_sleep(SEC(2)); /* simulate I/O: other tasks run meanwhile */
+	if (rc < 0)
+		return rc;
+	*d = (struct data){"result", "data loaded"};
+	return 0;
 }
 
 static void *main_task(void *arg)
 {
-	struct data d = fetch_data();
+	struct data d;
 
 	(void)arg;
+	if (fetch_data(&d) < 0)
+		return (void *)1;
 	printf("Got: {'%s': '%s'}\n", d.key, d.value);
 	return NULL;
 }

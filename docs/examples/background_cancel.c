@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* Each line is also counted on a semaphore, so that the canceller can wait
  * for three lines (see run_then_cancel). */
@@ -23,7 +23,8 @@ static void *background_task(void *arg)
 	for (;;) {
 		printf("Background task running...\n");
 		ursa_sem_release(&lines);
-		if (ursa_sleep(SEC(1)) == -ECANCELED)
+		/* < 0, not == -ECANCELED: under a deadline the wait says -ETIMEDOUT */
+		if (ursa_sleep(SEC(1)) < 0)
 			return NULL; /* not re-raised: the cancellation is still the outcome */
 	}
 }
@@ -34,7 +35,7 @@ static void *long_running_task(void *arg)
 	for (int i = 0; i < 10; i++) {
 		printf("Working... %d\n", i);
 		ursa_sem_release(&lines);
-		if (ursa_sleep(SEC(1)) == -ECANCELED) {
+		if (ursa_sleep(SEC(1)) < 0) {
 			/* except asyncio.CancelledError: clean up, then leave */
 			printf("Task was cancelled\n");
 			return NULL;
@@ -56,8 +57,8 @@ static int run_then_cancel(ursa_fn fn)
 	for (int i = 0; i < 3; i++)
 		if (ursa_sem_acquire(&lines) < 0)
 			return -1;
-	ursa_cancel(t);            /* task.cancel() */
-	return ursa_join(t, NULL); /* await task */
+	/* task.cancel(); await task */
+	return ursa_cancel_and_join(t, NULL);
 }
 
 static void *main_task(void *arg)

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 #define USEC(s) ((useconds_t)((s) * 50e3))
 
 static void *task_one(void *arg)
@@ -26,7 +26,8 @@ static void *task_two(void *arg)
 {
 	(void)arg;
 	printf("Task 2: Start\n");
-	ursa_sleep(SEC(2));
+	if (ursa_sleep(SEC(2)) < 0)
+		return NULL;
 	printf("Task 2: Done\n");
 	return NULL;
 }
@@ -40,9 +41,7 @@ static void *request_blocking(void *arg)
 
 static void *request(void *arg)
 {
-	(void)arg;
-	ursa_sleep(SEC(1));
-	return NULL;
+	return ursa_sleep(SEC(1)) == 0 ? NULL : arg;
 }
 
 static void *request_on_pool(void *arg)
@@ -60,7 +59,8 @@ static int three(ursa_fn fn)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fn, NULL))
 			return -1;
-	ursa_gather(t, 3, NULL, 0);
+	if (ursa_gather(t, 3, 0, NULL) != 0)
+		return -1;
 	return ursa_now() - t0 < SEC(2) ? 1 : 3;
 }
 
@@ -71,7 +71,8 @@ static void *main_task(void *arg)
 	(void)arg;
 	if (ursa_spawn(&t[0], task_one, NULL) || ursa_spawn(&t[1], task_two, NULL))
 		return (void *)1;
-	ursa_gather(t, 2, NULL, 0);
+	if (ursa_gather(t, 2, 0, NULL) != 0)
+		return (void *)1;
 	printf("blocking calls: about %d seconds\n", three(request_blocking));
 	printf("ursa_sleep: about %d seconds\n", three(request));
 	printf("on the blocking pool: about %d seconds\n", three(request_on_pool));

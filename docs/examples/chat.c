@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void *echo_server(void *arg)
 {
@@ -37,7 +37,8 @@ static void *send_messages(void *arg)
 
 		if (ursa_write_all(fd, line, (size_t)n) != n)
 			return ursa_task_fail(-EPIPE, "send failed");
-		ursa_sleep(SEC(1));
+		if (ursa_sleep(SEC(1)) < 0)
+			return NULL; /* cancelled */
 	}
 	(void)!ursa_shutdown(fd, SHUT_WR); /* no more messages from us */
 	return NULL;
@@ -80,7 +81,7 @@ static void *chat_client(void *arg)
 	if (ursa_spawn(&t[0], send_messages, (void *)(intptr_t)sv[0]) ||
 	    ursa_spawn(&t[1], receive_messages, (void *)(intptr_t)sv[0]))
 		return (void *)1;
-	if (ursa_gather(t, 2, NULL, 0))
+	if (ursa_gather(t, 2, 0, NULL))
 		return (void *)1;
 	ursa_close(sv[0]);
 	return ursa_join(server, NULL) ? (void *)1 : NULL;

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *name;
@@ -20,7 +20,8 @@ static void *task(void *arg)
 	struct job *j = arg;
 
 	printf("%s starting\n", j->name);
-	ursa_sleep(SEC(j->seconds)); /* non-blocking: the core runs the others */
+	if (ursa_sleep(SEC(j->seconds)) < 0) /* non-blocking: the core runs the others */
+		return arg;                  /* cancelled */
 	printf("%s done\n", j->name);
 	return NULL;
 }
@@ -41,7 +42,7 @@ static int gather_jobs(struct job *jobs, int n)
 	for (int i = 0; i < n; i++)
 		if (ursa_spawn(&t[i], task, &jobs[i]))
 			return -1;
-	return ursa_gather(t, (size_t)n, NULL, 0);
+	return ursa_gather(t, (size_t)n, 0, NULL);
 }
 
 static void *main_task(void *arg)

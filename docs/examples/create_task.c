@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *name;
@@ -20,7 +20,8 @@ static void *task(void *arg)
 	struct job *j = arg;
 
 	printf("%s starting\n", j->name);
-	ursa_sleep(SEC(j->seconds));
+	if (ursa_sleep(SEC(j->seconds)) < 0)
+		return NULL; /* cancelled */
 	printf("%s done\n", j->name);
 	return (void *)j->name;
 }

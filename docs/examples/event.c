@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_event event = URSA_EVENT_INIT;
 
@@ -22,7 +22,8 @@ static void *waiter(void *arg)
 static void *setter(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(2));
+	if (ursa_sleep(SEC(2)) < 0)
+		return NULL;
 	printf("Setting event\n");
 	ursa_event_set(&event);
 	return NULL;
@@ -35,7 +36,7 @@ static void *main_task(void *arg)
 	(void)arg;
 	if (ursa_spawn(&t[0], waiter, NULL) || ursa_spawn(&t[1], setter, NULL))
 		return (void *)1;
-	return ursa_gather(t, 2, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 2, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

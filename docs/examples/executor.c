@@ -6,8 +6,9 @@
  * coroutine; run it on the blocking pool instead:
  *   - ursa_blocking(fn, arg, &result): to_thread: park only this task
  *     until fn has run on a pool thread;
- *   - ursa_blocking_submit(&future, fn, arg): run_in_executor: returns a
- *     future at once, to await later (so several can run side by side);
+ *   - ursa_blocking_submit(&future, fn, arg): run_in_executor: initialises
+ *     the future and returns at once; await it later (so several can run
+ *     side by side);
  *   - for an executor of your own, its threads complete a future (future.c).
  */
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include <unistd.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 #define USEC(s) ((useconds_t)((s) * 50e3))
 
 static void *blocking_io(void *arg)
@@ -62,25 +63,22 @@ static void *main_task(void *arg)
 	printf("the loop kept running: %s\n", ticks > 0 ? "yes" : "no");
 
 	/* result = await loop.run_in_executor(None, blocking_io) */
-	struct ursa_future f = URSA_FUTURE_INIT;
+	struct ursa_future f; /* ursa_blocking_submit initialises it */
 	if (ursa_blocking_submit(&f, blocking_io, NULL) == 0 && ursa_future_wait(&f, &result) == 0)
 		printf("%s\n", (char *)result);
 	ursa_future_fini(&f);
 
 	/* Three checks submitted at once: the pool runs them on its threads. */
-	for (int i = 0; i < 3; i++) {
-		ursa_future_init(&futures[i]);
+	for (int i = 0; i < 3; i++)
 		if (ursa_blocking_submit(&futures[i], check_file, (void *)files[i]))
 			return (void *)1;
-	}
 	for (int i = 0; i < 3; i++) {
 		if (ursa_future_wait(&futures[i], &result) == 0)
 			printf("%s: %s\n", files[i], (char *)result);
 		ursa_future_fini(&futures[i]);
 	}
 
-	ursa_cancel(tick);
-	(void)!ursa_join(tick, NULL);
+	ursa_cancel_and_join(tick, NULL);
 	return NULL;
 }
 

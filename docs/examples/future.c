@@ -102,7 +102,8 @@ static void *main_task(void *arg)
 			printf("sum 1..%d = %ld\n", w[i].n, (long)(intptr_t)r);
 		else
 			printf("error: %s (%s)\n", ursa_future_message(&w[i].future), ursa_strerror(rc));
-		ursa_blocking(join_thread, &w[i].thread, NULL);
+		if (ursa_blocking(join_thread, &w[i].thread, NULL) < 0)
+			return (void *)1; /* cancelled before a pool thread took it */
 		ursa_future_fini(&w[i].future);
 	}
 
@@ -113,8 +114,9 @@ static void *main_task(void *arg)
 	if (ursa_future_wait(file_async(&wr), NULL) == 0 &&
 	    ursa_future_wait(file_async(&rd), &r) == 0)
 		printf("read back: %s", (char *)r);
-	ursa_blocking(join_thread, &wr.thread, NULL);
-	ursa_blocking(join_thread, &rd.thread, NULL);
+	if (ursa_blocking(join_thread, &wr.thread, NULL) < 0 ||
+	    ursa_blocking(join_thread, &rd.thread, NULL) < 0)
+		return (void *)1;
 	ursa_future_fini(&wr.future);
 	ursa_future_fini(&rd.future);
 	unlink(path);

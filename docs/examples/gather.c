@@ -9,7 +9,7 @@
 #include <string.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *name;
@@ -22,7 +22,8 @@ static void *task_n(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL; /* cancelled: the outcome says so */
 	return (void *)j->name;
 }
 
@@ -30,7 +31,8 @@ static void *fetch(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL;
 	snprintf(j->result, sizeof(j->result), "%s data", j->name);
 	return j->result;
 }
@@ -40,7 +42,8 @@ static void *download_file(void *arg)
 	struct job *j = arg;
 
 	printf("Downloading %s...\n", j->name);
-	ursa_sleep(SEC(j->delay)); /* simulate the download */
+	if (ursa_sleep(SEC(j->delay)) < 0) /* simulate the download */
+		return NULL;
 	snprintf(j->result, sizeof(j->result), "file%c.dat", j->name[strlen(j->name) - 1]);
 	printf("Saved to %s\n", j->result);
 	return j->result;
@@ -54,11 +57,14 @@ static int run_all(ursa_fn fn, struct job *jobs, int n, const char *label)
 	int rc;
 
 	for (int i = 0; i < n; i++)
-		if (ursa_spawn(&tasks[i], fn, &jobs[i]))
+		if (ursa_spawn(&tasks[i], fn, &jobs[i])) {
+			while (i--)
+				ursa_cancel_and_join(tasks[i], NULL); /* no handle left behind */
 			return -1;
-	rc = ursa_gather(tasks, (size_t)n, out, 0); /* 0, or the first error */
-	if (rc < 0)
-		return rc;
+		}
+	rc = ursa_gather(tasks, (size_t)n, 0, out); /* how many did not succeed */
+	if (rc != 0)
+		return rc < 0 ? rc : -1;
 	printf("%s[", label);
 	for (int i = 0; i < n; i++)
 		printf("%s'%s'", i ? ", " : "", (const char *)out[i].result);

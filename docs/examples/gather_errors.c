@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void *might_fail(void *arg)
 {
@@ -19,21 +19,24 @@ static void *might_fail(void *arg)
 
 	if (n == 2)
 		return ursa_task_fail(-EINVAL, "Error!");
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL; /* cancelled: fail-fast gather does that to us */
 	return (void *)n;
 }
 
 static void *task_that_fails(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return ursa_task_fail(-EINVAL, "Task failed");
 }
 
 static void *task_that_succeeds(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return "Success";
 }
 
@@ -48,7 +51,7 @@ static void *main_task(void *arg)
 	for (intptr_t i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], might_fail, (void *)(i + 1)))
 			return (void *)1;
-	failed = ursa_gather(t, 3, out, URSA_GATHER_ALL);
+	failed = ursa_gather(t, 3, URSA_GATHER_ALL, out);
 	printf("[");
 	for (int i = 0; i < 3; i++) {
 		if (out[i].err)
@@ -62,7 +65,8 @@ static void *main_task(void *arg)
 	if (ursa_spawn(&t[0], task_that_succeeds, NULL) ||
 	    ursa_spawn(&t[1], task_that_fails, NULL) || ursa_spawn(&t[2], task_that_succeeds, NULL))
 		return (void *)1;
-	ursa_gather(t, 3, out, URSA_GATHER_ALL);
+	if (ursa_gather(t, 3, URSA_GATHER_ALL, out) < 0)
+		return (void *)1;
 	for (int i = 0; i < 3; i++) {
 		if (out[i].err)
 			printf("Task %d failed: %s\n", i, out[i].msg);
@@ -70,11 +74,15 @@ static void *main_task(void *arg)
 			printf("Task %d succeeded: %s\n", i, (char *)out[i].result);
 	}
 
-	/* Without return_exceptions: the first error, and the rest cancelled. */
+	/* Without return_exceptions: the first error, and the rest cancelled.
+	 * gather returns how many did not succeed (all three here); the
+	 * error itself is in out[]. */
 	if (ursa_spawn(&t[0], task_that_succeeds, NULL) || ursa_spawn(&t[1], might_fail, (void *)2) ||
 	    ursa_spawn(&t[2], task_that_succeeds, NULL))
 		return (void *)1;
-	printf("fail-fast gather: %s\n", ursa_strerror(ursa_gather(t, 3, out, 0)));
+	if (ursa_gather(t, 3, 0, out) != 3)
+		return (void *)1;
+	printf("fail-fast gather: %s\n", ursa_strerror(out[1].err));
 	printf("the others: %s, %s\n", ursa_strerror(out[0].err), ursa_strerror(out[2].err));
 	return NULL;
 }

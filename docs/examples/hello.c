@@ -8,28 +8,40 @@
 #include <ursa.h>
 
 /* The seeds' seconds, 20 times shorter (50 ms) so the test suite stays fast. */
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
-static void say_hello(void)
+/* A cancelled `await asyncio.sleep()` leaves the coroutine: here, a wait
+ * that fails returns its error, and the caller passes it on. */
+static int say_hello(void)
 {
+	int rc;
+
 	printf("Hello\n");
-	ursa_sleep(SEC(1)); /* parks this task; the core runs others meanwhile */
+	rc = ursa_sleep(SEC(1)); /* parks this task; the core runs others meanwhile */
+	if (rc < 0)
+		return rc;
 	printf("World\n");
+	return 0;
 }
 
-static void delayed_print(double delay, const char *message)
+static int delayed_print(double delay, const char *message)
 {
-	ursa_sleep(SEC(delay));
+	int rc = ursa_sleep(SEC(delay));
+
+	if (rc < 0)
+		return rc;
 	printf("%s\n", message);
+	return 0;
 }
 
 static void *main_task(void *arg)
 {
 	(void)arg;
-	say_hello();
-	delayed_print(2, "Hello after 2 seconds");
+	if (say_hello() < 0 || delayed_print(2, "Hello after 2 seconds") < 0)
+		return NULL;
 	printf("Start\n");
-	ursa_sleep(SEC(2));
+	if (ursa_sleep(SEC(2)) < 0)
+		return NULL;
 	printf("End\n");
 	return NULL;
 }

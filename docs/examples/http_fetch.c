@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static unsigned port;
 static struct ursa_sem rate_limit = URSA_SEM_INIT(3); /* max 3 concurrent requests */
@@ -44,7 +44,10 @@ static void *handle(void *arg)
 	}
 	*end = '\0';
 	snprintf(body, sizeof(body), "you asked for %s\n", path + 1);
-	ursa_sleep(SEC(0.5)); /* a slow backend */
+	if (ursa_sleep(SEC(0.5)) < 0) { /* a slow backend */
+		ursa_close(fd);
+		return NULL;
+	}
 	n = snprintf(resp, sizeof(resp),
 	             "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
 	             strlen(body), body);
@@ -150,7 +153,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fetch_url, &urls[i]))
 			return (void *)1;
-	if (ursa_gather(t, 3, NULL, 0) == 0)
+	if (ursa_gather(t, 3, 0, NULL) == 0)
 		printf("Fetched 3 URLs\n");
 
 	/* RateLimitedClient(rate_limit=3) over ten items */
@@ -160,11 +163,10 @@ static void *main_task(void *arg)
 		if (ursa_spawn(&t[i], limited_fetch, &items[i]))
 			return (void *)1;
 	}
-	if (ursa_gather(t, 10, NULL, 0) == 0)
+	if (ursa_gather(t, 10, 0, NULL) == 0)
 		printf("Fetched 10 items\n");
 
-	ursa_cancel(srv);
-	(void)!ursa_join(srv, NULL);
+	ursa_cancel_and_join(srv, NULL);
 	return NULL;
 }
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_mutex lock = URSA_MUTEX_INIT;
 static int counter;
@@ -19,9 +19,9 @@ static void *increment(void *arg)
 	if (ursa_mutex_lock(&lock) < 0)
 		return NULL; /* cancelled: not holding it */
 	int temp = counter;  /* critical section */
-	ursa_sleep(SEC(0.01)); /* simulate work, holding the lock */
-	counter = temp + 1;
-	ursa_mutex_unlock(&lock);
+	if (ursa_sleep(SEC(0.01)) == 0) /* simulate work, holding the lock */
+		counter = temp + 1;
+	ursa_mutex_unlock(&lock); /* on every path, as `async with` does */
 	return NULL;
 }
 
@@ -32,8 +32,8 @@ static void *worker(void *arg)
 	if (ursa_mutex_lock(&lock) < 0)
 		return NULL;
 	printf("%s acquired\n", name);
-	ursa_sleep(SEC(1));
-	printf("%s released\n", name);
+	if (ursa_sleep(SEC(1)) == 0)
+		printf("%s released\n", name);
 	ursa_mutex_unlock(&lock);
 	return NULL;
 }
@@ -47,14 +47,14 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 10; i++)
 		if (ursa_spawn(&t[i], increment, NULL))
 			return (void *)1;
-	if (ursa_gather(t, 10, NULL, 0))
+	if (ursa_gather(t, 10, 0, NULL))
 		return (void *)1;
 	printf("Counter: %d\n", counter); /* 10: no update was lost */
 
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], worker, (void *)names[i]))
 			return (void *)1;
-	return ursa_gather(t, 3, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 3, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct periodic {
 	const char *name;
@@ -48,9 +48,8 @@ static void *main_task(void *arg)
 		if (ursa_spawn(&t[i], periodic_task, &p[i]))
 			return (void *)1;
 	ursa_scope_enter(&s, t0 + SEC(3.5));
-	int rc = ursa_gather(t, 3, NULL, 0);
-	ursa_scope_exit(&s);
-	printf("stopped: %s\n", rc == -ETIMEDOUT ? "deadline" : "?");
+	(void)!ursa_gather(t, 3, 0, NULL); /* the deadline cancels and releases them */
+	printf("stopped: %s\n", ursa_scope_exit(&s) == -ETIMEDOUT ? "deadline" : "?");
 	return NULL;
 }
 

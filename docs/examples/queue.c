@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	struct ursa_queue *queue;
@@ -26,7 +26,8 @@ static void *producer(void *arg)
 	struct job *j = arg;
 
 	for (int i = 0; i < j->num_items; i++) {
-		ursa_sleep(SEC(0.1));
+		if (ursa_sleep(SEC(0.1)) < 0)
+			return NULL; /* cancelled */
 		snprintf(items[i], sizeof(items[i]), "Item %d", i);
 		if (ursa_queue_put(j->queue, items[i]) < 0)
 			return NULL;
@@ -52,7 +53,8 @@ static void *consumer(void *arg)
 		if (rc < 0)
 			return NULL;
 		printf("Consumed: %s\n", (char *)item);
-		ursa_sleep(SEC(0.2));
+		if (ursa_sleep(SEC(0.2)) < 0)
+			return NULL;
 	}
 	printf("consumer done\n");
 	return NULL;
@@ -68,7 +70,7 @@ static int run(int use_close)
 		return -1;
 	if (ursa_spawn(&t[0], producer, &j) || ursa_spawn(&t[1], consumer, &j))
 		return -1;
-	rc = ursa_gather(t, 2, NULL, 0);
+	rc = ursa_gather(t, 2, 0, NULL);
 	ursa_queue_destroy(j.queue);
 	return rc;
 }

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void *my_coroutine(void *arg)
 {
@@ -19,7 +19,8 @@ static void *my_coroutine(void *arg)
 static void *async_func(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return "Result";
 }
 

@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct stream {
 	struct ursa_queue *q;
@@ -24,11 +24,9 @@ static void *produce(void *arg)
 {
 	struct stream *s = arg;
 
-	for (intptr_t i = 1; i <= s->count; i++) {
-		ursa_sleep(SEC(s->every));
-		if (ursa_queue_put(s->q, (void *)i) < 0)
+	for (intptr_t i = 1; i <= s->count; i++)
+		if (ursa_sleep(SEC(s->every)) < 0 || ursa_queue_put(s->q, (void *)i) < 0)
 			break;
-	}
 	ursa_queue_close(s->q);
 	return NULL;
 }
@@ -44,7 +42,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 2; i++) {
 		if (ursa_queue_create(&s[i].q, 1, 0) || ursa_spawn(&t[i], produce, &s[i]))
 			return (void *)1;
-		arms[i] = (struct ursa_queue_sel){.q = s[i].q, .op = URSA_SEL_GET};
+		arms[i] = (struct ursa_queue_sel){.q = s[i].q, .op = URSA_QUEUE_SEL_GET};
 	}
 	while (open) {
 		int i = ursa_queue_select(arms, 2);
@@ -59,10 +57,11 @@ static void *main_task(void *arg)
 			printf("%s: %ld\n", s[i].name, (long)(intptr_t)arms[i].item);
 		}
 	}
-	ursa_gather(t, 2, NULL, 0);
+	/* Whatever gather returns, both producers have ended and been released. */
+	int rc = ursa_gather(t, 2, 0, NULL);
 	for (int i = 0; i < 2; i++)
 		ursa_queue_destroy(s[i].q);
-	return NULL;
+	return rc ? (void *)1 : NULL;
 }
 
 int main(void)

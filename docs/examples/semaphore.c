@@ -10,9 +10,11 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static struct ursa_sem semaphore = URSA_SEM_INIT(3); /* 3 concurrent operations */
+/* One core (.cores = 1): its tasks never run at once, so a plain int is
+ * safe; on several cores they run in parallel and it would need atomic_int. */
 static int inside, most_inside;
 
 static void *limited_operation(void *arg)
@@ -24,8 +26,8 @@ static void *limited_operation(void *arg)
 	if (++inside > most_inside)
 		most_inside = inside;
 	printf("Operation %d started\n", num);
-	ursa_sleep(SEC(1));
-	printf("Operation %d finished\n", num);
+	if (ursa_sleep(SEC(1)) == 0)
+		printf("Operation %d finished\n", num);
 	inside--;
 	ursa_sem_release(&semaphore);
 	return NULL;
@@ -38,7 +40,7 @@ static void *main_task(void *arg)
 	for (intptr_t i = 0; i < 10; i++)
 		if (ursa_spawn(&t[i], limited_operation, (void *)i))
 			return (void *)1;
-	if (ursa_gather(t, 10, NULL, 0))
+	if (ursa_gather(t, 10, 0, NULL))
 		return (void *)1;
 	printf("at most %d at once\n", most_inside);
 	return NULL;

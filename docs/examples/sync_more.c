@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* ------------------------------------------------------------ Condition */
 
@@ -40,11 +40,10 @@ static struct ursa_waitgroup wg = URSA_WAITGROUP_INIT;
 
 static void *party(void *arg)
 {
-	ursa_sleep(SEC(0.1 * (double)(intptr_t)arg));
-	int index = ursa_barrier_wait(&barrier); /* the last to arrive gets 2 */
-	if (index == 2)
+	if (ursa_sleep(SEC(0.1 * (double)(intptr_t)arg)) == 0 &&
+	    ursa_barrier_wait(&barrier) == 2) /* the last to arrive gets 2 */
 		printf("barrier: all 3 arrived\n");
-	ursa_waitgroup_done(&wg);
+	ursa_waitgroup_done(&wg); /* on every path: the waiter counts on it */
 	return NULL;
 }
 
@@ -71,15 +70,15 @@ static void drain(struct ursa_queue *q, const char *label)
 
 static void *saver(void *arg)
 {
-	struct ursa_scope shield;
-	int rc;
+	int rc = -1;
 
 	(void)arg;
-	ursa_sleep(SEC(10)); /* cancelled here ... */
+	if (ursa_sleep(SEC(10)) != -ECANCELED) /* cancelled here ... */
+		return NULL;
 	/* ... but the save must finish: asyncio.shield */
-	ursa_scope_enter_shielded(&shield, ursa_now() + SEC(5));
-	rc = ursa_sleep(SEC(0.5));
-	ursa_scope_exit(&shield);
+	URSA_SHIELDED(SEC(5)) {
+		rc = ursa_sleep(SEC(0.5));
+	}
 	printf("saved despite the cancellation: %s\n", rc == 0 ? "yes" : "no");
 	return NULL;
 }
@@ -88,20 +87,22 @@ static void *main_task(void *arg)
 {
 	struct ursa_task *t[3];
 	struct ursa_queue *prio, *lifo;
-	struct ursa_sem bounded = URSA_BOUNDED_SEM_INIT(2);
+	struct ursa_sem bounded = URSA_SEM_BOUNDED_INIT(2);
 	intptr_t items[5] = {3, 1, 4, 1, 5};
 
 	(void)arg;
 	for (intptr_t i = 0; i < 2; i++)
 		if (ursa_spawn(&t[i], consumer, (void *)i))
 			return (void *)1;
-	ursa_sleep(SEC(0.1));
+	if (ursa_sleep(SEC(0.1)) < 0)
+		return (void *)1;
 	if (ursa_mutex_lock(&mu) == 0) {
 		ready = 1;
 		ursa_cond_notify_all(&ready_cv);
 		ursa_mutex_unlock(&mu);
 	}
-	ursa_gather(t, 2, NULL, 0);
+	if (ursa_gather(t, 2, 0, NULL) != 0)
+		return (void *)1;
 
 	ursa_waitgroup_add(&wg, 3);
 	for (intptr_t i = 0; i < 3; i++) {
@@ -129,9 +130,9 @@ static void *main_task(void *arg)
 
 	if (ursa_spawn(&t[0], saver, NULL))
 		return (void *)1;
-	ursa_sleep(SEC(0.1));
-	ursa_cancel(t[0]);
-	(void)!ursa_join(t[0], NULL);
+	if (ursa_sleep(SEC(0.1)) < 0)
+		return (void *)1;
+	ursa_cancel_and_join(t[0], NULL);
 	return NULL;
 }
 

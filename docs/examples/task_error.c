@@ -10,20 +10,22 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 /* raise ValueError("Something went wrong"), as a plain call. */
 static int risky_operation(void)
 {
-	ursa_sleep(SEC(1));
-	return -EINVAL;
+	int rc = ursa_sleep(SEC(1));
+
+	return rc < 0 ? rc : -EINVAL;
 }
 
 /* The same in a task: the error and a message become its outcome. */
 static void *risky_task(void *arg)
 {
 	(void)arg;
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	return ursa_task_fail(-EINVAL, "Error!");
 }
 

@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct fetch {
 	const char *url;
@@ -42,8 +42,10 @@ static int crawl(struct fetch *urls, int n)
 		if (ursa_group_spawn(&g, fetch, &urls[i])) /* tg.create_task(...) */
 			break;
 	rc = ursa_group_exit(&g, &first); /* waits for all of them */
-	if (rc < 0)
-		printf("group failed: %s\n", first.msg[0] ? first.msg : ursa_strerror(rc));
+	if (rc > 0) /* how many failed; the first failure is in `first` */
+		printf("group failed: %s\n", first.msg[0] ? first.msg : ursa_strerror(first.err));
+	else if (rc < 0) /* cancelled, or timed out */
+		printf("group stopped: %s\n", ursa_strerror(rc));
 	return rc;
 }
 

@@ -8,15 +8,17 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void *task_one(void *arg)
 {
 	(void)arg;
 	printf("Task 1: Start\n");
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	printf("Task 1: Resumed after 1 second\n");
-	ursa_sleep(SEC(1));
+	if (ursa_sleep(SEC(1)) < 0)
+		return NULL;
 	printf("Task 1: Done\n");
 	return NULL;
 }
@@ -25,7 +27,8 @@ static void *task_two(void *arg)
 {
 	(void)arg;
 	printf("Task 2: Start\n");
-	ursa_sleep(SEC(2));
+	if (ursa_sleep(SEC(2)) < 0)
+		return NULL;
 	printf("Task 2: Resumed after 2 seconds\n");
 	printf("Task 2: Done\n");
 	return NULL;
@@ -35,9 +38,11 @@ static void *task_three(void *arg)
 {
 	(void)arg;
 	printf("Task 3: Start\n");
-	ursa_sleep(SEC(0.5));
+	if (ursa_sleep(SEC(0.5)) < 0)
+		return NULL;
 	printf("Task 3: Resumed after 0.5 seconds\n");
-	ursa_sleep(SEC(0.5));
+	if (ursa_sleep(SEC(0.5)) < 0)
+		return NULL;
 	printf("Task 3: Done\n");
 	return NULL;
 }
@@ -51,7 +56,7 @@ static void *main_task(void *arg)
 	for (int i = 0; i < 3; i++)
 		if (ursa_spawn(&t[i], fns[i], NULL))
 			return (void *)1;
-	return ursa_gather(t, 3, NULL, 0) ? (void *)1 : NULL;
+	return ursa_gather(t, 3, 0, NULL) ? (void *)1 : NULL;
 }
 
 int main(void)

@@ -4,13 +4,14 @@
  * "Timeout Context Manager").  A deadline scope bounds every blocking call
  * between ursa_scope_enter and ursa_scope_exit: they return -ETIMEDOUT once
  * it passes, and ursa_scope_exit says whether it fired.  timeout(delay) is
- * ursa_now() + delay; timeout_at(when) is the absolute `when`.
+ * ursa_scope_enter_after(&s, delay); timeout_at(when) is
+ * ursa_scope_enter(&s, when), with `when` absolute.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static const char *slow_operation(void)
 {
@@ -23,11 +24,12 @@ static void *main_task(void *arg)
 {
 	struct ursa_scope s;
 	const char *r;
+	int rc;
 
 	(void)arg;
 	/* async with asyncio.timeout(5.0): await asyncio.sleep(10) */
-	ursa_scope_enter(&s, ursa_now() + SEC(5));
-	ursa_sleep(SEC(10));
+	ursa_scope_enter_after(&s, SEC(5));
+	rc = ursa_sleep(SEC(10)); /* -ETIMEDOUT once the deadline passes */
 	if (ursa_scope_exit(&s) == -ETIMEDOUT)
 		printf("Timed out!\n");
 
@@ -40,9 +42,9 @@ static void *main_task(void *arg)
 		printf("%s\n", r);
 
 	/* A deadline that does not fire changes nothing. */
-	ursa_scope_enter(&s, ursa_now() + SEC(5));
-	ursa_sleep(SEC(1));
-	printf("inside the deadline: %s\n", ursa_scope_exit(&s) == 0 ? "fine" : "fired");
+	ursa_scope_enter_after(&s, SEC(5));
+	rc = ursa_sleep(SEC(1));
+	printf("inside the deadline: %s\n", ursa_scope_exit(&s) == 0 && rc == 0 ? "fine" : "fired");
 	return NULL;
 }
 

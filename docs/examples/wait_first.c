@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 struct job {
 	const char *url;
@@ -21,7 +21,8 @@ static void *fetch(void *arg)
 {
 	struct job *j = arg;
 
-	ursa_sleep(SEC(j->delay));
+	if (ursa_sleep(SEC(j->delay)) < 0)
+		return NULL; /* cancelled */
 	snprintf(j->result, sizeof(j->result), "%s data", j->url);
 	return j->result;
 }
@@ -43,10 +44,11 @@ static void *main_task(void *arg)
 	printf("Done: %d, Pending: %d\n", n_done, 3 - n_done);
 	for (int i = 0; i < 3; i++) {
 		void *result;
+		/* done: join it (it does not wait); pending: cancel it, and join */
+		int rc = done[i] ? ursa_join(tasks[i], &result)
+		                 : ursa_cancel_and_join(tasks[i], &result);
 
-		if (!done[i])
-			ursa_cancel(tasks[i]); /* cancel remaining */
-		if (ursa_join(tasks[i], &result) == 0)
+		if (rc == 0)
 			printf("%s\n", (char *)result);
 		else
 			printf("%s: cancelled\n", jobs[i].url);

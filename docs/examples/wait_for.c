@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * asyncio.wait_for (the seeds' slow_operation with a 3- and a 2-second
- * timeout).  ursa_wait_for(task, timeout, &result) waits for a task; on
+ * timeout).  ursa_wait_for(task, timeout, &outcome) waits for a task; on
  * timeout it cancels the task, waits for it to finish cancelling, and
- * returns -ETIMEDOUT (asyncio.TimeoutError).  A plain function call can be
+ * returns -ETIMEDOUT (asyncio.TimeoutError).  The task's own outcome is in
+ * the struct, never in the return value.  A plain function call can be
  * bounded the same way without a task: see timeout.c.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) ((uint64_t)((s) * 50e6))
+#define SEC(s) URSA_MS(50 * (s))
 
 static void *slow_operation(void *arg)
 {
@@ -22,15 +23,15 @@ static void *slow_operation(void *arg)
 
 static void try_with_timeout(double seconds)
 {
+	struct ursa_outcome o;
 	struct ursa_task *t;
-	void *result;
 	int rc;
 
 	if (ursa_spawn(&t, slow_operation, NULL))
 		return;
-	rc = ursa_wait_for(t, SEC(seconds), &result);
-	if (rc == 0)
-		printf("%s\n", (char *)result);
+	rc = ursa_wait_for(t, SEC(seconds), &o);
+	if (rc == 0 && o.err == 0)
+		printf("%s\n", (char *)o.result);
 	else if (rc == -ETIMEDOUT)
 		printf("Operation timed out after %.0f seconds\n", seconds);
 	else

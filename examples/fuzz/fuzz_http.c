@@ -29,6 +29,11 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		for (unsigned i = 0; i < whole.nheaders; i++)
 			if (whole.headers[i].value + whole.headers[i].value_len > buf + a)
 				abort();
+		/* The origin-form path lies inside the target, or is "/". */
+		if (whole.path && !(whole.path_len == 1 && whole.path[0] == '/') &&
+		    (whole.path < whole.target || whole.path[0] != '/' ||
+		     whole.path + whole.path_len != whole.target + whole.target_len))
+			abort();
 	}
 
 	/* The same bytes in two pieces. */

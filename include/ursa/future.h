@@ -3,8 +3,8 @@
  * ursa/future.h: futures (asyncio.Future, the Grizzly notes' Future): a
  * result, a done flag and an error message, set once from any thread and
  * awaited by any number of tasks; the bridge between tasks and plain threads
- * or callback-based libraries, and run_in_executor.  Part of <ursa.h>;
- * include that, not this.
+ * or callback-based libraries, and run_in_executor.  Self-contained:
+ * include <ursa.h> for everything, or this header alone.
  */
 #ifndef URSA_FUTURE_H
 #define URSA_FUTURE_H
@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
-#include "sync.h"
+#include "runtime.h"
+#include "sync.h" /* struct ursa_waitq_ */
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,13 +76,13 @@ URSA_API int ursa_future_cancel(struct ursa_future *f);
  * -ECANCELED apart).  From any other thread the thread blocks (a futex):
  * the way back from tasks to plain threads.
  */
-URSA_API int ursa_future_wait(struct ursa_future *f, void **result);
+URSA_API URSA_NODISCARD int ursa_future_wait(struct ursa_future *f, void **result);
 
 /* Whether f is complete.  Any thread. */
 URSA_API bool ursa_future_done(struct ursa_future *f);
 /* f's outcome without waiting: as ursa_future_wait, or -EAGAIN while
  * pending.  Any thread. */
-URSA_API int ursa_future_result(struct ursa_future *f, void **result);
+URSA_API URSA_NODISCARD int ursa_future_result(struct ursa_future *f, void **result);
 /* The error message f was set with, "" if none; valid until ursa_future_fini.
  * Any thread, once f is complete. */
 URSA_API const char *ursa_future_message(struct ursa_future *f);
@@ -98,11 +98,15 @@ URSA_API void ursa_future_on_done(struct ursa_future *f, struct ursa_future_cb *
                                   void (*fn)(struct ursa_future *f, void *arg), void *arg);
 
 /*
- * run_in_executor: start fn(arg) on the blocking pool and return at once; f
- * (pending, and valid until it completes) gets fn's return value as its
- * result.  If the runtime shuts down before a pool thread takes the job, f is
- * cancelled.  Returns 0, or -ENOMEM.  Call from a task; does not block.  For
- * an executor of your own (your threads), complete a future from it instead.
+ * run_in_executor: initialise *f, whatever it held, then start fn(arg) on the
+ * blocking pool and return at once; f (pending, and valid until it
+ * completes) gets fn's return value as its result.  f is initialised on every
+ * return (if not NULL), so ursa_future_fini(f) is valid afterwards; register
+ * done callbacks after this call.  A future that tasks wait on must not be
+ * passed.  If the runtime shuts down before a pool thread takes the job, f is
+ * cancelled.  Returns 0, -ENOMEM, -EINVAL (f or fn NULL), -EPERM (not in a
+ * task).  Call from a task; does not block.  For an executor of your own
+ * (your threads), complete a future from it instead.
  */
 URSA_API URSA_NODISCARD int ursa_blocking_submit(struct ursa_future *f, ursa_fn fn, void *arg);
 

@@ -2,8 +2,8 @@
 /*
  * ursa/group.h: working with many tasks: how a task ends (result, error or
  * cancelled), gather, wait, as_completed, wait_for, task groups (asyncio's
- * TaskGroup, Trio's nurseries) and periodic ticks.  Part of <ursa.h>;
- * include that, not this.
+ * TaskGroup, Trio's nurseries) and periodic ticks.  Self-contained: include
+ * <ursa.h> for everything, or this header alone.
  */
 #ifndef URSA_GROUP_H
 #define URSA_GROUP_H
@@ -12,8 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
-#include "sync.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -21,7 +20,7 @@ extern "C" {
 
 /* --------------------------------------------------------------- outcomes */
 
-#define URSA_MSG_SIZE 120
+#define URSA_OUTCOME_MSG_SIZE 120
 
 /*
  * How a task ended, as gather and ursa_join_outcome report it.
@@ -33,7 +32,7 @@ extern "C" {
 struct ursa_outcome {
 	int err;
 	void *result;
-	char msg[URSA_MSG_SIZE];
+	char msg[URSA_OUTCOME_MSG_SIZE];
 };
 
 /*
@@ -48,12 +47,14 @@ struct ursa_outcome {
 URSA_API void *ursa_task_fail(int err, const char *fmt, ...) URSA_PRINTF_(2, 3);
 
 /*
- * ursa_join, reporting the whole outcome.  Returns 0 when t has ended and been
- * released: *out (if not NULL) says how it ended.  Otherwise t is *not*
- * released (join again, or detach): -ECANCELED / -ETIMEDOUT if the caller is
- * cancelled or its deadline passes while waiting, -EDEADLK if t is the
- * caller, -EINVAL if t is detached or already being waited for.  Unlike
- * ursa_join, a non-zero return never describes t.  Blocks the fiber.
+ * ursa_join, reporting the call's own status and t's outcome separately.
+ * Returns 0 when t ended by itself; -ECANCELED / -ETIMEDOUT when the caller
+ * was cancelled / an enclosing deadline passed while it waited (t was then
+ * cancelled in turn and awaited).  In these three cases t is released and
+ * *out (if not NULL) says how it ended.  -EINVAL (t NULL, detached, being
+ * joined or watched), -EDEADLK (t is the caller), -EPERM (not in a task):
+ * nothing was done, t is still the caller's, *out is untouched.  A task's own
+ * error never appears in the return value.  Blocks the fiber.
  */
 URSA_API URSA_NODISCARD int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out);
 
@@ -64,30 +65,34 @@ URSA_API bool ursa_task_done(const struct ursa_task *t);
 /* t's outcome without waiting or releasing it (Task.result() /
  * .exception()): 0 and *out filled if t has ended, else -EAGAIN.  Any thread,
  * while the handle is held. */
-URSA_API int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
+URSA_API URSA_NODISCARD int ursa_task_outcome(const struct ursa_task *t, struct ursa_outcome *out);
 
 /* ----------------------------------------------------------------- gather */
 
-#define URSA_GATHER_ALL 0x1u /* return_exceptions=True: collect every outcome */
+#define URSA_GATHER_ALL 0x1u /* return_exceptions=True: cancel nothing on a failure */
 
 /*
  * Wait for the n tasks and release them all (asyncio.gather over tasks).
- * out[i] (if out is not NULL) receives tasks[i]'s outcome, in order.
+ * out[i] (if out is not NULL) receives tasks[i]'s outcome.  By default the
+ * first task to fail or be cancelled makes gather cancel the others
+ * (fail-fast); with URSA_GATHER_ALL nothing is cancelled.
  *
- * Default, fail-fast: the first task to fail or be cancelled makes gather
- * cancel the others; it still waits for all of them to end, then returns that
- * first error (-ECANCELED for a cancelled task).  Returns 0 if all returned.
- * With URSA_GATHER_ALL (return_exceptions): nothing is cancelled; returns the
- * number of tasks that did not return normally (0 .. n).
- *
- * If the caller is cancelled or its deadline passes, gather cancels all the
- * tasks, waits for them, releases them and returns -ECANCELED / -ETIMEDOUT.
- * -EINVAL (nothing released, nothing waited for) if a task is NULL, appears
- * twice, is detached or is being joined.  Blocks the fiber; the tasks may
- * live on any cores.
+ * Returns, whatever the flags:
+ *   0 .. n        every task has ended; the number that did not return
+ *                 normally (failed or cancelled);
+ *   -ECANCELED,   the caller was cancelled / a deadline of its passed while
+ *   -ETIMEDOUT    gather waited (and it was not already cancelling because of
+ *                 a failure): every task was cancelled and awaited;
+ * and in all of these every task is released and out[] is filled;
+ *   -EINVAL       tasks NULL with n > 0, a task NULL, repeated, detached,
+ *                 joined or watched, an unknown flag bit, or n > INT_MAX;
+ *   -EPERM        not called from a task;
+ * and then nothing was cancelled, waited for or released, and out[] is
+ * untouched.  A task's error is never the return value: read it in out[].
+ * Blocks the fiber; the tasks may live on any cores.
  */
-URSA_API int ursa_gather(struct ursa_task *const *tasks, size_t n, struct ursa_outcome *out,
-                         uint32_t flags);
+URSA_API URSA_NODISCARD int ursa_gather(struct ursa_task *const *tasks, size_t n, uint32_t flags,
+                                        struct ursa_outcome *out);
 
 /* ------------------------------------------------------------------- wait */
 
@@ -99,27 +104,35 @@ enum {
 };
 
 /*
- * asyncio.wait: wait until return_when holds or the absolute deadline passes
- * (URSA_FOREVER: no deadline).  done[i] (if done is not NULL) is set true if
- * tasks[i] has ended (the done set) and false if not (the pending set).
- * Returns the number of ended tasks (a passed deadline is not an error, as in
- * asyncio), -ECANCELED / -ETIMEDOUT if the caller is cancelled or an
- * enclosing scope expires (done[] is still filled), -EINVAL as ursa_gather.
- * Nothing is released or cancelled: join, cancel or detach the tasks
- * afterwards (joining an ended task does not wait).  Blocks the fiber.
+ * asyncio.wait: wait until return_when holds, or timeout_ns has passed
+ * (ursa_wait; URSA_FOREVER: no timeout, 0: a poll), or the absolute
+ * deadline_ns has passed (ursa_wait_until).  done[i] (if done is not NULL)
+ * is set true if tasks[i] has ended (the done set) and false if not (the
+ * pending set).  Returns the number of ended tasks (the timeout is a normal
+ * return, as in asyncio), -ECANCELED / -ETIMEDOUT if the caller is cancelled
+ * or an enclosing scope expires (done[] is still filled), -EINVAL as
+ * ursa_gather, or for a bad return_when.  Nothing is released or cancelled:
+ * join, cancel or detach the tasks afterwards (joining an ended task does
+ * not wait).  Blocks the fiber.
  */
-URSA_API int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when,
-                       uint64_t deadline, bool *done);
+URSA_API URSA_NODISCARD int ursa_wait(struct ursa_task *const *tasks, size_t n, int return_when,
+                                      uint64_t timeout_ns, bool *done);
+URSA_API URSA_NODISCARD int ursa_wait_until(struct ursa_task *const *tasks, size_t n,
+                                            int return_when, uint64_t deadline_ns, bool *done);
 
 /*
- * asyncio.wait_for on a task: wait for t at most timeout_ns; always releases
- * t.  Returns t's outcome as ursa_join does (0 and *result, -ECANCELED, or its
- * error); on timeout t is cancelled and awaited, and the call returns
- * -ETIMEDOUT (unless t returned normally before the cancellation reached it:
- * then its result wins).  If the caller is cancelled, t is cancelled and
- * awaited too and -ECANCELED is returned.  Blocks the fiber.
+ * asyncio.wait_for on a task: wait at most timeout_ns for t, and release it.
+ * Returns 0 when t ended within the timeout; -ETIMEDOUT when the timeout (or
+ * an enclosing deadline) passed first; -ECANCELED when the caller was
+ * cancelled first.  In the last two cases t was cancelled and awaited.  In all
+ * three t is released and *out (if not NULL) says how it ended: a task that
+ * failed with -ETIMEDOUT of its own returns 0 with out->err == -ETIMEDOUT,
+ * and one cut off by the timeout returns -ETIMEDOUT with out->err ==
+ * -ECANCELED (or the outcome it had reached first).  -EINVAL, -EDEADLK,
+ * -EPERM as ursa_join_outcome: nothing done.  Blocks the fiber.
  */
-URSA_API int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns, void **result);
+URSA_API URSA_NODISCARD int ursa_wait_for(struct ursa_task *t, uint64_t timeout_ns,
+                                          struct ursa_outcome *out);
 
 /* ----------------------------------------------------------- as_completed */
 
@@ -134,10 +147,11 @@ struct ursa_watch_ {
  * caller's stack between _init and _fini; the fields are private.
  *
  *   struct ursa_as_completed ac;
- *   ursa_as_completed_init(&ac, tasks, n);
- *   while ((i = ursa_as_completed_next(&ac)) >= 0)
- *       ursa_join(tasks[i], &r);   // ended: does not wait
- *   ursa_as_completed_fini(&ac);
+ *   if (ursa_as_completed_init(&ac, tasks, n) == 0) {
+ *       while ((i = ursa_as_completed_next(&ac)) >= 0)
+ *           rc = ursa_join(tasks[i], &r);   // ended: does not wait
+ *       ursa_as_completed_fini(&ac);     // i is -EPIPE after the last
+ *   }
  */
 struct ursa_as_completed {
 	struct ursa_watch_ watch_;
@@ -151,11 +165,11 @@ struct ursa_as_completed {
  * Does not block. */
 URSA_API URSA_NODISCARD int ursa_as_completed_init(struct ursa_as_completed *ac,
                                                    struct ursa_task *const *tasks, size_t n);
-/* The index of the next task to end, waiting for it if need be.  -ENOENT once
- * every task has been returned; -ECANCELED / -ETIMEDOUT if the caller is
+/* The index of the next task to end, waiting for it if need be.  -EPIPE once
+ * every task has been returned (end of stream); -ECANCELED / -ETIMEDOUT if the caller is
  * cancelled or its deadline passes (call again to keep waiting).  The task is
  * not released.  Blocks the fiber. */
-URSA_API int ursa_as_completed_next(struct ursa_as_completed *ac);
+URSA_API URSA_NODISCARD int ursa_as_completed_next(struct ursa_as_completed *ac);
 /* Stop watching; tasks not yet returned keep running, their handles stay
  * with the caller.  Must be called before ac goes out of scope.  Blocks the
  * fiber briefly (a task ending right now is waited for). */
@@ -171,7 +185,8 @@ URSA_API void ursa_as_completed_fini(struct ursa_as_completed *ac);
  *   struct ursa_group g;
  *   ursa_group_enter(&g);
  *   ursa_group_spawn(&g, fn, arg) ...     // the body
- *   rc = ursa_group_exit(&g, &first);      // waits for every child
+ *   rc = ursa_group_exit(&g, &first);      // waits for every child;
+ *                                          // rc > 0: children failed
  *
  * The body runs in a cancel scope.  When a child fails (ends after
  * ursa_task_fail), the body's blocking calls start returning -ECANCELED at
@@ -183,6 +198,7 @@ struct ursa_group {
 	struct ursa_watch_ watch_;
 	struct ursa_task *owner_;
 	struct ursa_task *failed_;   /* the first child that failed, kept */
+	size_t nfailed_;             /* children that failed */
 	void *head_, *tail_;         /* live children */
 	size_t live_;
 	unsigned lock_;
@@ -193,12 +209,14 @@ struct ursa_group {
 URSA_API void ursa_group_enter(struct ursa_group *g);
 
 /*
- * Start fn(arg) as a child of g, on the caller's core (_spawn), on `core`
- * (_spawn_on) or with options (_spawn_ex; URSA_SPAWN_DETACHED is ignored: a
- * child always belongs to the group).  Any task may spawn into a group that
- * has not been exited, including its children.  Returns 0, -ENOMEM, -EINVAL
- * (no such core), or -ECANCELED if the group is shutting down (a child
- * failed, or the group was cancelled).  Does not block.
+ * Start fn(arg) as a child of g, on the caller's core (_spawn), on `core` or
+ * a core the runtime picks with URSA_CORE_ANY (_spawn_on), or with options
+ * (_spawn_ex: -EINVAL for URSA_SPAWN_DETACHED, which a child cannot be, or
+ * any other flag).  Any task may spawn into a
+ * group that has not been exited, including its children.  Returns 0,
+ * -ENOMEM, -EINVAL (fn NULL, no such core, a flag), or -ECANCELED if the
+ * group is shutting down (a child failed, or the group was cancelled).  Does
+ * not block.
  */
 URSA_API URSA_NODISCARD int ursa_group_spawn(struct ursa_group *g, ursa_fn fn, void *arg);
 URSA_API URSA_NODISCARD int ursa_group_spawn_on(struct ursa_group *g, unsigned core, ursa_fn fn,
@@ -211,15 +229,23 @@ URSA_API URSA_NODISCARD int ursa_group_spawn_ex(struct ursa_group *g, unsigned c
 URSA_API void ursa_group_cancel(struct ursa_group *g);
 
 /*
- * Leave the body's scope and wait for every child to end, then release them.
- * If the owner is cancelled or a deadline passes meanwhile, the children are
- * cancelled (and still awaited).  Returns 0 if no child failed and the owner
- * was neither cancelled nor timed out; else the first child's error (and its
- * outcome in *first, if not NULL); else -ECANCELED (owner cancelled, or
- * ursa_group_cancel) or -ETIMEDOUT.  Must be called by the owner; blocks the
- * fiber (a shielded wait: it returns only when every child has ended).
+ * Leave the body's scope, wait for every child to end, and release them.  If
+ * the owner is cancelled or a deadline of its passes meanwhile, the children
+ * are cancelled and still awaited (a shielded wait).  Returns what ended the
+ * group:
+ *   n > 0       n children failed (ended after ursa_task_fail; cancelled
+ *               children are not failures); a failure is the most useful
+ *               report, so it wins over a cancellation of the group;
+ *   -ECANCELED  no child failed, and the group was cancelled
+ *               (ursa_group_cancel) or the owner was;
+ *   -ETIMEDOUT  no child failed, and a deadline of the owner passed;
+ *   0           every child ended, none failed, nothing cancelled the group;
+ * and in all of these every child has ended and been released, and *first
+ * (if not NULL) holds the first failure's outcome, or is zeroed (err 0, msg
+ * "") if no child failed.  -EPERM: not called by the owner; nothing done.
+ * A child's error is never the return value.  Blocks the fiber.
  */
-URSA_API int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first);
+URSA_API URSA_NODISCARD int ursa_group_exit(struct ursa_group *g, struct ursa_outcome *first);
 
 /* ---------------------------------------------------------- periodic work */
 
@@ -238,7 +264,7 @@ URSA_API void ursa_ticker_init(struct ursa_ticker *tk, uint64_t period_ns);
  * ticks that have passed since the last call (1 normally, more if some were
  * skipped), or -ECANCELED / -ETIMEDOUT.  Blocks the fiber.
  */
-URSA_API int ursa_ticker_wait(struct ursa_ticker *tk);
+URSA_API URSA_NODISCARD int ursa_ticker_wait(struct ursa_ticker *tk);
 
 #ifdef __cplusplus
 }

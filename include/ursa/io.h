@@ -4,7 +4,8 @@
  * operation (or a linked pair) that parks only the calling task, keeps the
  * POSIX shape of the call it replaces, and returns a count, 0 or a negative
  * errno.  docs/io.md names the operation behind each call, the kernel it
- * needs and what happens without it.
+ * needs and what happens without it.  Self-contained: include <ursa.h> for
+ * everything, or this header alone.
  *
  * Rules common to every blocking call below:
  *   - Call from inside a task; from elsewhere the call returns -EPERM.
@@ -26,7 +27,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -34,6 +35,7 @@ extern "C" {
 
 struct statx;    /* <sys/stat.h> with _GNU_SOURCE */
 struct addrinfo; /* <netdb.h> */
+struct open_how; /* <linux/openat2.h> */
 
 /* ------------------------------------------------------------------ files */
 
@@ -41,6 +43,21 @@ struct addrinfo; /* <netdb.h> */
 URSA_API URSA_NODISCARD int ursa_open(const char *path, int flags, mode_t mode);
 /* openat(2): the new fd, or -errno. */
 URSA_API URSA_NODISCARD int ursa_openat(int dirfd, const char *path, int flags, mode_t mode);
+/*
+ * openat2(2) (IORING_OP_OPENAT2, Linux 5.6): the new fd, or -errno.  size is
+ * sizeof(*how) as the caller's <linux/openat2.h> has it; the kernel reads
+ * that many bytes (extensible-struct rules: -E2BIG for unknown non-zero tail
+ * bytes or a size above 4096, -EINVAL below the first version's 24 bytes).
+ * how->resolve confines the lookup: with RESOLVE_BENEATH an absolute path,
+ * an absolute symbolic link or a ".." that would leave dirfd fails with
+ * -EXDEV, however it is spelt; RESOLVE_NO_SYMLINKS / RESOLVE_NO_MAGICLINKS
+ * refuse links with -ELOOP; an unknown bit is -EINVAL.  -EAGAIN under
+ * RESOLVE_BENEATH or RESOLVE_IN_ROOT: a concurrent rename raced a ".."
+ * lookup; retry.  how and path need only live for the call.  Cancellation
+ * as for ursa_openat.
+ */
+URSA_API URSA_NODISCARD int ursa_openat2(int dirfd, const char *path, const struct open_how *how,
+                                         size_t size);
 
 /*
  * Close fd: first cancel the operations this core still has queued on it
@@ -96,16 +113,19 @@ URSA_API URSA_NODISCARD int ursa_read_file(const char *path, void **buf, size_t 
 
 /*
  * Replace the file at path with len bytes from buf, atomically: the data go
- * to a new temporary file beside it (mode of the old file, or 0666 less the
- * umask), which is fsync'd and renamed over path, and then the directory is
- * fsync'd.  A crash or an error leaves the old file or the new one, never a
- * mix.  0 or -errno.  Cancelled or timed out before the rename: -ECANCELED /
- * -ETIMEDOUT, the temporary is removed and the old file is untouched.  Once
- * the rename has happened the call completes (the directory fsync is
- * shielded) and returns 0.
+ * to an unnamed file in path's directory (O_TMPFILE; mode of the old file, or
+ * 0666 less the umask), which is fsync'd and only then named -- path itself
+ * if nothing was there, else a temporary renamed over path -- and then the
+ * directory is fsync'd.  A crash or an error leaves the old file or the new
+ * one, never a mix, and an unfinished write leaves no file behind (where the
+ * filesystem lacks O_TMPFILE, a named temporary path.PID.N.tmp holds the
+ * data from the start: docs/io.md).  0 or -errno.  Cancelled or timed out
+ * before the commit: -ECANCELED / -ETIMEDOUT, nothing is left and the old
+ * file is untouched.  Once the new file is in place the call completes (the
+ * directory fsync is shielded) and returns 0.
  */
 URSA_API URSA_NODISCARD int ursa_write_file(const char *path, const void *buf, size_t len,
-                                            unsigned flags);
+                                            uint32_t flags);
 
 /*
  * Move exactly n bytes, looping over short transfers.  Returns n; or, when
@@ -176,13 +196,15 @@ URSA_API URSA_NODISCARD int ursa_shutdown(int fd, int how);
  * means every address (IPv6 and IPv4 on one dual-stack socket where the
  * kernel has IPv6, else IPv4); a numeric address is used as is, never
  * touching the resolver; a name is resolved on the blocking pool and the
- * first address that binds is used.  port 0 picks a free port (read it with
- * getsockname).  The fd, or -errno (-EINVAL: port above 65535; -ENOENT: no
- * such host).
+ * first address that binds is used.  port 0 picks a free port.  The fd, or
+ * -errno (-EINVAL: port above 65535 or an unknown flag; -ENOENT: no such
+ * host).  _ex takes URSA_LISTEN_* flags, and *bound_port (if not NULL)
+ * receives the port the socket is bound to, on success: the one the kernel
+ * picked when port is 0.
  */
 URSA_API URSA_NODISCARD int ursa_tcp_listen(const char *host, unsigned port, int backlog);
 URSA_API URSA_NODISCARD int ursa_tcp_listen_ex(const char *host, unsigned port, int backlog,
-                                               unsigned flags);
+                                               uint32_t flags, unsigned *bound_port);
 /*
  * A TCP connection to host:port: each resolved address is tried in order
  * until one connects.  The fd, or -errno of the last attempt (-ENOENT: no
@@ -236,11 +258,11 @@ struct ursa_rx; /* opaque */
 
 /* Open a receiver on fd (which it does not own).  0 and *rx, or -ENOMEM,
  * -EXDEV (g is another core's).  Does not block. */
-URSA_API URSA_NODISCARD int ursa_rx_open(struct ursa_rx **rx, int fd, struct ursa_bufgroup *g);
+URSA_API URSA_NODISCARD int ursa_rx_create(struct ursa_rx **rx, int fd, struct ursa_bufgroup *g);
 
 /*
  * The next data received: returns the byte count and points *data into a
- * buffer of the group, valid until the next ursa_rx_recv or ursa_rx_close on
+ * buffer of the group, valid until the next ursa_rx_recv or ursa_rx_destroy on
  * rx (which give the buffer back); 0 when the peer has shut down (and at
  * every later call); -errno on a socket error (reported once), -ECANCELED,
  * -ETIMEDOUT (data that arrive meanwhile stay queued for the next call),
@@ -257,7 +279,7 @@ URSA_API URSA_NODISCARD ssize_t ursa_rx_recv(struct ursa_rx *rx, const void **da
  * interrupt it).  Data received and not yet taken are dropped.  0, or
  * -EBUSY while a task is inside ursa_rx_recv on rx.
  */
-URSA_API int ursa_rx_close(struct ursa_rx *rx);
+URSA_API int ursa_rx_destroy(struct ursa_rx *rx);
 
 #ifdef __cplusplus
 }

@@ -2,7 +2,8 @@
 /*
  * ursa/queue.h: queues between tasks (asyncio.Queue, PriorityQueue,
  * LifoQueue; Go's channels and select) and generators (async generators,
- * async for).  Part of <ursa.h>; include that, not this.
+ * async for).  Self-contained: include <ursa.h> for everything, or this
+ * header alone.
  *
  * The sharing and cancellation rules of ursa/sync.h apply: FIFO service of
  * waiting tasks, a grant that races a cancellation wins (an item handed to a
@@ -16,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -29,7 +30,10 @@ struct ursa_queue; /* opaque */
 /* Flags for ursa_queue_create. */
 #define URSA_QUEUE_LIFO 0x1u /* asyncio.LifoQueue: get returns the newest item */
 
-/* Orders a priority queue's items: negative if a comes out before b. */
+/* Orders a priority queue's items: negative if item a comes out before item
+ * b.  It is passed the items themselves (the pointers given to
+ * ursa_queue_put), not pointers to them as qsort's comparator is: a
+ * comparator written for qsort over an array of pointers is wrong here. */
 typedef int (*ursa_queue_cmp_fn)(const void *a, const void *b);
 
 /*
@@ -88,12 +92,12 @@ URSA_API bool ursa_queue_closed(struct ursa_queue *q);
 
 /* ----------------------------------------------------------------- select */
 
-enum { URSA_SEL_GET = 1, URSA_SEL_PUT = 2 };
+enum { URSA_QUEUE_SEL_GET = 1, URSA_QUEUE_SEL_PUT = 2 };
 
 /* One arm of a select. */
 struct ursa_queue_sel {
 	struct ursa_queue *q; /* NULL: arm disabled (skipped) */
-	int op;               /* URSA_SEL_GET or URSA_SEL_PUT */
+	int op;               /* URSA_QUEUE_SEL_GET or URSA_QUEUE_SEL_PUT */
 	void *item;           /* PUT: the item; GET: receives the item */
 	int res;              /* out: the completed arm's result: 0, -EPIPE
 	                         (closed), or -ENOMEM (an unbounded queue
@@ -108,7 +112,7 @@ struct ursa_queue_sel {
  * Returns the index, -EINVAL (no enabled arm, or a bad op), -ECANCELED,
  * -ETIMEDOUT (no arm completed).  Blocks the fiber.
  */
-URSA_API int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n);
+URSA_API URSA_NODISCARD int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n);
 
 /* ------------------------------------------------------------- generators */
 
@@ -124,7 +128,7 @@ typedef int (*ursa_gen_fn)(struct ursa_gen *g, void *arg);
  * and, after each ursa_gen_yield, waits until the consumer asks for the next
  * value.  Returns 0, -ENOMEM.  Call from a task; does not block.
  */
-URSA_API URSA_NODISCARD int ursa_gen_start(struct ursa_gen **g, ursa_gen_fn fn, void *arg);
+URSA_API URSA_NODISCARD int ursa_gen_create(struct ursa_gen **g, ursa_gen_fn fn, void *arg);
 
 /*
  * In the producer: hand v to the consumer and wait until it wants the next
@@ -140,15 +144,15 @@ URSA_API URSA_NODISCARD int ursa_gen_yield(struct ursa_gen *g, void *v);
  * deadline passes (no value is lost: the next call gets it).  Blocks the
  * fiber.
  */
-URSA_API int ursa_gen_next(struct ursa_gen *g, void **v);
+URSA_API URSA_NODISCARD int ursa_gen_next(struct ursa_gen *g, void **v);
 
 /*
  * Abandon or finish the generator (aclose): cancel the producer if it is
  * still running, wait for its clean-up (shielded: this completes even in a
  * cancelled task), and free g.  Call it exactly once for every generator
- * started, after the last ursa_gen_next.  Returns 0.  Blocks the fiber.
+ * created, after the last ursa_gen_next.  Returns 0.  Blocks the fiber.
  */
-URSA_API int ursa_gen_close(struct ursa_gen *g);
+URSA_API int ursa_gen_destroy(struct ursa_gen *g);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ursa/sync.h: synchronisation between tasks (asyncio.Lock, Condition,
- * Semaphore, BoundedSemaphore, Event, Barrier; Go's WaitGroup).  Part of
- * <ursa.h>; include that, not this.
+ * Semaphore, BoundedSemaphore, Event, Barrier; Go's WaitGroup).
+ * Self-contained: include <ursa.h> for everything, or this header alone.
  *
  * Every primitive here is small and caller-allocated: put it anywhere (a
  * global, a struct, a task's stack), initialise it with its URSA_*_INIT
@@ -36,17 +36,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../ursa.h"
+#include "runtime.h"
 
 #ifdef __cplusplus
 extern "C" {
-#endif
-
-/* printf-style checking of a message argument, where the compiler has it. */
-#if defined(__GNUC__)
-#define URSA_PRINTF_(fmt, args) __attribute__((format(printf, fmt, args)))
-#else
-#define URSA_PRINTF_(fmt, args)
 #endif
 
 /* Private: a FIFO of waiting tasks, whose records live on their stacks
@@ -76,7 +69,7 @@ URSA_API void ursa_mutex_init(struct ursa_mutex *m);
  */
 URSA_API URSA_NODISCARD int ursa_mutex_lock(struct ursa_mutex *m);
 
-/* Take m if it is free: 0, or -EBUSY.  Any thread. */
+/* Take m if it is free: 0, or -EAGAIN if it is held.  Any thread. */
 URSA_API URSA_NODISCARD int ursa_mutex_trylock(struct ursa_mutex *m);
 
 /*
@@ -108,15 +101,15 @@ URSA_API void ursa_cond_init(struct ursa_cond *c);
  * may no longer hold: check it in a loop, or use ursa_cond_wait_for.
  * Blocks the fiber.
  */
-URSA_API int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m);
+URSA_API URSA_NODISCARD int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m);
 
 /*
  * Wait until pred(arg) returns true, checking it with m held: the loop
  * around ursa_cond_wait.  Returns 0 (pred true, m held), or -ECANCELED /
  * -ETIMEDOUT (m held).  Blocks the fiber.
  */
-URSA_API int ursa_cond_wait_for(struct ursa_cond *c, struct ursa_mutex *m,
-                                bool (*pred)(void *arg), void *arg);
+URSA_API URSA_NODISCARD int ursa_cond_wait_for(struct ursa_cond *c, struct ursa_mutex *m,
+                                               bool (*pred)(void *arg), void *arg);
 
 /* Wake up to n waiters (the longest-waiting first); returns how many were
  * woken.  With or without the mutex held.  Any thread. */
@@ -134,7 +127,7 @@ struct ursa_sem {
 	struct ursa_waitq_ waiters_;
 };
 #define URSA_SEM_INIT(n) {.value_ = (n), .max_ = 0}
-#define URSA_BOUNDED_SEM_INIT(n) {.value_ = (n), .max_ = (n)}
+#define URSA_SEM_BOUNDED_INIT(n) {.value_ = (n), .max_ = (n)}
 
 /* A semaphore of `value` units; `bounded`: releasing beyond the initial
  * value is an error (asyncio.BoundedSemaphore). */
@@ -195,7 +188,7 @@ URSA_API void ursa_barrier_init(struct ursa_barrier *b, unsigned parties);
  * task leaves the cycle, which then waits for one more arrival).  After a
  * cycle completes, the barrier is ready for the next one.  Blocks the fiber.
  */
-URSA_API int ursa_barrier_wait(struct ursa_barrier *b);
+URSA_API URSA_NODISCARD int ursa_barrier_wait(struct ursa_barrier *b);
 /* Break the barrier: waiters and later arrivals get -EPIPE.  Any thread. */
 URSA_API void ursa_barrier_abort(struct ursa_barrier *b);
 /* Waiters get -EPIPE; the barrier is then empty and no longer broken.

@@ -258,6 +258,14 @@ def _socket_inodes(pid):
     return out
 
 
+TCP_CLOSE = 7  # include/net/tcp_states.h
+
+
+def _tcp_state(sock):
+    """The socket's TCP state (struct tcp_info's first byte)."""
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0]
+
+
 def server_holds(pid, server_port, clients):
     """Which of the client sockets `clients` the server process pid still
     holds open: its end of the connection (the /proc/net/tcp row from the
@@ -265,10 +273,18 @@ def server_holds(pid, server_port, clients):
     connection it closed is gone from the table or orphaned (inode 0).
     The table is not read atomically: a row can show twice (counted once)
     or be missed while connections come and go, so a caller that expects
-    every client held should look again before failing."""
+    every client held should look again before failing.
+
+    A client socket the server reset is skipped: it is in TCP's CLOSE
+    state, and the kernel has released its port, which a new connection to
+    the same server (a healthy client's) may take while the reset socket is
+    still open -- its row would then name the wrong connection (issue 22's
+    "1 of 500 slowloris connections still held")."""
     want = {}
     for c in clients:
         try:
+            if _tcp_state(c) == TCP_CLOSE:
+                continue
             want[c.getsockname()[1]] = c
         except OSError:
             pass

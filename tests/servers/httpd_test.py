@@ -1,14 +1,20 @@
 # SPDX-License-Identifier: MIT
 """examples/httpd against real clients: curl (status, headers, bodies, HEAD,
-a 6 MiB file by checksum, 404s and traversal attempts), raw sockets (exact
-bytes, keep-alive, pipelining, Connection: close, HTTP/1.0, request bodies,
-every refusal: garbage, truncated, a 100 KB header line, negative and huge
-Content-Length, bad chunk sizes), 300 concurrent connections, clients that
-reset mid-response or never read, the idle timeout, wrk for a bounded
-time, and graceful shutdown with a response in flight."""
+a 6 MiB file by checksum, 404s), the root as a wall (every absolute,
+encoded, dotted, linked and /proc spelling of a file outside it is a 404,
+NUL a 400, and no answer carries the outside file's bytes; by curl
+--path-as-is and raw sockets), raw sockets (exact bytes, keep-alive,
+pipelining, Connection: close, HTTP/1.0, request bodies, every refusal:
+garbage, truncated, a 100 KB header line, negative and huge Content-Length,
+bad chunk sizes and chunk lines, 64 MiB of chunk extensions), 300
+concurrent connections, clients that reset mid-response or never read, RSS
+per slow reader (release builds), the idle timeout, wrk for a bounded time,
+and graceful shutdown with a response in flight."""
+import atexit
 import hashlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -17,10 +23,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (Server, check, parse_http_head, closed_by_peer, recv_exact,  # noqa: E402
-                    recv_until_closed, reset, run, tool)
+from common import (Server, check, parse_http_head, closed_by_peer, is_asan,  # noqa: E402
+                    recv_exact, recv_until_closed, reset, rss_kib, run, tool)
 
 root = tempfile.mkdtemp(prefix="httpd-test-")
+atexit.register(shutil.rmtree, root, True)
 with open(os.path.join(root, "small.txt"), "wb") as f:
     f.write(b"small file\n")
 big = os.urandom(6 << 20)
@@ -30,6 +37,24 @@ os.mkdir(os.path.join(root, "sub"))
 with open(os.path.join(root, "sub", "x y.html"), "wb") as f:
     f.write(b"<p>x</p>")
 big_sha = hashlib.sha256(big).hexdigest()
+
+# Outside the root: a file with a marker no answer may ever carry, and links
+# inside the root that lead out (to the file, to its directory, relatively,
+# to /proc/self).  In-root links stay served: sub/link.txt -> ../small.txt.
+outside = tempfile.mkdtemp(prefix="httpd-outside-")
+atexit.register(shutil.rmtree, outside, True)
+MARKER = b"URSA-OUTSIDE-" + os.urandom(12).hex().encode()
+with open(os.path.join(outside, "secret.txt"), "wb") as f:
+    f.write(MARKER + b"\n")
+os.symlink(os.path.join(outside, "secret.txt"), os.path.join(root, "outfile"))
+os.symlink(outside, os.path.join(root, "outdir"))
+os.symlink(os.path.relpath(os.path.join(outside, "secret.txt"), root),
+           os.path.join(root, "relout"))
+os.symlink("/proc/self", os.path.join(root, "procself"))
+os.symlink(os.path.join(root, "small.txt"), os.path.join(root, "absin"))
+os.symlink("../small.txt", os.path.join(root, "sub", "link.txt"))
+with open("/etc/passwd", "rb") as f:
+    PASSWD = f.readline().strip()
 
 srv = Server(sys.argv[1], "--cores", "2", "--root", root, "--idle-ms", "1500",
              "--grace-ms", "5000")
@@ -88,6 +113,84 @@ if curl:
              "-w", "%{http_code} %{num_connects}\n", base + "/", base + "/big.bin",
              base + "/small.txt"])
     check(r.stdout == b"200 1\n200 0\n200 0\n", "curl keep-alive reuse: %r" % r.stdout)
+
+# --- the root is a wall: no target names a file outside it, whatever its
+# spelling (absolute, encoded, dotted, through a link, through /proc), and
+# no answer carries an outside file's bytes.
+O = outside.lstrip("/")  # the outside directory, relative to /
+E = O.replace("/", "%2F")
+escapes = [
+    "//etc/passwd", "///etc/passwd", "/%2Fetc%2Fpasswd", "/%2fetc/passwd", "/%2Fetc/passwd",
+    "//%65tc/passwd", "//proc/self/environ", "//proc/self/root/etc/passwd",
+    "//proc/self/cwd/" + O + "/secret.txt", "//proc/self/root/" + O + "/secret.txt",
+    "/%2Fproc%2Fself%2Froot%2F" + E + "%2Fsecret.txt",
+    "//" + O + "/secret.txt", "///" + O + "/secret.txt", "/%2F" + E + "%2Fsecret.txt",
+    "/../etc/passwd", "/..%2Fetc%2Fpasswd", "/%2e%2e/etc/passwd", "/.%2e/etc/passwd",
+    "/sub/../../etc/passwd", "/sub/%2e%2e/%2e%2e/etc/passwd", "/sub%2F..%2F..%2Fetc%2Fpasswd",
+    "/" + "../" * 20 + "etc/passwd", "/" + "%2e%2e%2f" * 20 + O + "/secret.txt",
+    "/outfile", "/outdir/secret.txt", "/outdir/", "/relout", "/absin",
+    "/procself/environ", "/procself/root/etc/passwd", "/procself/root/" + O + "/secret.txt",
+    "/procself/cwd/" + O + "/secret.txt", "/procself/fd/0",
+]
+nul = ["/small.txt%00", "/%00/etc/passwd", "/outfile%00.txt"]
+
+
+def leaked(body):
+    return MARKER in body or PASSWD in body
+
+
+for path in escapes + nul:
+    want = 400 if "%00" in path else 404
+    c = srv.connect()
+    c.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, body, head = read_response(c)
+    check(st == want and not leaked(body) and not leaked(head),
+          "raw GET %s -> %r %r, want %d" % (path, st, body[:80], want))
+    c.close()
+    if curl:
+        r = run([curl, "-s", "--path-as-is", "-w", "\n%{http_code}", base + path])
+        check(r.stdout.endswith(b"\n%d" % want) and not leaked(r.stdout),
+              "curl --path-as-is %s: %r" % (path, r.stdout[-100:]))
+# Links that stay inside the root are followed; an encoded slash inside the
+# root names the file it spells.
+for path, want in [("/sub/link.txt", b"small file\n"), ("/sub%2Fx%20y.html", b"<p>x</p>")]:
+    c = srv.connect()
+    c.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, body, head = read_response(c)
+    check(st == 200 and body == want, "GET %s -> %r %r" % (path, st, body[:80]))
+    c.close()
+
+# --- protocol details: absolute-form targets are served by their path (RFC
+# 9112 section 3.2.2; the wall holds for them too), other schemes and an
+# empty authority are 400; a path component longer than a file name can be
+# is a 404 (it was a 500: ENAMETOOLONG), a decoded path over 4 KiB a 414.
+for target, want, body in [
+        ("http://t/small.txt", 200, b"small file\n"), ("HTTP://T:80/sub/x%20y.html", 200, b"<p>x</p>"),
+        ("http://t", 200, b"hello world"), ("http://t?x=1", 200, b"hello world"),
+        ("http://t//etc/passwd", 404, None), ("http://t/%2Fetc%2Fpasswd", 404, None),
+        ("http://t/outdir/secret.txt", 404, None), ("ftp://t/small.txt", 400, None),
+        ("http:///small.txt", 400, None), ("/" + "n" * 300, 404, None),
+        ("/sub/" + "n" * 300 + "/x", 404, None), ("/" + "n/" * 2500, 414, None)]:
+    c = srv.connect()
+    c.sendall(b"GET " + target.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+    st, h, got, head = read_response(c)
+    check(st == want and (body is None or got == body) and not leaked(got),
+          "GET %s -> %r %r, want %d" % (target[:60], st, got[:60], want))
+    c.close()
+# Expect: 100-continue gets its interim answer from HTTP/1.1 only; an
+# HTTP/1.0 client's is ignored (RFC 9110 section 10.1.1).
+for version, want_100 in [(b"1.1", True), (b"1.0", False)]:
+    c = srv.connect()
+    c.sendall(b"POST / HTTP/" + version + b"\r\nHost: t\r\nExpect: 100-continue\r\n"
+              b"Content-Length: 5\r\nConnection: close\r\n\r\n")
+    if want_100:
+        check(recv_exact(c, 25) == b"HTTP/1.1 100 Continue\r\n\r\n", "no 100 Continue for 1.1")
+    else:
+        time.sleep(0.2)  # time for a wrong 100 Continue to be sent before the body
+    c.sendall(b"hello")
+    st, h, got, head = read_response(c)
+    check(st == 405, "HTTP/%s POST with Expect: 100-continue -> %r" % (version.decode(), head))
+    c.close()
 
 # --- raw sockets: exact bytes, keep-alive, pipelining
 s = srv.connect()
@@ -196,14 +299,90 @@ c = srv.connect()
 exact(c, GET, HELLO)
 check(closed_by_peer(c, 5), "idle connection not closed")
 
-# --- 300 concurrent connections, two requests each
+# --- chunked framing: a size line must be RFC 9112's chunk-size [chunk-ext]
+# ("2 erf" is a 400), and megabytes of chunk extensions around a few body
+# bytes are refused (413) long before they end, not read to the end
+# (CVE-2024-22019's class; the server used to read all of them).
+for body, want in [(b"2 erf\r\nab\r\n0\r\n\r\n", 400), (b"2;a=\"x\r\nab\r\n0\r\n\r\n", 400),
+                   (b"2;\r\nab\r\n0\r\n\r\n", 400), (b"2 ; a = \"q\" ; b\r\nab\r\n0\r\n\r\n", 405)]:
+    c = srv.connect()
+    c.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + body)
+    st, h, _, head = read_response(c)
+    check(st == want, "chunked body %r -> %r, want %d" % (body, head, want))
+    c.close()
+flood_sent = [0]
+FLOOD = 64 << 20
+piece = (b"1;" + b"e" * 4000 + b"\r\nx\r\n") * 16
+
+
+def flood(sock):
+    try:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        while flood_sent[0] < FLOOD:
+            sock.sendall(piece)
+            flood_sent[0] += len(piece)
+    except OSError:
+        pass
+
+
+c = srv.connect(timeout=30)
+sender = threading.Thread(target=flood, args=(c,))
+sender.start()
+st, h, _, head = read_response(c)
+check(st == 413 and h.get("connection") == "close",
+      "64 MiB of chunk extensions -> %r, want 413 and close" % head)
+try:
+    c.shutdown(socket.SHUT_RD)  # wake the sender if the server has not reset yet
+except OSError:
+    pass
+sender.join(60)
+check(flood_sent[0] < FLOOD, "the server read all %d bytes of chunk extensions" % FLOOD)
+c.close()
+
+# --- a slow reader of a large file costs a bounded amount of memory: the
+# file is streamed through a 64 KiB buffer (OUT_CAP in httpd.c), never read
+# whole or in large pieces ahead of the reader.  A server of its own with a
+# long idle timeout, so that none is dropped while RSS is read; release
+# builds only (ASan's shadow and redzones change the sum).
+if not is_asan(sys.argv[1]):
+    lone = Server(sys.argv[1], "--cores", "1", "--root", root, "--idle-ms", "60000")
+    warm = lone.connect()
+    warm.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    recv_until_closed(warm)
+    warm.close()
+    before = rss_kib(lone.p.pid)
+    readers = []
+    for _ in range(100):
+        r = socket.socket()
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        r.connect(("127.0.0.1", lone.port))
+        r.sendall(b"GET /big.bin HTTP/1.1\r\nHost: t\r\n\r\n")
+        readers.append(r)
+    # Until the server is stuck on every reader: RSS stops growing.
+    peak, steady = 0, 0
+    for _ in range(100):
+        time.sleep(0.3)
+        now = rss_kib(lone.p.pid)
+        steady = steady + 1 if now == peak else 0
+        peak = max(peak, now)
+        if steady == 3:
+            break
+    per_reader = (peak - before) / len(readers)
+    print("slow readers of a 6 MiB file: %.1f KiB of RSS each" % per_reader)
+    check(per_reader < 160, "%.1f KiB of RSS per slow reader (bound 160; it was 278 when "
+          "files were read 256 KiB ahead)" % per_reader)
+    for r in readers:
+        reset(r)
+    lone.kill()
+
+# --- 300 concurrent connections, two requests each (sent together: on a
+# loaded machine reading 299 answers first can outlast the idle timeout of
+# the 300th connection, which would then rightly be closed)
 conns = [srv.connect() for _ in range(300)]
 for c in conns:
-    c.sendall(GET)
+    c.sendall(GET + b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n")
 for c in conns:
     check(read_response(c)[2] == b"hello world", "concurrent #1")
-    c.sendall(b"GET /small.txt HTTP/1.1\r\nHost: t\r\n\r\n")
-for c in conns:
     check(read_response(c)[2] == b"small file\n", "concurrent #2")
     c.close()
 

@@ -147,6 +147,11 @@ class Writer:
 def kv_round(rnd):
     srv, log = start()
     writers = [Writer(srv, w, rnd, slow=w % 2 == 1) for w in range(4 if ASAN else 8)]
+    # Every writer under way first (on a loaded machine a writer's first
+    # reply took longer than the random pause alone), then the pause.
+    ready_by = time.time() + 60
+    while any(not w.got for w in writers) and time.time() < ready_by:
+        time.sleep(0.05)
     time.sleep(random.uniform(0.5, 2.0))
     before = [len(w.got) for w in writers]
     rc, took, err = stop(srv, log, "kv round %d" % rnd)

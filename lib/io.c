@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * io_core.c: what files and sockets share: the per-core io state, the
+ * io.c: what files and sockets share: the per-core io state, the
  * take-an-SQE / wait-for-its-CQE shape of every call, ursa_close (cancel by
- * fd, then close, as one linked pair) and the full-transfer loops.
+ * fd, then close, as one linked pair) and the wake-up of accepts parked for
+ * want of an fd when one is freed.
  */
 #include "io.h"
+
+#include "io_bufring.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -20,7 +23,7 @@ struct ursa__io_core *ursa__io_core(struct ursa__core *c)
 	if (!io)
 		return NULL;
 	io->reserve_fd = -1;
-	ursa__list_init(&io->emfile_waiters);
+	ursa__list_init(&io->fd_waiters);
 	ursa__list_init(&io->groups);
 	c->io = io;
 	return io;
@@ -33,35 +36,11 @@ void ursa__io_core_fini(struct ursa__core *c)
 	if (!io)
 		return;
 	/* The ring is gone: nothing can be parked on this state any more. */
-	ursa__bufgroup_fini_all(io);
+	ursa__io_bufring_fini_all(io);
 	if (io->reserve_fd >= 0)
 		close(io->reserve_fd);
 	free(io);
 	c->io = NULL;
-}
-
-struct io_uring_sqe *ursa__io_sqe(struct ursa_task **self, int *err)
-{
-	struct ursa_task *t = ursa__self();
-
-	*self = t;
-	if (!t) {
-		*err = -EPERM;
-		return NULL;
-	}
-	return ursa__op_sqe(t, err);
-}
-
-int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
-{
-	struct ursa__op op;
-	int rc = ursa__op_wait(self, &op, sqe);
-
-	/* The kernel cancelled an op we did not ask about: ursa_close's cancel
-	 * by fd.  The fd is gone from under the call. */
-	if (rc == -ECANCELED && !op.cancel_sent)
-		return -EBADF;
-	return rc;
 }
 
 /* Wait for sqe's op with cancellation held off: for calls that must finish
@@ -69,13 +48,32 @@ int ursa__io_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
 static int wait_shielded(struct ursa_task *self, struct io_uring_sqe *sqe)
 {
 	struct ursa_scope shield;
-	struct ursa__op op;
 	int rc;
 
 	ursa_scope_enter_shielded(&shield, URSA_FOREVER);
-	rc = ursa__op_wait(self, &op, sqe);
+	rc = ursa__op_wait(self, sqe);
 	(void)ursa_scope_exit(&shield);
 	return rc;
+}
+
+void ursa__io_fd_freed(struct ursa__core *c)
+{
+	/* Read by the kernel when it takes the SQE; never written. */
+	static struct __kernel_timespec now_ts = {0, 1};
+	struct ursa__io_core *io = c->io;
+	struct ursa__list *n;
+
+	if (!io)
+		return;
+	while ((n = ursa__list_shift(&io->fd_waiters))) {
+		struct ursa__io_fd_wait *w = ursa__container_of(n, struct ursa__io_fd_wait, link);
+		struct io_uring_sqe *sqe = ursa__ring_sqe(&c->ring);
+
+		/* Make the waiter's timeout expire now (TIMEOUT_UPDATE, 5.11); it
+		 * completes as if its time had come, through its own CQE. */
+		io_uring_prep_timeout_update(sqe, &now_ts, ursa__op_user_data(w->op), 0);
+		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
+	}
 }
 
 int ursa__io_close_fresh(struct ursa_task *self, int fd)
@@ -92,7 +90,7 @@ int ursa__io_close_fresh(struct ursa_task *self, int fd)
 
 int ursa_close(int fd)
 {
-	struct ursa_task *self = ursa__self();
+	struct ursa_task *self = ursa__sched_self();
 	struct ursa__ring *r;
 	struct io_uring_sqe *sqe;
 	int rc;
@@ -119,42 +117,4 @@ int ursa_close(int fd)
 	if (rc == 0)
 		ursa__io_fd_freed(self->core);
 	return rc;
-}
-
-ssize_t ursa_read_full(int fd, void *buf, size_t n)
-{
-	size_t done = 0;
-
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX;
-	while (done < n) {
-		ssize_t r = ursa_read(fd, (char *)buf + done, n - done);
-
-		if (r <= 0)
-			return done ? (ssize_t)done : r;
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
-}
-
-ssize_t ursa_write_all(int fd, const void *buf, size_t n)
-{
-	size_t done = 0;
-	bool sock = true;
-
-	if (n > SSIZE_MAX)
-		n = SSIZE_MAX;
-	while (done < n) {
-		const char *p = (const char *)buf + done;
-		ssize_t r = sock ? ursa_send(fd, p, n - done, 0) : ursa_write(fd, p, n - done);
-
-		if (r == -ENOTSOCK && sock) {
-			sock = false; /* a file or a pipe: write from now on */
-			continue;
-		}
-		if (r <= 0)
-			return done ? (ssize_t)done : (r ? r : -EIO);
-		done += (size_t)r;
-	}
-	return (ssize_t)done;
 }
