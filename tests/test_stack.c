@@ -251,11 +251,13 @@ Test(stack, stacks_freed_on_another_core_come_back_and_are_reused, .timeout = 12
 
 /* --------------------------------------------------------------- layout */
 
+#define NASK 10 /* the stack sizes main_layout asks for */
+
 struct layout {
 	struct seen seen;
 	bool rec_at_top;
-	size_t sizes[8];
-	int rcs[8];
+	size_t sizes[NASK];
+	int rcs[NASK];
 };
 
 static void *note_layout(void *arg)
@@ -279,14 +281,23 @@ static void *main_layout(void *arg)
 {
 	struct layout *l = arg;
 	/* 0 (the default), below the minimum, the minimum, odd, the largest,
-	 * and the out-of-range values the public API must refuse. */
-	static const size_t ask[8] = {0, 1, 16 * 1024, 100 * 1024, (size_t)1 << 30,
-	                              ((size_t)1 << 30) + 1, SIZE_MAX - 4095, SIZE_MAX};
+	 * and the out-of-range values the public API must refuse; then one past
+	 * the minimum and one below the largest (issue 20's edge values). */
+	static const size_t ask[NASK] = {0,
+	                                 1,
+	                                 16 * 1024,
+	                                 100 * 1024,
+	                                 (size_t)1 << 30,
+	                                 ((size_t)1 << 30) + 1,
+	                                 SIZE_MAX - 4095,
+	                                 SIZE_MAX,
+	                                 16 * 1024 + 1,
+	                                 ((size_t)1 << 30) - 1};
 	struct ursa_task *t;
 
 	EXPECT(&l->seen, ursa_spawn(&t, note_layout, l) == 0, 0);
 	EXPECT(&l->seen, ursa_join(t, NULL) == 0, 0);
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < NASK; i++) {
 		struct ursa_spawn_opts so = {.stack_size = ask[i]};
 		void *r = NULL;
 
@@ -319,6 +330,10 @@ Test(stack, the_record_sits_at_the_stack_top_and_sizes_round_to_classes)
 	cr_assert_eq(l.rcs[5], -EINVAL);
 	cr_assert_eq(l.rcs[6], -EINVAL);
 	cr_assert_eq(l.rcs[7], -EINVAL);
+	cr_assert_eq(l.rcs[8], 0);
+	cr_assert_eq(l.sizes[8], 32 * 1024 - rec, "16 KiB + 1 asked: %zu", l.sizes[8]);
+	cr_assert_eq(l.rcs[9], 0, "1 GiB - 1: %d", l.rcs[9]);
+	cr_assert_eq(l.sizes[9], ((size_t)1 << 30) - rec);
 }
 
 static void *nothing(void *arg)
@@ -329,8 +344,11 @@ static void *nothing(void *arg)
 Test(stack, runtime_stack_options_out_of_range_are_einval)
 {
 	static const struct ursa_opts bad[] = {
+		{.stack_size = 1},
 		{.stack_size = 8 * 1024},
+		{.stack_size = 16 * 1024 - 1},
 		{.stack_size = ((size_t)1 << 30) + 1},
+		{.stack_size = SIZE_MAX - 4095},
 		{.stack_size = SIZE_MAX},
 		{.stack_guard = ((size_t)1 << 30) + 1},
 		{.stack_trim_ms = UINT32_MAX},

@@ -88,10 +88,10 @@ struct ursa_opts {
 	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256]; the
 	                          CQ is 4x this                                  */
 	size_t stack_size;     /* URSA_STACK_SIZE: bytes per fiber stack [128 KiB],
-	                          16 KiB to 1 GiB, rounded up to a power of two;
-	                          the task record (about 256 bytes; 1.2 KiB with
-	                          the ucontext backend) sits at its top, the
-	                          guard region below it is extra                 */
+	                          16 KiB to 1 GiB (else -EINVAL), rounded up to
+	                          a power of two; the task record (about 256
+	                          bytes; 1.2 KiB with the ucontext backend) sits
+	                          at its top, the guard region below it is extra */
 	unsigned pool_threads; /* URSA_POOL_THREADS: blocking-pool threads
 	                          [min(32, CPUs + 4)]                            */
 	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks each core keeps
@@ -190,7 +190,8 @@ URSA_API URSA_NODISCARD int ursa_spawn_on(struct ursa_task **t, unsigned core, u
                                           void *arg);
 
 /* As ursa_spawn_on with options; t may be NULL only with URSA_SPAWN_DETACHED.
- * -EINVAL for a flag bit other than URSA_SPAWN_DETACHED. */
+ * -EINVAL for a flag bit other than URSA_SPAWN_DETACHED, or a stack_size
+ * above 1 GiB (stack_size 0 is the runtime's; see struct ursa_spawn_opts). */
 URSA_API URSA_NODISCARD int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn,
                                           void *arg, const struct ursa_spawn_opts *opts);
 
