@@ -28,7 +28,6 @@
 #include "resp.h"
 #include "server.h"
 
-#define IN_START (16u << 10)                 /* first input buffer */
 #define IN_MAX ((size_t)RESP_MAX_BULK + 65536) /* a command larger than this is refused */
 #define OUT_FLUSH (256u << 10)               /* flush mid-pipeline past this */
 
@@ -524,8 +523,7 @@ static void op_flush(struct kv_msg *m)
 struct kv_conn {
 	struct server_conn sc;
 	struct resp_out out;
-	char *in;
-	size_t in_len, in_cap;
+	struct ursa_reader *rd; /* the input, buffered up to IN_MAX */
 	bool quit;  /* close once the replies are sent (QUIT, or shutting down) */
 	bool last;  /* shutting down: the command being received is the last */
 	struct resp_cmd cmd;
@@ -860,14 +858,16 @@ static bool flush_out(struct kv_conn *k)
  * One connection: parse every complete command in the input, execute each
  * (appending replies), send the replies of the whole batch in one write, and
  * receive more.  Pipelining falls out of this: a batch of N commands costs
- * one recv and one send.
+ * one recv and one send.  The input is an ursa_reader: the parser works on
+ * its buffer (peek), what was executed is consumed, and fill reads more
+ * behind the rest, growing the buffer up to IN_MAX.
  */
 static void *kv_conn(void *arg)
 {
 	struct kv_conn *k = calloc(1, sizeof(*k));
 	int fd = (int)(intptr_t)arg;
 
-	if (!k || !(k->in = malloc(IN_START))) {
+	if (!k || ursa_reader_create(&k->rd, fd, IN_MAX, 0) < 0) {
 		struct server_conn sc;
 
 		free(k);
@@ -875,15 +875,14 @@ static void *kv_conn(void *arg)
 		server_conn_leave(&sc);
 		return NULL;
 	}
-	k->in_cap = IN_START;
 	server_conn_enter(&k->sc, fd);
 	for (;;) {
-		size_t off = 0;
+		const char *in;
+		size_t have = (size_t)ursa_reader_peek(k->rd, &in), off = 0;
 		long n = 0;
 		ssize_t r;
 
-		while (!k->quit && off < k->in_len &&
-		       (n = resp_parse(k->in + off, k->in_len - off, &k->cmd)) > 0) {
+		while (!k->quit && off < have && (n = resp_parse(in + off, have - off, &k->cmd)) > 0) {
 			if (k->cmd.argc)
 				execute(k, &k->cmd);
 			off += (size_t)n;
@@ -900,45 +899,37 @@ static void *kv_conn(void *arg)
 		}
 		if (!flush_out(k) || k->quit)
 			break;
-		memmove(k->in, k->in + off, k->in_len - off);
-		k->in_len -= off;
+		(void)ursa_reader_consume(k->rd, off);
 		/*
 		 * Shutting down with part of a command in hand: finish that one
 		 * command, then close.  Every command read whole has been answered;
 		 * reading on for as long as the client keeps sending would never
 		 * end (a receive rarely stops on a command boundary).
 		 */
-		if (k->in_len && server_draining())
+		if (have > off && server_draining())
 			k->last = true;
-		if (k->in_len == k->in_cap) {
-			char *p = k->in_cap * 2 <= IN_MAX ? realloc(k->in, k->in_cap * 2) : NULL;
-
-			if (!p)
-				break; /* a command larger than IN_MAX: drop the client */
-			k->in = p;
-			k->in_cap *= 2;
-		}
-		if (k->in_len == 0) {
+		if (have == off) {
 			/* Between commands: the idle timeout and shutdown apply. */
 			if (!server_conn_wait_begin(&k->sc))
 				break;
-			r = ursa_recv(fd, k->in, k->in_cap, 0);
+			r = ursa_reader_fill(k->rd);
 			server_conn_wait_end(&k->sc);
 		} else {
 			/* Inside a command: it has the idle timeout to arrive, more
 			 * while it keeps arriving in earnest (server_conn_received). */
-			r = ursa_recv(fd, k->in + k->in_len, k->in_cap - k->in_len, 0);
+			r = ursa_reader_fill(k->rd);
 			if (r > 0)
 				server_conn_received(&k->sc, (size_t)r);
 		}
+		/* The end, a reset, the idle timeout, shutdown, or a command larger
+		 * than IN_MAX (-EMSGSIZE): drop the client. */
 		if (r <= 0)
 			break;
-		k->in_len += (size_t)r;
 	}
 done:
 	server_conn_leave(&k->sc);
 	resp_out_free(&k->out);
-	free(k->in);
+	ursa_reader_destroy(k->rd);
 	free(k);
 	return NULL;
 }

@@ -19,7 +19,6 @@
 #include <string.h>
 #include <linux/sockios.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,7 +40,7 @@ static const struct server *the_srv;
 static struct core_state *cores;
 static _Atomic bool draining;
 static _Atomic long live; /* connections open, all cores */
-static int sig_fd = -1;
+static sigset_t stop_signals; /* SIGINT, SIGTERM: blocked before ursa_run */
 
 bool server_draining(void)
 {
@@ -317,9 +316,9 @@ static void *main_task(void *arg)
 {
 	unsigned n = ursa_ncores(), port = server_opts.port;
 	struct ursa_task **acc, **sweep;
-	struct signalfd_siginfo si;
+	struct ursa_signal *stop;
 	uint64_t grace_end;
-	int *rc = arg;
+	int *rc = arg, sig;
 
 	cores = aligned_alloc(64, n * sizeof(*cores));
 	if (cores)
@@ -375,14 +374,20 @@ static void *main_task(void *arg)
 	printf("%s: listening on port %u with %u cores\n", the_srv->name, port, n);
 	fflush(stdout);
 
-	/* Wait for SIGINT or SIGTERM, delivered through the ring. */
-	for (;;) {
-		ssize_t r = ursa_read(sig_fd, &si, sizeof(si));
-
-		if (r == (ssize_t)sizeof(si) || (r < 0 && r != -EINTR && r != -EAGAIN))
-			break;
+	/*
+	 * Wait for SIGINT or SIGTERM, on the ring.  Every worker inherited the
+	 * mask that blocks them (server_main), so one sent before this point
+	 * waits, pending, and the first wait takes it.
+	 */
+	if ((sig = ursa_signal_create(&stop, &stop_signals, 0)) < 0) {
+		fprintf(stderr, "%s: %s\n", the_srv->name, ursa_strerror(sig));
+		*rc = 1;
+		return NULL;
 	}
-	fprintf(stderr, "%s: signal %u, shutting down\n", the_srv->name, si.ssi_signo);
+	sig = ursa_signal_wait(stop, NULL);
+	if (sig > 0)
+		fprintf(stderr, "%s: signal %d, shutting down\n", the_srv->name, sig);
+	(void)ursa_signal_destroy(stop);
 	atomic_store(&draining, true);
 	for (unsigned i = 0; i < n; i++)
 		ursa_cancel_and_join(acc[i], NULL); /* NULL: no acceptor there */
@@ -478,34 +483,26 @@ void server_parse_args(const struct server *srv, int argc, char **argv, struct s
 int server_main(const struct server *srv, const struct server_opts *o)
 {
 	struct ursa_opts ro = {.cores = o->cores};
-	sigset_t set;
 	int rc = 0, err;
 
 	the_srv = srv;
 	server_opts = *o;
 	/*
 	 * Block the stop signals before ursa_run so that every worker thread
-	 * inherits the mask: they stay pending until the signalfd is read.
-	 * SIGPIPE cannot happen (sockets use send with MSG_NOSIGNAL) but a
-	 * stray write must not kill a server either.
+	 * inherits the mask: they stay pending until main_task's ursa_signal
+	 * takes them (ursa/signal.h).  SIGPIPE cannot happen (sockets use send
+	 * with MSG_NOSIGNAL) but a stray write must not kill a server either.
 	 */
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	/* Non-blocking, so the ring polls it instead of parking a kernel worker. */
-	sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sig_fd < 0) {
-		perror("signalfd");
-		return 1;
-	}
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
 	err = ursa_run(main_task, &rc, &ro, NULL);
 	if (err < 0) {
 		fprintf(stderr, "%s: %s\n", srv->name, ursa_strerror(err));
 		return 1;
 	}
-	close(sig_fd);
 	free(cores);
 	return rc;
 }

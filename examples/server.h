@@ -7,7 +7,7 @@
  * brackets its life with server_conn_enter/_leave and marks the points where
  * it waits for a new request with server_conn_wait_begin/_end.
  *
- * Shutdown, in order: a signal arrives on a signalfd read through the ring;
+ * Shutdown, in order: a signal arrives on the ring (ursa_signal_wait);
  * every acceptor is cancelled (listeners close, nothing new is accepted);
  * connections waiting between requests are woken with -ECANCELED (their
  * wait scope is cancelled) and close; connections in the middle of a request

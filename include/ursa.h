@@ -25,6 +25,9 @@
 #include "ursa/future.h"  /* futures, run_in_executor */
 #include "ursa/queue.h"   /* queues, select, generators */
 #include "ursa/group.h"   /* outcomes, gather, wait, as_completed, wait_for, groups */
-#include "ursa/io.h"      /* files, sockets, buffer groups */
+#include "ursa/io.h"      /* files, sockets, fd readiness, buffer groups */
+#include "ursa/stream.h"  /* buffered readers and writers over any fd */
+#include "ursa/process.h" /* child processes: spawn, wait, signal, communicate */
+#include "ursa/signal.h"  /* waiting for signals on a signalfd */
 
 #endif /* URSA_H */

@@ -40,7 +40,7 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc, and wait_in_enter (see wants_wait_in_poll); other files
+ * socket, send_zc, waitid, and wait_in_enter (see wants_wait_in_poll); other files
  * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
 static bool disabled(const char *what)
@@ -109,6 +109,7 @@ static void probe_ops(struct ursa__ring *r)
 		r->caps.msg_ring = io_uring_opcode_supported(p, IORING_OP_MSG_RING);
 		r->caps.socket = io_uring_opcode_supported(p, IORING_OP_SOCKET);
 		r->caps.send_zc = io_uring_opcode_supported(p, IORING_OP_SEND_ZC);
+		r->caps.waitid = io_uring_opcode_supported(p, URSA__RING_OP_WAITID);
 		io_uring_free_probe(p);
 	}
 	r->caps.cqe_skip = (r->caps.features & IORING_FEAT_CQE_SKIP) != 0;
@@ -120,6 +121,8 @@ static void probe_ops(struct ursa__ring *r)
 		r->caps.socket = false;
 	if (disabled("send_zc"))
 		r->caps.send_zc = false;
+	if (disabled("waitid"))
+		r->caps.waitid = false;
 }
 
 int ursa__ring_init(struct ursa__ring *r, unsigned entries)
@@ -383,13 +386,14 @@ void ursa__ring_describe(char *buf, size_t len)
 	         "io_uring: available\n"
 	         "setup flags: SINGLE_ISSUER=%s DEFER_TASKRUN=%s COOP_TASKRUN=%s SUBMIT_ALL=%s\n"
 	         "features: NODROP=%s CQE_SKIP=%s\n"
-	         "ops: MSG_RING=%s SOCKET=%s SEND_ZC=%s\n",
+	         "ops: MSG_RING=%s SOCKET=%s SEND_ZC=%s WAITID=%s\n",
 	         r.caps.setup_flags & IORING_SETUP_SINGLE_ISSUER ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_DEFER_TASKRUN ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_COOP_TASKRUN ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_SUBMIT_ALL ? "yes" : "no",
 	         r.caps.features & IORING_FEAT_NODROP ? "yes" : "no",
 	         r.caps.cqe_skip ? "yes" : "no", r.caps.msg_ring ? "yes" : "no",
-	         r.caps.socket ? "yes" : "no", r.caps.send_zc ? "yes" : "no");
+	         r.caps.socket ? "yes" : "no", r.caps.send_zc ? "yes" : "no",
+	         r.caps.waitid ? "yes" : "no");
 	ursa__ring_fini(&r);
 }

@@ -38,6 +38,10 @@ struct ursa__call {
 #define URSA__UD_PTR(ud) ((void *)(uintptr_t)((ud) & ~(uint64_t)7u))
 #define URSA__UD_MAKE(ptr, kind) ((uint64_t)(uintptr_t)(ptr) | (kind))
 
+/* Ops newer than the kernel headers ursa is built against (Debian 12: 6.1).
+ * Their numbers are fixed by the kernel's ABI; each is probed at run time. */
+#define URSA__RING_OP_WAITID 50 /* IORING_OP_WAITID, 6.7 */
+
 /* What the kernel accepted and offers, found once per ring at set-up. */
 struct ursa__ring_caps {
 	unsigned setup_flags; /* IORING_SETUP_* accepted */
@@ -46,6 +50,7 @@ struct ursa__ring_caps {
 	bool cqe_skip;        /* IOSQE_CQE_SKIP_SUCCESS (IORING_FEAT_CQE_SKIP) */
 	bool socket;          /* IORING_OP_SOCKET (5.19) */
 	bool send_zc;         /* IORING_OP_SEND_ZC (6.0) */
+	bool waitid;          /* IORING_OP_WAITID (6.7; lib/process.c) */
 };
 
 struct ursa__ring {

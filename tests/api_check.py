@@ -198,6 +198,12 @@ ursa_write_all ursa_socket ursa_accept ursa_accept4 ursa_connect ursa_recv ursa_
 ursa_send_zc ursa_recvmsg ursa_sendmsg ursa_sendto ursa_recvfrom ursa_shutdown
 ursa_tcp_listen ursa_tcp_listen_ex ursa_tcp_connect ursa_unix_listen ursa_unix_connect
 ursa_getaddrinfo ursa_bufgroup_create ursa_rx_create ursa_rx_recv
+ursa_poll ursa_poll_until
+ursa_reader_create ursa_reader_readline ursa_reader_readuntil ursa_reader_readexactly
+ursa_reader_read ursa_reader_peek ursa_reader_fill ursa_writer_create ursa_writer_write
+ursa_writer_writev ursa_writer_flush ursa_writer_close
+ursa_process_create ursa_process_fd ursa_process_wait ursa_process_communicate
+ursa_signal_create ursa_signal_wait
 """.split()
 
 # Calls that end, release or signal something: called on cleanup paths, where
@@ -207,6 +213,8 @@ ursa_cancel ursa_cancel_and_join ursa_close ursa_scope_exit ursa_mutex_unlock
 ursa_sem_release ursa_waitgroup_add ursa_waitgroup_done ursa_future_set_result
 ursa_future_set_error ursa_future_cancel ursa_queue_destroy ursa_queue_task_done
 ursa_bufgroup_destroy ursa_rx_destroy ursa_gen_destroy
+ursa_reader_consume ursa_reader_destroy ursa_writer_destroy ursa_process_close_fd
+ursa_process_kill ursa_process_destroy ursa_signal_destroy
 """.split()
 
 

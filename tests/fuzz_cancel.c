@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_cancel: the random cancellation fuzz.  Many tasks on both cores run
- * random operations (sleep, pread, pwrite, recv, send, accept, open), each
+ * random operations (sleep, pread, pwrite, recv, send, accept, open, poll,
+ * and a wait for a child process), each
  * maybe inside a deadline scope with a random short deadline (one in eight
  * sizes, offsets, sleeps and deadlines is drawn at the edges: 0, 1, the
  * largest, URSA_FOREVER - 1), maybe in a
@@ -48,7 +49,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ursa.h"
@@ -65,12 +68,12 @@
 #define SAFETY_NS (20 * MS) /* bounds an op that nothing else would end */
 #define DRAIN_NS (5000 * MS) /* the final drains: the data are there already */
 
-enum kind { K_SLEEP, K_READ, K_WRITE, K_RECV, K_SEND, K_ACCEPT, K_OPEN, NKINDS };
+enum kind { K_SLEEP, K_READ, K_WRITE, K_RECV, K_SEND, K_ACCEPT, K_OPEN, K_POLL, K_WAITID, NKINDS };
 enum outcome { O_DONE, O_CANCELLED, O_TIMEDOUT, NOUTCOMES };
 enum mode { M_DIRECT, M_CANCEL, M_SCOPE_CANCEL, M_SHIELD, NMODES };
 
-static const char *const kind_name[NKINDS] = {"sleep", "read", "write", "recv",
-                                              "send",  "accept", "open"};
+static const char *const kind_name[NKINDS] = {"sleep", "read", "write", "recv",  "send",
+                                              "accept", "open", "poll", "waitid"};
 static const char *const mode_name[NMODES] = {"direct (maybe a deadline)", "child + ursa_cancel",
                                               "child + ursa_scope_cancel",
                                               "shielded under a cancelled scope"};
@@ -217,9 +220,12 @@ struct worker {
 	char opath[300];   /* the file its O_CREAT opens make */
 	ino_t oino;
 	struct conn *out[2], *in[2];
+	struct ursa_process *proc; /* a child that sleeps until killed, or NULL */
+	bool proc_killed;          /* SIGTERM sent, not yet reaped */
 	/* What it is doing, for the report on a hang: */
 	_Atomic int phase; /* enum phase */
 	_Atomic int kind;  /* the op in progress + 1, or 0 */
+	enum kind last;    /* the last op's kind, for reports */
 };
 
 enum phase { P_OP, P_DELAY, P_SCOPE_WAIT, P_CANCEL, P_JOIN, P_DRAIN, P_END };
@@ -468,9 +474,92 @@ static long op_open(struct worker *w, uint64_t *rng)
 	return fd;
 }
 
+/* Readiness of one of the worker's incoming connections (only this worker
+ * receives on them, so what poll saw is still there), with poll(2)'s
+ * timeout: 0, a few µs to ms, or none at all (forever, or the largest
+ * finite one, which saturates). */
+static long op_poll(struct worker *w, uint64_t *rng)
+{
+	struct conn *c = w->in[below(rng, 2)];
+	uint64_t timeout, t0;
+	unsigned char b;
+	long r;
+
+	switch (below(rng, 5)) {
+	case 0: timeout = 0; break;
+	case 1: timeout = (1 + below(rng, 50)) * US; break;
+	case 2: timeout = (50 + below(rng, 2000)) * US; break;
+	case 3: timeout = URSA_FOREVER - 1; break;
+	default: timeout = URSA_FOREVER; break;
+	}
+	t0 = ursa_now();
+	r = ursa_poll(c->fd[1], POLLIN, timeout);
+	if (r > 0 && (!(r & POLLIN) || recv(c->fd[1], &b, 1, MSG_PEEK | MSG_DONTWAIT) != 1))
+		fail("poll(POLLIN) on %s conn returned %#lx, but it holds nothing", c->type, r);
+	else if (r == 0 && timeout >= URSA_FOREVER - 1)
+		fail("poll without a timeout returned 0");
+	else if (r == 0 && ursa_now() - t0 < timeout)
+		fail("poll returned 0 after %llu ns of a %llu ns timeout",
+		     (unsigned long long)(ursa_now() - t0), (unsigned long long)timeout);
+	return r;
+}
+
+/* Wait for the worker's child, which sleeps until it is killed: killed
+ * first (now and then), the wait reaps it with SIGTERM's status; otherwise
+ * only a cancellation or a deadline ends the wait, and the child must still
+ * be there afterwards, untouched. */
+static atomic_bool no_pidfd; /* pidfd_open is -ENOSYS (valgrind 3.19) */
+
+static long op_waitid(struct worker *w, uint64_t *rng)
+{
+	char *argv[] = {"sleep", "1000", NULL};
+	int status = 0;
+	long r;
+
+	if (atomic_load(&no_pidfd))
+		return op_poll(w, rng);
+	if (!w->proc) {
+		r = ursa_process_create(&w->proc, "sleep", argv, NULL);
+		if (r == -ENOSYS) {
+			/* Valgrind 3.19 does not know pidfd_open: no child
+			 * processes under it.  Say so once, and poll instead. */
+			if (!atomic_exchange(&no_pidfd, true))
+				fprintf(stderr, "fuzz_cancel: no pidfd_open here (-ENOSYS): "
+				                "the waitid ops poll instead\n");
+			w->proc = NULL;
+			return op_poll(w, rng);
+		}
+		if (r < 0) {
+			fail("ursa_process_create(sleep) = %ld", r);
+			w->proc = NULL;
+			return r;
+		}
+		w->proc_killed = false;
+	}
+	if (!w->proc_killed && below(rng, 8) == 0) {
+		if (ursa_process_kill(w->proc, SIGTERM))
+			fail("ursa_process_kill of a live child failed");
+		w->proc_killed = true;
+	}
+	r = ursa_process_wait(w->proc, &status);
+	if (r == 0) {
+		if (!w->proc_killed)
+			fail("ursa_process_wait returned for a child nobody stopped");
+		else if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGTERM)
+			fail("ursa_process_wait: status %#x, not SIGTERM's", status);
+		if (ursa_process_destroy(w->proc))
+			fail("ursa_process_destroy of a reaped child failed");
+		w->proc = NULL;
+	} else if (!w->proc_killed && ursa_process_kill(w->proc, 0) != 0) {
+		fail("a cancelled ursa_process_wait (%ld) did not leave its child running", r);
+	}
+	return r;
+}
+
 static bool can_block(enum kind k)
 {
-	return k == K_RECV || k == K_SEND || k == K_ACCEPT || k == K_SLEEP;
+	return k == K_RECV || k == K_SEND || k == K_ACCEPT || k == K_SLEEP || k == K_POLL ||
+	       k == K_WAITID;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
@@ -511,6 +600,7 @@ static long do_op(struct worker *w, uint64_t *rng, enum kind k, const struct env
 	}
 	atomic_fetch_add(&n_started, 1);
 	atomic_store(&w->kind, k + 1);
+	w->last = k;
 	switch (k) {
 	case K_SLEEP: r = op_sleep(rng, &e); break;
 	case K_READ: r = op_read(rng); break;
@@ -518,6 +608,8 @@ static long do_op(struct worker *w, uint64_t *rng, enum kind k, const struct env
 	case K_RECV: r = op_recv(w, rng); break;
 	case K_SEND: r = op_send(w, rng); break;
 	case K_ACCEPT: r = op_accept(w, rng); break;
+	case K_POLL: r = op_poll(w, rng); break;
+	case K_WAITID: r = op_waitid(w, rng); break;
 	default: r = op_open(w, rng); break;
 	}
 	atomic_fetch_add(&n_finished, 1);
@@ -648,7 +740,8 @@ static void *cancel_child(void *arg)
 		long r = random_op(c->w, &c->rng, &e);
 
 		if (cancelled && r >= 0)
-			fail("an op succeeded in a task whose earlier op said -ECANCELED");
+			fail("%s succeeded (%ld) in a task whose earlier op said -ECANCELED",
+			     kind_name[c->w->last], r);
 		if (r == -ECANCELED)
 			cancelled = true;
 	}
@@ -935,6 +1028,9 @@ static void *fuzz_main(void *arg)
 	for (unsigned i = 0; i < WORKERS; i++) {
 		if (ursa_close(g_workers[i].lfd) || ursa_close(g_workers[i].wfd))
 			fail("worker %u: closing its fds", i);
+		/* A child still sleeping is killed and reaped. */
+		if (g_workers[i].proc && ursa_process_destroy(g_workers[i].proc))
+			fail("worker %u: destroying its child", i);
 	}
 	return NULL;
 }
@@ -1036,6 +1132,12 @@ int main(int argc, char **argv)
 		     atomic_load(&n_conn_accepted));
 	if (count_fds() != fds)
 		fail_final("fds open: %d before, %d after", fds, count_fds());
+	{
+		siginfo_t si = {0};
+
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0)
+			fail_final("a child is left behind (pid %d)", (int)si.si_pid);
+	}
 
 	printf("%-8s %8s %10s %10s %10s %12s\n", "op", "ops", "completed", "cancelled",
 	       "timed out", "won a race");

@@ -127,7 +127,8 @@ static void *main_gather_mixed(void *arg)
 	struct mixed *m = arg;
 	struct seen *s = &m->s;
 	bool all = m->all;
-	/* t[2] is cancelled at 2 ms, well before t[1] fails at 40 ms. */
+	/* t[2] is cancelled once t[0] has returned, normally well before t[1]
+	 * fails at 40 ms. */
 	struct job j[4] = {{.sleep_ns = 1 * MS, .result = 1},
 	                   {.sleep_ns = 40 * MS, .fail = -EIO, .result = 2},
 	                   {.sleep_ns = URSA_FOREVER, .result = 3},
@@ -138,7 +139,11 @@ static void *main_gather_mixed(void *arg)
 
 	for (int i = 0; i < 4; i++)
 		t[i] = start(&j[i], (unsigned)i, s);
-	nap(2 * MS);
+	/* t[0] must have returned before anything is cancelled: fail-fast
+	 * would cancel it too, and on a loaded machine its 1 ms sleep can
+	 * outlast any fixed nap. */
+	while (!ursa_task_done(t[0]))
+		nap(1 * MS);
 	ursa_cancel(t[2]); /* cancelled before the failure */
 	rc = ursa_gather(t, 4, all ? URSA_GATHER_ALL : 0, o);
 	EXPECT_EQ(s, o[0].err, 0);

@@ -55,4 +55,20 @@ for h in "$incdir"/ursa.h "$incdir"/ursa/*.h; do
 	fi
 	nheaders=$((nheaders + 1))
 done
-echo "install check: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' ursa_') public symbols, README example built with pkg-config and ran, $nheaders headers each compile alone"
+# The client-library adapters: each .pc brings ursa's flags and its
+# library's, and a program using the header builds with nothing else.
+nadapters=0
+for a in hiredis:hiredis curl:libcurl; do
+	name=${a%%:*}
+	if ! pkg-config --exists "${a#*:}"; then
+		echo "install check: ${a#*:} is not installed: the $name adapter is not checked"
+		continue
+	fi
+	flags=$(pkg-config --cflags --libs "ursa-$name")
+	printf '#include <ursa/adapters/%s.h>\nint main(void) { return 0; }\n' "$name" >"$scratch/a.c"
+	# shellcheck disable=SC2086 # flags are words
+	cc -Wall -Wextra -Werror -o "$scratch/a" "$scratch/a.c" $flags ||
+		{ echo "<ursa/adapters/$name.h> does not build with pkg-config ursa-$name"; exit 1; }
+	nadapters=$((nadapters + 1))
+done
+echo "install check: SONAME $soname, $(nm -D --defined-only "$so" | grep -c ' ursa_') public symbols, README example built with pkg-config and ran, $nheaders headers each compile alone, $nadapters adapters built with their .pc"

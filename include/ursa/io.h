@@ -185,6 +185,27 @@ URSA_API URSA_NODISCARD ssize_t ursa_recvfrom(int fd, void *buf, size_t n, int f
 /* shutdown(2): 0 or -errno. */
 URSA_API URSA_NODISCARD int ursa_shutdown(int fd, int how);
 
+/* -------------------------------------------------------------- readiness */
+
+/*
+ * Wait until fd is ready for one of `events` (poll(2)'s POLLIN, POLLOUT,
+ * POLLPRI, POLLRDHUP, ...; IORING_OP_POLL_ADD): for a library that does its
+ * own non-blocking reads and writes and only needs to know when to try
+ * (include/ursa/adapters/ runs hiredis and libcurl this way).  Level
+ * triggered: an fd already ready answers at once.  Returns the ready events
+ * (> 0; POLLERR and POLLHUP are reported whether asked for or not), 0 when
+ * timeout_ns passed first (as poll(2); URSA_FOREVER: no timeout; 0: look
+ * without waiting), or -errno: -EINVAL for a bit that is not a poll event,
+ * -EBADF for a bad fd (or one ursa_close'd meanwhile), -ECANCELED, and
+ * -ETIMEDOUT when an enclosing scope's deadline passes (the poll is
+ * cancelled in the kernel and its completion awaited, as for any call).
+ * Blocks the fiber.
+ */
+URSA_API URSA_NODISCARD int ursa_poll(int fd, uint32_t events, uint64_t timeout_ns);
+/* As ursa_poll, until the absolute time deadline_ns (0 when it passes first;
+ * a deadline already passed looks without waiting). */
+URSA_API URSA_NODISCARD int ursa_poll_until(int fd, uint32_t events, uint64_t deadline_ns);
+
 /* --------------------------------------------------------------- helpers */
 
 /* Flags for ursa_tcp_listen_ex. */
