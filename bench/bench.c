@@ -30,7 +30,7 @@
 static const struct bench_workload *const workloads[] = {
 	&bench_wl_switch, &bench_wl_spawn, &bench_wl_yield,
 	&bench_wl_lock, &bench_wl_lock_2core, &bench_wl_queue, &bench_wl_future,
-	&bench_wl_sleep,  &bench_wl_sleep_100k, &bench_wl_sleep_1m,
+	&bench_wl_idle, &bench_wl_tick, &bench_wl_sleep,  &bench_wl_sleep_100k, &bench_wl_sleep_1m,
 	&bench_wl_file_cached, &bench_wl_file_direct, &bench_wl_file_write, &bench_wl_file_small,
 	&bench_wl_net_echo, &bench_wl_net_echo_500, &bench_wl_net_connect,
 };
@@ -48,6 +48,7 @@ static void defaults(struct bench_params *p, bool quick)
 	p->timeout_s = 900;
 	p->tasks = 0;
 	p->sleep_s = 1.0;
+	p->idle_s = 10.0;
 	p->cores = 0;
 	p->pin = true;
 	p->thread_stack_kib = 64;
@@ -69,7 +70,7 @@ static void defaults(struct bench_params *p, bool quick)
 
 enum {
 	OPT_JSON = 256, OPT_SVG, OPT_PATHS, OPT_REPS, OPT_WARMUP, OPT_MIN_TIME, OPT_BUDGET,
-	OPT_TIMEOUT, OPT_TASKS, OPT_SLEEP, OPT_CORES, OPT_THREAD_STACK, OPT_MAX_THREADS,
+	OPT_TIMEOUT, OPT_TASKS, OPT_SLEEP, OPT_IDLE, OPT_CORES, OPT_THREAD_STACK, OPT_MAX_THREADS,
 	OPT_SYNC_SAMPLE, OPT_PYTHON, OPT_LIST, OPT_IO_TIME, OPT_DIR, OPT_FILE_SIZE, OPT_INFLIGHT,
 	OPT_FILES, OPT_SYNC_EVERY, OPT_WRITERS, OPT_CONNS, OPT_MSG_SIZE, OPT_NO_PIN,
 };
@@ -88,6 +89,7 @@ static const struct option longopts[] = {
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"tasks", required_argument, NULL, OPT_TASKS},
 	{"sleep", required_argument, NULL, OPT_SLEEP},
+	{"idle", required_argument, NULL, OPT_IDLE},
 	{"cores", required_argument, NULL, OPT_CORES},
 	{"thread-stack", required_argument, NULL, OPT_THREAD_STACK},
 	{"max-threads", required_argument, NULL, OPT_MAX_THREADS},
@@ -164,6 +166,7 @@ static void usage(FILE *f)
 	        "  --tasks N           sleep: concurrent tasks [10000]; the presets sleep-100k\n"
 	        "                      and sleep-1m fix their own\n"
 	        "  --sleep S           sleep: seconds each task sleeps [%g]\n"
+	        "  --idle S            idle: seconds every task sleeps [%g]\n"
 	        "  --cores N           sleep: cores (rings) of the ring and raw-ring paths [every\n"
 	        "                      CPU]; spawn and yield always use one core\n"
 	        "  --thread-stack KIB  thread-per-task paths: stack per thread [%u]\n"
@@ -191,7 +194,7 @@ static void usage(FILE *f)
 	        "  -h, --help          this text\n"
 	        "\nExit status: 1 if a path failed its check, crashed or timed out; a path that\n"
 	        "cannot run on this machine (and says why) is not a failure.\n",
-	        d.reps, d.warmup, d.min_time_s, d.budget_s, d.timeout_s, d.sleep_s,
+	        d.reps, d.warmup, d.min_time_s, d.budget_s, d.timeout_s, d.sleep_s, d.idle_s,
 	        d.thread_stack_kib, d.sync_sample, d.python);
 }
 
@@ -251,7 +254,7 @@ static void gather_config(struct bench_config *c, struct bench_params *p)
 	struct utsname u;
 	FILE *f;
 	char line[512];
-	bool sq, defer, coop;
+	bool sq, defer, coop, flag;
 
 	snprintf(c->version, sizeof(c->version), "%d.%d.%d", URSA_VERSION_MAJOR,
 	         URSA_VERSION_MINOR, URSA_VERSION_PATCH);
@@ -274,10 +277,11 @@ static void gather_config(struct bench_config *c, struct bench_params *p)
 		sq = strstr(feat, "SINGLE_ISSUER=yes") != NULL;
 		defer = strstr(feat, "DEFER_TASKRUN=yes") != NULL;
 		coop = strstr(feat, "COOP_TASKRUN=yes") != NULL;
+		flag = strstr(feat, "TASKRUN_FLAG=yes") != NULL;
 		s = strstr(feat, "stack guards: ");
-		snprintf(c->ring, sizeof(c->ring), "%s%s%s%s; MSG_RING %s; stack guards %.*s",
+		snprintf(c->ring, sizeof(c->ring), "%s%s%s%s%s; MSG_RING %s; stack guards %.*s",
 		         sq ? "SINGLE_ISSUER" : "", defer ? " DEFER_TASKRUN" : "",
-		         coop ? " COOP_TASKRUN" : "",
+		         coop ? " COOP_TASKRUN" : "", flag ? " TASKRUN_FLAG" : "",
 		         !sq && !defer && !coop ? "no optional setup flags" : "",
 		         strstr(feat, "MSG_RING=yes") ? "yes" : "no", s ? (int)strcspn(s + 14, "\n") : 7,
 		         s ? s + 14 : "unknown");
@@ -748,6 +752,7 @@ int main(int argc, char **argv)
 		case OPT_TIMEOUT: p.timeout_s = parse_num("--timeout", optarg, 1); break;
 		case OPT_TASKS: p.tasks = (unsigned long)parse_num("--tasks", optarg, 1); break;
 		case OPT_SLEEP: p.sleep_s = parse_num("--sleep", optarg, 0.000001); break;
+		case OPT_IDLE: p.idle_s = parse_num("--idle", optarg, 0.001); break;
 		case OPT_CORES: p.cores = (unsigned)parse_num("--cores", optarg, 0); break;
 		case OPT_THREAD_STACK:
 			p.thread_stack_kib = (unsigned)parse_num("--thread-stack", optarg, 16);

@@ -34,6 +34,7 @@ struct bench_params {
 	double timeout_s;      /* kill a path's child after this long */
 	unsigned long tasks;   /* sleep: concurrent tasks */
 	double sleep_s;        /* sleep: seconds each task sleeps */
+	double idle_s;         /* idle: seconds every task sleeps */
 	unsigned cores;        /* ring path: ursa cores (0: every CPU) */
 	bool pin;              /* ursa paths: pin the workers (URSA_OPT_PIN) */
 	unsigned thread_stack_kib; /* thread-per-task paths: stack per thread */
@@ -116,13 +117,16 @@ enum bench_metric {
 	BENCH_M_RSS_KIB_PER_OP, /* absolute: peak RSS over ops, KiB */
 	BENCH_M_RSS_MIB,        /* absolute: the RSS column, MiB */
 	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
+	BENCH_M_NS_OP,   /* wall time per op (targets on one row: b NULL) */
+	BENCH_M_CPU_SHARE, /* CPU time per op-second: cpu s / (ops/s x wall s) */
 };
 struct bench_target {
-	const char *a, *b;      /* path names; b NULL: an absolute target */
+	const char *a, *b;      /* path names; b NULL: a's own value against goal */
 	enum bench_metric metric;
 	double goal;            /* a/b (ops) or b/a (wall, rss) must be >= goal;
-	                           for "within", see `at_most`; absolute: the
-	                           bound on a's value */
+	                           for "within", see `at_most`; with b NULL, a's
+	                           cost (ns, a share, KiB per op or MiB) against
+	                           goal */
 	bool at_most;           /* goal is an upper bound on a's cost over b's */
 	const char *text;       /* what the target says */
 	unsigned long at_tasks; /* non-zero: the target is set at this task count */
@@ -282,6 +286,6 @@ extern const struct bench_workload bench_wl_switch, bench_wl_spawn, bench_wl_yie
 	bench_wl_sleep, bench_wl_sleep_100k, bench_wl_sleep_1m, bench_wl_file_cached,
 	bench_wl_file_direct, bench_wl_file_write, bench_wl_file_small, bench_wl_net_echo,
 	bench_wl_net_echo_500, bench_wl_net_connect, bench_wl_lock, bench_wl_lock_2core,
-	bench_wl_queue, bench_wl_future;
+	bench_wl_queue, bench_wl_future, bench_wl_idle, bench_wl_tick;
 
 #endif /* BENCH_H */

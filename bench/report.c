@@ -153,6 +153,10 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return (double)r->rss_kib / 1024;
 	case BENCH_M_SRV_CPU:
 		return r->srv_us_op;
+	case BENCH_M_NS_OP:
+		return r->ops_s > 0 ? 1e9 / r->ops_s : 0;
+	case BENCH_M_CPU_SHARE:
+		return r->ops_s > 0 && r->wall_s > 0 ? r->cpu_s / (r->ops_s * r->wall_s) : 0;
 	}
 	return 0;
 }
@@ -166,16 +170,17 @@ static const char *abs_unit(enum bench_metric m)
 int bench_target_eval(const struct bench_target *t, const struct bench_row *rows, unsigned n,
                       double *value)
 {
-	const struct bench_row *a = find_row(rows, n, t->a);
-	const struct bench_row *b = t->b ? find_row(rows, n, t->b) : NULL;
+	const struct bench_row *a = find_row(rows, n, t->a), *b = t->b ? find_row(rows, n, t->b) : NULL;
 	double ca, cb;
 
 	*value = 0;
 	if (!a || a->status != BENCH_OK)
 		return -1;
 	if (!t->b) {
+		/* One row's own figure: ns per op, or a CPU share (an idle worker's
+		 * CPU can be nothing at all). */
 		*value = cost(a, t->metric);
-		if (*value <= 0)
+		if (*value <= 0 && t->metric != BENCH_M_CPU_SHARE)
 			return -1;
 		return t->at_most ? *value <= t->goal : *value >= t->goal;
 	}
@@ -304,9 +309,15 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 		printf("  target: %s: ", t->text);
 		if (met < 0)
 			printf("not measured (a path is missing or could not run)\n");
-		else
-			printf("%s%s, %s\n", num(a, sizeof(a), v), t->b ? "x" : abs_unit(t->metric),
+		else if (t->b)
+			printf("%sx, %s\n", num(a, sizeof(a), v), met ? "met" : "MISSED");
+		else if (t->metric == BENCH_M_CPU_SHARE)
+			printf("%.2f%%, %s\n", 100 * v, met ? "met" : "MISSED");
+		else if (t->metric == BENCH_M_RSS_KIB_PER_OP || t->metric == BENCH_M_RSS_MIB)
+			printf("%s%s, %s\n", num(a, sizeof(a), v), abs_unit(t->metric),
 			       met ? "met" : "MISSED");
+		else
+			printf("%s, %s\n", dur_us(a, sizeof(a), v / 1000), met ? "met" : "MISSED");
 	}
 	(void)c;
 }

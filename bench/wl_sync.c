@@ -549,26 +549,31 @@ const struct bench_workload bench_wl_lock = {
 };
 
 static const struct bench_path lock2_paths[] = {
-	{"ursa", BENCH_RING, "a task on each of two cores, one ursa_mutex (FIFO hand-off)",
+	{"ursa", BENCH_RING, "a task on each of two cores, one ursa_mutex (barging, 1 ms guard)",
 	 run_lock2_ursa, NULL, 0, false, false, true},
 	{"pthread", BENCH_THREADED, "a thread on each of two CPUs, one pthread_mutex (barging)",
 	 run_lock2_pthread, NULL, 0, false, false, false},
+};
+
+static const struct bench_target lock2_targets[] = {
+	{"ursa", "pthread", BENCH_M_OPS, 0.5, false, "lock-2core >= 0.5x pthread (issue 13)", 0},
 };
 
 const struct bench_workload bench_wl_lock_2core = {
 	.name = "lock-2core",
 	.summary = "one lock taken in turns from two cores",
 	.help = "              One op: one critical section (lock, increment, unlock), the two\n"
-	        "              sides contending.  ursa_mutex hands the lock to the first waiter\n"
-	        "              (no overtaking, asyncio.Lock's order), so under contention every\n"
-	        "              unlock wakes the other core; pthread_mutex lets the unlocking\n"
-	        "              thread take it again, which is faster and unfair.\n",
+	        "              sides contending.  Both mutexes let a running thread or task take\n"
+	        "              a free lock ahead of a parked waiter; ursa_mutex hands it to a\n"
+	        "              waiter that has waited 1 ms (its starvation guard).\n",
 	.unit = "critical section",
 	.micro = true,
 	.in_default = true,
 	.baseline = "pthread",
 	.paths = lock2_paths,
 	.npaths = sizeof(lock2_paths) / sizeof(lock2_paths[0]),
+	.targets = lock2_targets,
+	.ntargets = sizeof(lock2_targets) / sizeof(lock2_targets[0]),
 	.describe = describe,
 };
 
@@ -581,6 +586,10 @@ static const struct bench_path queue_paths[] = {
 	 run_queue_pthread, NULL, 0, false, false, false},
 };
 
+static const struct bench_target queue_targets[] = {
+	{"ursa-2core", "pthread", BENCH_M_OPS, 3, false, "queue-2core >= 3x pthread (issue 13)", 0},
+};
+
 const struct bench_workload bench_wl_queue = {
 	.name = "queue",
 	.summary = "one item through a bounded queue (64 slots), producer to consumer",
@@ -591,6 +600,8 @@ const struct bench_workload bench_wl_queue = {
 	.baseline = "pthread",
 	.paths = queue_paths,
 	.npaths = sizeof(queue_paths) / sizeof(queue_paths[0]),
+	.targets = queue_targets,
+	.ntargets = sizeof(queue_targets) / sizeof(queue_targets[0]),
 	.describe = describe,
 };
 
@@ -603,6 +614,13 @@ static const struct bench_path future_paths[] = {
 	 run_future_pthread, NULL, 0, false, false, false},
 };
 
+static const struct bench_target future_targets[] = {
+	{"ursa-2core", NULL, BENCH_M_NS_OP, 5000, true,
+	 "future-2core round trip <= 5 us (issue 13)", 0},
+	{"ursa-2core", "pthread", BENCH_M_OPS, 10, false,
+	 "future-2core >= 10x pthread's round trips (issue 13)", 0},
+};
+
 const struct bench_workload bench_wl_future = {
 	.name = "future",
 	.summary = "set -> wake round trip between two tasks",
@@ -613,5 +631,7 @@ const struct bench_workload bench_wl_future = {
 	.baseline = "pthread",
 	.paths = future_paths,
 	.npaths = sizeof(future_paths) / sizeof(future_paths[0]),
+	.targets = future_targets,
+	.ntargets = sizeof(future_targets) / sizeof(future_targets[0]),
 	.describe = describe,
 };

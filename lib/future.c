@@ -167,6 +167,14 @@ static int wait_thread(struct ursa_future *f, void **result)
 	return outcome(f, result);
 }
 
+/* An unlocked peek for ursa__sched_spin. */
+static bool is_done(void *arg)
+{
+	struct ursa_future *f = arg;
+
+	return __atomic_load_n(&f->state_, __ATOMIC_RELAXED) != PENDING;
+}
+
 int ursa_future_wait(struct ursa_future *f, void **result)
 {
 	struct ursa_task *self;
@@ -178,6 +186,11 @@ int ursa_future_wait(struct ursa_future *f, void **result)
 	self = ursa__sched_self();
 	if (!self)
 		return wait_thread(f, result);
+	/* Set on another core, the outcome often comes sooner than a park and
+	 * a wake would take: if our core has nothing else to do, watch for it
+	 * first (the setter then has nobody to wake). */
+	if (ursa__sched_spin(is_done, f) && ursa_future_done(f))
+		return outcome(f, result);
 	ursa__spin_lock(&f->lock_);
 	if (f->state_ != PENDING) {
 		ursa__spin_unlock(&f->lock_);

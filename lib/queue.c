@@ -10,6 +10,11 @@
  *     room moves the first putter's item in, in the same critical section:
  *     a new put can never overtake a waiting putter, nor a new get a waiting
  *     getter (FIFO service).
+ * A get on an empty queue (a put on a full one) whose core has nothing else
+ * to do first watches the count for a while without the lock
+ * (ursa__sched_spin), so that a producer and a consumer on two cores hand
+ * items over without a park and a cross-core wake each; it cannot overtake
+ * a waiter either, by the invariants above.
  * Slots grow as needed (to maxsize, if bounded) with the lock dropped
  * around malloc; the operation then looks at the queue afresh.
  */
@@ -102,6 +107,14 @@ static bool before(const struct ursa_queue *q, const struct slot *a, const struc
 	return c < 0 || (c == 0 && a->seq < b->seq);
 }
 
+/* Every change of count is an atomic store (under the lock, like the rest),
+ * so that a waiter about to park may peek at it without the lock
+ * (spin_ready). */
+static void set_count(struct ursa_queue *q, size_t n)
+{
+	__atomic_store_n(&q->count, n, __ATOMIC_RELAXED);
+}
+
 /* Room for one more is guaranteed by the caller. */
 static void store(struct ursa_queue *q, void *item)
 {
@@ -109,11 +122,13 @@ static void store(struct ursa_queue *q, void *item)
 
 	if (!q->cmp) {
 		q->buf[(q->head + q->count) % q->cap] = s;
-		q->count++;
+		set_count(q, q->count + 1);
 		return;
 	}
 	/* Sift up. */
-	size_t i = q->count++;
+	size_t i = q->count;
+
+	set_count(q, i + 1);
 
 	while (i > 0) {
 		size_t parent = (i - 1) / 2;
@@ -138,11 +153,12 @@ static void *take(struct ursa_queue *q)
 			item = q->buf[q->head].item;
 			q->head = (q->head + 1) % q->cap;
 		}
-		q->count--;
+		set_count(q, q->count - 1);
 		return item;
 	}
 	item = q->buf[0].item;
-	struct slot last = q->buf[--q->count];
+	set_count(q, q->count - 1);
+	struct slot last = q->buf[q->count];
 	size_t i = 0;
 
 	/* Sift the last slot down from the root. */
@@ -256,6 +272,21 @@ static bool ready(const struct ursa_queue *q, int op)
 
 /* --------------------------------------------------------------- put, get */
 
+/* Unlocked peeks for ursa__sched_spin: an item to get, room to put. */
+static bool has_item(void *arg)
+{
+	struct ursa_queue *q = arg;
+
+	return __atomic_load_n(&q->count, __ATOMIC_RELAXED) > 0;
+}
+
+static bool has_room(void *arg)
+{
+	struct ursa_queue *q = arg;
+
+	return __atomic_load_n(&q->count, __ATOMIC_RELAXED) < q->maxsize;
+}
+
 int ursa_queue_put_nowait(struct ursa_queue *q, void *item)
 {
 	struct ursa__wakes ws = URSA__WAKES_INIT;
@@ -289,6 +320,16 @@ int ursa_queue_put(struct ursa_queue *q, void *item)
 
 	ursa__spin_lock(&q->lock);
 	rc = try_put(q, item, &ws);
+	if (rc == -EAGAIN && self) {
+		/* Full.  If our core has nothing else to do, a getter on
+		 * another core may make room before a park and a wake would
+		 * take: look for a while first (no wait was queued, so ws is
+		 * empty). */
+		ursa__spin_unlock(&q->lock);
+		ursa__sched_spin(has_room, q);
+		ursa__spin_lock(&q->lock);
+		rc = try_put(q, item, &ws);
+	}
 	if (rc != -EAGAIN || !self) {
 		ursa__spin_unlock(&q->lock);
 		ursa__waitq_wake(&ws);
@@ -308,6 +349,13 @@ int ursa_queue_get(struct ursa_queue *q, void **item)
 
 	ursa__spin_lock(&q->lock);
 	rc = try_get(q, item, &ws);
+	if (rc == -EAGAIN && self) {
+		/* Empty: look for a while first, as a full put does. */
+		ursa__spin_unlock(&q->lock);
+		ursa__sched_spin(has_item, q);
+		ursa__spin_lock(&q->lock);
+		rc = try_get(q, item, &ws);
+	}
 	if (rc != -EAGAIN || !self) {
 		ursa__spin_unlock(&q->lock);
 		ursa__waitq_wake(&ws);

@@ -22,14 +22,17 @@
 /*
  * The flags we want, and the order in which we give them up when the kernel
  * refuses one (-EINVAL).  DEFER_TASKRUN (6.1) needs SINGLE_ISSUER (6.0);
- * COOP_TASKRUN is 5.19; SUBMIT_ALL is 5.18; CQSIZE is 5.5.
+ * COOP_TASKRUN and TASKRUN_FLAG are 5.19 (the flag, which shows completions
+ * held back as task work in the SQ ring so that an idle core can poll for
+ * them, is allowed only with one of the *_TASKRUN modes); SUBMIT_ALL is
+ * 5.18; CQSIZE is 5.5.
  */
+#define TASKRUN (IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG)
 static const unsigned wanted_flags[] = {
-	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN |
+	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | TASKRUN |
 		IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
-	IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL |
-		IORING_SETUP_CQSIZE,
-	IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+	IORING_SETUP_SINGLE_ISSUER | TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
+	TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
 	IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
 	IORING_SETUP_CQSIZE,
 	0,
@@ -39,8 +42,9 @@ static const unsigned wanted_flags[] = {
  * URSA_DISABLE=msg_ring,defer_taskrun,… makes ursa behave as on a kernel
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
- * defer_taskrun, single_issuer, coop_taskrun, submit_all, msg_ring, cqe_skip,
- * socket, send_zc, waitid, and wait_in_enter (see wants_wait_in_poll); other files
+ * defer_taskrun, single_issuer, coop_taskrun, taskrun_flag, submit_all,
+ * msg_ring, cqe_skip, socket, send_zc, waitid, and wait_in_enter (see
+ * wants_wait_in_poll); other files
  * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
 static bool disabled(const char *what)
@@ -96,6 +100,8 @@ static unsigned allowed_flags(void)
 		f &= ~(IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
 	if (disabled("coop_taskrun"))
 		f &= ~IORING_SETUP_COOP_TASKRUN;
+	if (disabled("taskrun_flag"))
+		f &= ~IORING_SETUP_TASKRUN_FLAG;
 	if (disabled("submit_all"))
 		f &= ~IORING_SETUP_SUBMIT_ALL;
 	return f;
@@ -278,6 +284,18 @@ void ursa__ring_reserve(struct ursa__ring *r, unsigned n)
 	}
 }
 
+void ursa__ring_submit(struct ursa__ring *r)
+{
+	int rc;
+
+	vg_note_sqes(r);
+	rc = io_uring_submit(&r->uring);
+	if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
+		fprintf(stderr, "ursa: io_uring_submit failed: %s\n", strerror(-rc));
+		abort();
+	}
+}
+
 int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *br,
                                 unsigned entries, unsigned bgid)
 {
@@ -384,12 +402,14 @@ void ursa__ring_describe(char *buf, size_t len)
 	}
 	snprintf(buf, len,
 	         "io_uring: available\n"
-	         "setup flags: SINGLE_ISSUER=%s DEFER_TASKRUN=%s COOP_TASKRUN=%s SUBMIT_ALL=%s\n"
+	         "setup flags: SINGLE_ISSUER=%s DEFER_TASKRUN=%s COOP_TASKRUN=%s TASKRUN_FLAG=%s "
+	         "SUBMIT_ALL=%s\n"
 	         "features: NODROP=%s CQE_SKIP=%s\n"
 	         "ops: MSG_RING=%s SOCKET=%s SEND_ZC=%s WAITID=%s\n",
 	         r.caps.setup_flags & IORING_SETUP_SINGLE_ISSUER ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_DEFER_TASKRUN ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_COOP_TASKRUN ? "yes" : "no",
+	         r.caps.setup_flags & IORING_SETUP_TASKRUN_FLAG ? "yes" : "no",
 	         r.caps.setup_flags & IORING_SETUP_SUBMIT_ALL ? "yes" : "no",
 	         r.caps.features & IORING_FEAT_NODROP ? "yes" : "no",
 	         r.caps.cqe_skip ? "yes" : "no", r.caps.msg_ring ? "yes" : "no",

@@ -84,11 +84,42 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r);
  */
 void ursa__ring_reserve(struct ursa__ring *r, unsigned n);
 
+/* Submit what is queued now, without waiting or reaping (a transient
+ * refusal leaves it queued for the next enter). */
+void ursa__ring_submit(struct ursa__ring *r);
+
 /* Register / unregister a provided-buffer ring (IORING_REGISTER_PBUF_RING,
  * 5.19) of `entries` (a power of two) under group id bgid.  0 or -errno. */
 int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *br,
                                 unsigned entries, unsigned bgid);
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid);
+
+#ifndef IORING_SETUP_TASKRUN_FLAG
+#define IORING_SETUP_TASKRUN_FLAG (1U << 9) /* 5.19 */
+#endif
+#ifndef IORING_SQ_TASKRUN
+#define IORING_SQ_TASKRUN (1U << 2)
+#endif
+
+/*
+ * Whether a look at the rings in memory tells if an enter would collect
+ * anything: completions in the CQ, overflowed ones, or completions the
+ * kernel holds back as task work until we enter (DEFER_TASKRUN, or
+ * COOP_TASKRUN), which it flags in the SQ ring only with TASKRUN_FLAG.
+ * Without the flag such a ring cannot be polled from user space.
+ */
+static inline bool ursa__ring_shows_events(const struct ursa__ring *r)
+{
+	return (r->caps.setup_flags & IORING_SETUP_TASKRUN_FLAG) ||
+	       !(r->caps.setup_flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN));
+}
+
+/* An enter would collect something (meaningful where ursa__ring_shows_events). */
+static inline bool ursa__ring_has_events(struct ursa__ring *r)
+{
+	return io_uring_cq_ready(&r->uring) ||
+	       (IO_URING_READ_ONCE(*r->uring.sq.kflags) & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW));
+}
 
 /* True if SQEs are queued but not yet submitted. */
 static inline bool ursa__ring_has_unsubmitted(struct ursa__ring *r)

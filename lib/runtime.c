@@ -144,6 +144,26 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (v > UINT32_MAX / 2)
 		return -EINVAL;
 	cfg->stack_trim_ms = v ? (unsigned)v : DEFAULT_STACK_TRIM_MS;
+
+	/* Idle polling: here 0 means the default, as for every field, so "off"
+	 * has a value of its own; in the environment "0" is off. */
+	if (o->idle_poll_us == URSA_IDLE_POLL_OFF) {
+		v = 0;
+	} else if (o->idle_poll_us) {
+		v = o->idle_poll_us;
+	} else {
+		const char *e = getenv("URSA_IDLE_POLL_US");
+
+		v = URSA_IDLE_POLL_DEFAULT_US;
+		if (e && *e && parse_size(e, &v) < 0) {
+			fprintf(stderr, "ursa: URSA_IDLE_POLL_US=%s is not a number\n", e);
+			return -EINVAL;
+		}
+	}
+	if (v > URSA_IDLE_POLL_MAX_US)
+		return -EINVAL;
+	cfg->idle_poll_ns = v * 1000u;
+
 	/* Pinning is asked for, never the default (docs/design.md, "Pinning"). */
 	if (pick(o->flags & URSA_OPT_PIN, "URSA_PIN", &v) < 0)
 		return -EINVAL;

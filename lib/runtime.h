@@ -35,6 +35,7 @@ struct ursa__config {
 	unsigned stall_ms;     /* 0: no stall detector */
 	size_t stack_guard;
 	unsigned stack_trim_ms;
+	uint64_t idle_poll_ns; /* how long an idle core polls before it sleeps; 0: never */
 	bool pin;              /* URSA_OPT_PIN / URSA_PIN: pin worker i to cpus[i] */
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to, if pinned */
 };
@@ -67,6 +68,9 @@ struct ursa__core {
 	                                  (task.c); only this core's tasks touch it */
 	struct ursa__list tasks;       /* every task of this core not yet freed */
 	unsigned pending;              /* op and timer records owed a CQE */
+	uint64_t poll_ns;              /* idle polling (sched.c): how long now, */
+	uint64_t poll_resume_ns;       /* not before this time (ursa_now), */
+	uint64_t poll_backoff_ns;      /* the last back-off */
 	struct ursa__stack_cache stacks;
 	struct ursa__stack_tick stack_tick; /* stack_trim.c: the trim timer */
 	struct ursa__timer *free_timers;
@@ -81,8 +85,18 @@ struct ursa__core {
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
-	/* Last, alone on its line (the struct's alignment pads the rest). */
+	/* Last, on a line of their own (the struct's alignment pads the rest):
+	 * what other threads write, the inbox and whether a kick is needed to
+	 * make this core look at it (URSA__CORE_*, lib/sched.c). */
 	_Alignas(64) _Atomic(struct ursa__msg *) inbox;
+	_Atomic unsigned sleep;
+};
+
+/* core->sleep: may a push onto its inbox go unnoticed without a kick? */
+enum {
+	URSA__CORE_AWAKE = 0,    /* no: it looks at its inbox before it sleeps */
+	URSA__CORE_SLEEPING = 1, /* yes: it is (about to be) asleep in the kernel */
+	URSA__CORE_KICKED = 2,   /* asleep, and a kick is on its way */
 };
 
 struct ursa__runtime {

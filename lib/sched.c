@@ -12,12 +12,15 @@
  *   4. if main ended during step 3, do step 2 now (before we might sleep);
  *      leave if the runtime is stopping and nothing is left anywhere;
  *   5. enter the kernel once: submit every SQE queued this turn and reap
- *      completions, waiting for one only if there is nothing to run.  The
- *      enter is skipped when there is nothing to submit and nothing owed.
+ *      completions.  The enter is skipped when there is nothing to submit
+ *      and nothing owed.  With nothing to run, poll the inbox and the ring
+ *      for a while (idle_poll_ns) and then sleep in the kernel until a
+ *      completion or a kick comes (the wake protocol: inbox_push).
  */
 #include "sched.h"
 
 #include "fiber/switch.h"
+#include "spin.h"
 #include "task.h"
 
 #include <errno.h>
@@ -30,20 +33,28 @@ __thread struct ursa__core *ursa__sched_core;
 
 /* ------------------------------------------------------------------ inbox */
 
-void ursa__sched_kick(struct ursa__core *target)
+/* Make target look at its inbox: a CQE on its ring, which ends its wait in
+ * the kernel. */
+static void send_kick(struct ursa__core *target)
 {
 	struct ursa__core *self = ursa__sched_core;
 	uint64_t one = 1;
 
 	if (self && self != target && self->ring.caps.msg_ring) {
-		/* A CQE on the target's ring wakes it from io_uring_enter; our
-		 * own completion is suppressed when the kernel allows. */
+		/* Our own completion is suppressed when the kernel allows. */
 		struct io_uring_sqe *sqe = ursa__ring_sqe(&self->ring);
 
 		io_uring_prep_msg_ring(sqe, target->ring.uring.ring_fd, 0, URSA__UD_KICK, 0);
 		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
 		if (self->ring.caps.cqe_skip)
 			sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+		/* From a task, send it now: the task may run a long while
+		 * before our loop's next enter (a lock taken and released in a
+		 * loop, the waiter's wake stuck in our SQ all along), and the
+		 * target's CPU takes long to come back from a halt anyway.  In
+		 * the scheduler the loop's enter comes next. */
+		if (self->current)
+			ursa__ring_submit(&self->ring);
 		return;
 	}
 	/* No ring here (pool thread, foreign thread) or no MSG_RING: the
@@ -52,20 +63,46 @@ void ursa__sched_kick(struct ursa__core *target)
 		;
 }
 
-/* Push m onto c's inbox; kick c only on the empty-to-non-empty edge, since c
- * drains the whole inbox every turn. */
+void ursa__sched_kick(struct ursa__core *target)
+{
+	/* Unconditional: these kicks (the runtime stopping, the last task
+	 * ending) change what the target's loop decides, not its inbox, and
+	 * are rare. */
+	send_kick(target);
+}
+
+/*
+ * Push m onto c's inbox, and kick c only if it might otherwise not look:
+ * the wake protocol (docs/design.md).  A core is AWAKE while it runs tasks
+ * or polls for work, and looks at its inbox before it sleeps; it stores
+ * SLEEPING, then looks at its inbox once more, before it waits in the
+ * kernel.  A pusher pushes, then looks at the core's state: seq_cst on both
+ * sides, so either the core sees the message or the pusher sees SLEEPING.
+ * Only the push that makes the inbox non-empty looks (the core drains it
+ * whole, so later pushes ride on that one), and only one pusher per sleep
+ * sends the kick (SLEEPING -> KICKED): one MSG_RING or eventfd write per
+ * sleeping core however many tasks are woken there, and none at all for a
+ * core that is running or polling.
+ */
 static void inbox_push(struct ursa__core *c, struct ursa__msg *m)
 {
 	struct ursa__msg *head = atomic_load_explicit(&c->inbox, memory_order_relaxed);
+	unsigned s;
 
 	do {
 		m->next = head;
-		/* release: pairs with the acquire exchange in drain_inbox, so the
-		 * owner sees everything written before the push. */
-	} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, m, memory_order_release,
+		/* release (within seq_cst): pairs with the acquire exchange in
+		 * drain_inbox, so the owner sees everything written before the
+		 * push. */
+	} while (!atomic_compare_exchange_weak_explicit(&c->inbox, &head, m, memory_order_seq_cst,
 	                                                memory_order_relaxed));
-	if (!head)
-		ursa__sched_kick(c);
+	if (head)
+		return;
+	s = atomic_load_explicit(&c->sleep, memory_order_seq_cst);
+	if (s == URSA__CORE_SLEEPING &&
+	    atomic_compare_exchange_strong_explicit(&c->sleep, &s, URSA__CORE_KICKED,
+	                                            memory_order_relaxed, memory_order_relaxed))
+		send_kick(c);
 }
 
 static void runq_push(struct ursa__core *c, struct ursa_task *t)
@@ -318,8 +355,162 @@ static void enter(struct ursa__core *c, bool wait)
 	}
 }
 
+/*
+ * Idle polling.  A core with nothing to run looks at its inbox and its ring
+ * for a while before it sleeps in the kernel: a wake from another core then
+ * costs the load that sees it, instead of a kick and the return of a halted
+ * CPU (docs/design.md, "The wake protocol", has the numbers).  How long is
+ * adapted per core, by the rule of Linux's guest halt-polling
+ * (cpuidle-haltpoll): an idle period that outlasted the poll but not the
+ * bound (idle_poll_ns) doubles the poll, up to the bound, since a longer one
+ * would have caught its wake; one that outlasted the bound halves it, down
+ * to an eighth of the bound, which still catches a reply already on its
+ * way.  A periodic timer's core so polls an eighth of the bound per wake,
+ * and a core in a ping-pong the whole bound.
+ *
+ * A thread that never sleeps loses the kernel's preference for waking
+ * sleepers: on a busy CPU a polling worker waits its turn behind the other
+ * threads when its event comes, where a sleeping one would have been run at
+ * once.  So a poll that loses its CPU (two looks further apart than
+ * POLL_PREEMPTED_NS) ends at once, and polling stops for a while
+ * (POLL_BACKOFF_NS, doubling while it keeps happening, up to
+ * POLL_BACKOFF_MAX_NS).
+ */
+enum {
+	POLL_LOOKS = 16,                       /* looks per clock read */
+	POLL_PREEMPTED_NS = 20 * 1000,         /* a gap this long: we lost the CPU */
+	POLL_BACKOFF_NS = 10 * 1000 * 1000,    /* then no polling for this long, */
+	POLL_BACKOFF_MAX_NS = 1000 * 1000 * 1000, /* doubling up to this */
+};
+
+enum poll_outcome { POLL_FOUND, POLL_NOTHING, POLL_PREEMPTED };
+
+static enum poll_outcome poll_for_work(struct ursa__core *c, uint64_t start)
+{
+	uint64_t last = start, now;
+
+	/* Send what this turn queued (kicks to other cores above all, which
+	 * must not wait for our poll) and take what has completed, then let
+	 * the loop look again: a completion may have changed more than the
+	 * run queue (the last one owed, with the runtime stopping, ends the
+	 * loop; sleeping instead would wait for nothing). */
+	if (ursa__ring_has_unsubmitted(&c->ring) || ursa__ring_has_events(&c->ring)) {
+		enter(c, false);
+		return POLL_FOUND;
+	}
+	for (unsigned i = 1;; i++) {
+		if (atomic_load_explicit(&c->inbox, memory_order_relaxed))
+			return POLL_FOUND;
+		if (ursa__ring_has_events(&c->ring)) {
+			enter(c, false);
+			return POLL_FOUND;
+		}
+		if (i % POLL_LOOKS) {
+			ursa__spin_pause();
+			continue;
+		}
+		now = ursa_now();
+		if (now - last > POLL_PREEMPTED_NS)
+			return POLL_PREEMPTED;
+		if (now - start >= c->poll_ns)
+			return POLL_NOTHING;
+		last = now;
+	}
+}
+
+/* The poll lost its CPU: no polling (nor spinning) for a while. */
+static void poll_back_off(struct ursa__core *c, uint64_t now)
+{
+	c->poll_backoff_ns = c->poll_backoff_ns ? c->poll_backoff_ns * 2 : POLL_BACKOFF_NS;
+	if (c->poll_backoff_ns > POLL_BACKOFF_MAX_NS)
+		c->poll_backoff_ns = POLL_BACKOFF_MAX_NS;
+	c->poll_resume_ns = now + c->poll_backoff_ns;
+}
+
+bool ursa__sched_spin(bool (*ready)(void *arg), void *arg)
+{
+	struct ursa__core *c = ursa__sched_core;
+	uint64_t start, last, now;
+
+	if (!c || c->rt->cfg.cores < 2 || !c->poll_ns || c->runq_len ||
+	    !ursa__ring_shows_events(&c->ring) ||
+	    atomic_load_explicit(&c->inbox, memory_order_relaxed))
+		return false;
+	start = last = ursa_now();
+	if (start < c->poll_resume_ns)
+		return false;
+	for (unsigned i = 1;; i++) {
+		if (ready(arg))
+			return true;
+		/* Other work for this core: park, and let the loop do it. */
+		if (atomic_load_explicit(&c->inbox, memory_order_relaxed) ||
+		    ursa__ring_has_events(&c->ring))
+			return false;
+		if (i % POLL_LOOKS) {
+			ursa__spin_pause();
+			continue;
+		}
+		now = ursa_now();
+		if (now - last > POLL_PREEMPTED_NS) {
+			poll_back_off(c, now);
+			return false;
+		}
+		if (now - start >= c->poll_ns)
+			return false;
+		last = now;
+	}
+}
+
+/* Nothing to run, and polling found nothing: wait in the kernel, unless a
+ * push came in the meantime (the wake protocol, at inbox_push). */
+static void sleep_in_kernel(struct ursa__core *c)
+{
+	atomic_exchange_explicit(&c->sleep, URSA__CORE_SLEEPING, memory_order_seq_cst);
+	if (!atomic_load_explicit(&c->inbox, memory_order_seq_cst))
+		enter(c, true);
+	/* A KICKED state's kick may still be in flight: it ends a later
+	 * sleep early, which is harmless. */
+	atomic_store_explicit(&c->sleep, URSA__CORE_AWAKE, memory_order_seq_cst);
+}
+
+/* Nothing to run: poll for work (idle polling, above), then sleep. */
+static void idle(struct ursa__core *c)
+{
+	uint64_t max = c->rt->cfg.idle_poll_ns, start, idle_ns;
+	enum poll_outcome o;
+
+	if (!max || !ursa__ring_shows_events(&c->ring)) {
+		sleep_in_kernel(c);
+		return;
+	}
+	start = ursa_now();
+	if (start < c->poll_resume_ns) {
+		sleep_in_kernel(c);
+		return;
+	}
+	o = poll_for_work(c, start);
+	if (o == POLL_FOUND) {
+		c->poll_backoff_ns = 0;
+		return;
+	}
+	if (o == POLL_PREEMPTED) {
+		poll_back_off(c, ursa_now());
+		sleep_in_kernel(c);
+		return;
+	}
+	c->poll_backoff_ns = 0;
+	sleep_in_kernel(c);
+	idle_ns = ursa_now() - start;
+	if (idle_ns <= max) {
+		c->poll_ns = c->poll_ns * 2 < max ? c->poll_ns * 2 : max;
+	} else {
+		c->poll_ns = c->poll_ns / 2 > max / 8 ? c->poll_ns / 2 : max / 8;
+	}
+}
+
 void ursa__sched_loop(struct ursa__core *c)
 {
+	c->poll_ns = c->rt->cfg.idle_poll_ns;
 	for (;;) {
 		drain_inbox(c);
 		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
@@ -339,11 +530,13 @@ void ursa__sched_loop(struct ursa__core *c)
 		}
 		if (!c->eventfd_armed)
 			arm_eventfd(c);
-		bool idle = c->runq_len == 0 &&
-		            !atomic_load_explicit(&c->inbox, memory_order_acquire);
-		if (!idle && c->pending == 0 && !ursa__ring_has_unsubmitted(&c->ring))
+		if (c->runq_len == 0 && !atomic_load_explicit(&c->inbox, memory_order_acquire)) {
+			idle(c);
+			continue;
+		}
+		if (c->pending == 0 && !ursa__ring_has_unsubmitted(&c->ring))
 			continue; /* busy, and the kernel owes us nothing */
-		enter(c, idle);
+		enter(c, false);
 	}
 	/* Withdraw the eventfd read, so nothing targets eventfd_buf once the
 	 * core is freed, and wait for its CQE. */

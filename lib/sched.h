@@ -52,6 +52,18 @@ void ursa__sched_release(struct ursa_task *t);
 /* Tell core c to look at its inbox (any thread). */
 void ursa__sched_kick(struct ursa__core *c);
 
+/*
+ * Idle polling inside a task, before it parks: spin until ready(arg) says
+ * what the task waits for may be there (true), for as long as its core would
+ * poll if idle (sched.c), and only while the core has nothing else to do
+ * (two cores or more, no other task runnable, nothing in its inbox or its
+ * ring) and polling is on.  A wait whose waker runs on another core then
+ * needs no park, and its waker no wake.  False: park as usual.  ready() runs
+ * without any lock held, so it may only peek (atomically); the caller looks
+ * again under its lock.
+ */
+bool ursa__sched_spin(bool (*ready)(void *arg), void *arg);
+
 /* Queue the calling task behind the runnable ones and switch away. */
 void ursa__sched_yield(void);
 

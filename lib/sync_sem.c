@@ -46,6 +46,14 @@ int ursa_sem_tryacquire(struct ursa_sem *s)
 	return take_settled(s) ? 0 : -EAGAIN;
 }
 
+/* An unlocked peek for ursa__sched_spin. */
+static bool has_unit(void *arg)
+{
+	struct ursa_sem *s = arg;
+
+	return __atomic_load_n(&s->value_, __ATOMIC_RELAXED) > 0;
+}
+
 int ursa_sem_acquire(struct ursa_sem *s)
 {
 	struct ursa_task *self;
@@ -56,6 +64,12 @@ int ursa_sem_acquire(struct ursa_sem *s)
 	self = ursa__sched_self();
 	if (!self)
 		return -EPERM;
+	/* A release on another core often comes sooner than a park and a wake
+	 * would take: if our core has nothing else to do, watch for a unit
+	 * first.  A unit appears only while nobody is queued (the invariant
+	 * above), so this never overtakes a waiter. */
+	if (ursa__sched_spin(has_unit, s) && take_settled(s))
+		return 0;
 	ursa__spin_lock(&s->lock_);
 	if (take(s)) {
 		ursa__spin_unlock(&s->lock_);

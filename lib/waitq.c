@@ -45,6 +45,18 @@ void ursa__waitq_push(struct ursa_waitq_ *q, struct ursa__wnode *n)
 	n->linked = true;
 }
 
+void ursa__waitq_push_front(struct ursa_waitq_ *q, struct ursa__wnode *n)
+{
+	n->prev = NULL;
+	n->next = q->head_;
+	if (q->head_)
+		q->head_->prev = n;
+	else
+		q->tail_ = n;
+	q->head_ = n;
+	n->linked = true;
+}
+
 void ursa__waitq_unlink(struct ursa_waitq_ *q, struct ursa__wnode *n)
 {
 	if (!n->linked)

@@ -54,6 +54,8 @@ static inline void ursa__waitq_node_init(struct ursa__wnode *n, struct ursa__wai
 
 /* Under the lock: append n. */
 void ursa__waitq_push(struct ursa_waitq_ *q, struct ursa__wnode *n);
+/* Under the lock: put n first (a waiter that was woken and must wait again). */
+void ursa__waitq_push_front(struct ursa_waitq_ *q, struct ursa__wnode *n);
 /* Under the lock: remove n if it is still linked. */
 void ursa__waitq_unlink(struct ursa_waitq_ *q, struct ursa__wnode *n);
 /* Under the lock: no node linked (stale nodes of finished selects count). */

@@ -10,8 +10,8 @@
  *     the mutex come back (a bounded semaphore would refuse a duplicated
  *     unit), every notify that reports a waiter woken is seen by exactly
  *     that waiter, every queue item put is got exactly once;
- *   - exclusion holds: never two holders of the mutex, never more holders
- *     than units;
+ *   - exclusion holds: never two holders of the mutex (also while its
+ *     starvation guard hands it over), never more holders than units;
  *   - waiters that are not cancelled are released (an event set, a wait
  *     group at zero, a future completed, a barrier's cycle complete) and see
  *     the state that released them; -ECANCELED comes only to tasks that were
@@ -238,6 +238,79 @@ static void *main_hold(void *arg)
 	r->counter = h->counter;
 	r->max_holders = atomic_load(&h->max_holders);
 	r->free_at_end = h->is_sem ? ursa_sem_value(&h->s) == SEM_UNITS : !ursa_mutex_locked(&h->m);
+	return NULL;
+}
+
+/*
+ * The mutex's starvation guard under fire: tasks on both cores hold the mutex
+ * for up to a few hundred microseconds of busy time and take it again at
+ * once, so waiters pile up past the 1 ms bound and unlocks hand it over
+ * (HANDED) while others barge, retry (WOKEN) and are cancelled.
+ */
+enum { GUARD_TASKS = 6, GUARD_ROUNDS = 40 };
+
+struct guard_ctx {
+	struct ursa_mutex m;
+	long counter;
+	atomic_int holders, max_holders;
+};
+
+static void *guard_holder(void *arg)
+{
+	struct worker *w = arg;
+	struct guard_ctx *g = w->ctx;
+	unsigned s = w->id * 2246822519u + 7;
+
+	for (int i = 0; i < GUARD_ROUNDS; i++) {
+		uint64_t until;
+		int rc = ursa_mutex_lock(&g->m), n;
+
+		if (rc) {
+			expect_cancelled(w, rc, "lock failed in a task nobody cancelled");
+			break;
+		}
+		n = atomic_fetch_add(&g->holders, 1) + 1;
+		for (int m = atomic_load(&g->max_holders); n > m;)
+			if (atomic_compare_exchange_weak(&g->max_holders, &m, n))
+				break;
+		g->counter++;
+		until = ursa_now() + (rnd(&s) % 300) * US;
+		while (ursa_now() < until)
+			; /* busy: the others wait, spin or pile up */
+		atomic_fetch_sub(&g->holders, 1);
+		if (ursa_mutex_unlock(&g->m))
+			note_bad("unlock refused");
+		w->done++;
+	}
+	return NULL;
+}
+
+static void *main_guard(void *arg)
+{
+	struct hold_result *r = arg;
+	static struct worker ws[GUARD_TASKS];
+	static struct guard_ctx g;
+	struct cancel_job j = {ws, 1, GUARD_TASKS, 3, 5};
+	struct ursa_task *c;
+
+	ursa_mutex_init(&g.m);
+	g.counter = 0;
+	atomic_init(&g.holders, 0);
+	atomic_init(&g.max_holders, 0);
+	for (unsigned i = 0; i < GUARD_TASKS; i++)
+		spawn(&ws[i], i, guard_holder, &g, i);
+	c = start_canceller(&j, 0);
+	join_task(c);
+	join_workers(ws, GUARD_TASKS);
+	r->rounds = 0;
+	for (unsigned i = 0; i < GUARD_TASKS; i++) {
+		if (!atomic_load(&ws[i].cancelled) && ws[i].done != GUARD_ROUNDS)
+			note_bad("an uncancelled holder did not finish its rounds");
+		r->rounds += ws[i].done;
+	}
+	r->counter = g.counter;
+	r->max_holders = atomic_load(&g.max_holders);
+	r->free_at_end = !ursa_mutex_locked(&g.m);
 	return NULL;
 }
 
@@ -1066,6 +1139,15 @@ int main(int argc, char **argv)
 			}
 			check(r.rounds > 0, "some rounds ran");
 		}
+	}
+	{
+		struct hold_result r = {0};
+
+		res = (void *)1;
+		rc = ursa_run(main_guard, &r, &o, &res);
+		check(rc == 0 && !res && r.free_at_end, "mutex guard: runs, free at the end");
+		check(r.max_holders == 1 && r.counter == r.rounds,
+		      "mutex guard: never two holders, every increment counted");
 	}
 	for (int round = 0; round < 3; round++) {
 		long mismatch = -1;

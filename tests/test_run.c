@@ -48,6 +48,68 @@ Test(run, malformed_environment_is_einval)
 	unsetenv("URSA_STACK_SIZE");
 }
 
+/* A round trip between two cores: main sets a future on core 1 and waits
+ * for the answer on its own (idle polling catches it, or the kick). */
+static void *answer(void *arg)
+{
+	void *v = NULL;
+
+	if (ursa_future_wait(arg, &v) != 0)
+		return (void *)1;
+	return v;
+}
+
+static void *ping_pong(void *arg)
+{
+	long rounds = 0;
+
+	(void)arg;
+	for (int i = 0; i < 200; i++) {
+		struct ursa_future f;
+		struct ursa_task *t;
+		void *r = NULL;
+
+		ursa_future_init(&f);
+		if (ursa_spawn_on(&t, 1 % ursa_ncores(), answer, &f) != 0)
+			return (void *)-1;
+		if (ursa_future_set_result(&f, (void *)(intptr_t)(i + 1)) != 0)
+			return (void *)-3;
+		if (ursa_join(t, &r) != 0 || r != (void *)(intptr_t)(i + 1))
+			return (void *)-2;
+		rounds++;
+	}
+	return (void *)rounds;
+}
+
+/* idle_poll_us: 0 is the default, URSA_IDLE_POLL_OFF (or URSA_IDLE_POLL_US=0)
+ * off, a bound above URSA_IDLE_POLL_MAX_US or a malformed variable -EINVAL;
+ * every accepted setting runs cross-core waits to the end. */
+Test(run, idle_poll_option_and_environment)
+{
+	unsigned valid[] = {0, 1, 50, URSA_IDLE_POLL_MAX_US, URSA_IDLE_POLL_OFF};
+	struct ursa_opts o = {.cores = 2};
+	void *res = NULL;
+
+	for (unsigned i = 0; i < sizeof(valid) / sizeof(valid[0]); i++) {
+		o.idle_poll_us = valid[i];
+		cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), 0, "idle_poll_us %u", valid[i]);
+		cr_assert_eq((intptr_t)res, 200, "idle_poll_us %u: %ld", valid[i], (long)(intptr_t)res);
+	}
+	o.idle_poll_us = URSA_IDLE_POLL_MAX_US + 1;
+	cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), -EINVAL);
+	o.idle_poll_us = 0;
+	setenv("URSA_IDLE_POLL_US", "0", 1); /* off */
+	cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), 0);
+	cr_assert_eq((intptr_t)res, 200);
+	setenv("URSA_IDLE_POLL_US", "soon", 1);
+	cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), -EINVAL);
+	setenv("URSA_IDLE_POLL_US", "2000000", 1); /* above the bound */
+	cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), -EINVAL);
+	o.idle_poll_us = 20; /* an explicit field wins over the environment */
+	cr_assert_eq(ursa_run(ping_pong, NULL, &o, &res), 0);
+	unsetenv("URSA_IDLE_POLL_US");
+}
+
 /* How many CPUs the calling worker thread may run on. */
 static void *report_worker_cpus(void *arg)
 {

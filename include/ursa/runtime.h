@@ -99,6 +99,13 @@ struct ursa_opts {
 	unsigned stall_ms;     /* URSA_STALL_MS: report a core whose task has not
 	                          returned to the scheduler for this long, with a
 	                          backtrace, on stderr [0: off; see docs/design.md] */
+	unsigned idle_poll_us; /* URSA_IDLE_POLL_US: how long a worker with nothing
+	                          to run keeps looking for work (its inbox, its
+	                          ring) before it sleeps in the kernel, in
+	                          microseconds [URSA_IDLE_POLL_DEFAULT_US]; at most
+	                          URSA_IDLE_POLL_MAX_US.  URSA_IDLE_POLL_OFF here,
+	                          or URSA_IDLE_POLL_US=0, turns polling off (see
+	                          docs/design.md, "The wake protocol")           */
 	size_t stack_guard;    /* URSA_STACK_GUARD: bytes of guard region below
 	                          each stack, rounded up to pages [256 KiB]: a
 	                          frame bigger than this can jump it unless built
@@ -107,6 +114,12 @@ struct ursa_opts {
 	                          stack_cache that sat unused this long go back to
 	                          the kernel, a batch every few ms [100]          */
 };
+
+/* idle_poll_us: the default, the largest bound accepted, and "off" (a zero
+ * field means the default, as for every field). */
+#define URSA_IDLE_POLL_DEFAULT_US 50u
+#define URSA_IDLE_POLL_MAX_US 1000000u
+#define URSA_IDLE_POLL_OFF 0xffffffffu
 
 /*
  * Run `main(arg)` as the first task on core 0 of a new runtime and return

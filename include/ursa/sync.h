@@ -24,7 +24,9 @@
  *     task's next blocking call.
  *   - Waiters are served first come, first served (FIFO), and a release
  *     hands the resource straight to the first waiter, so a newcomer cannot
- *     overtake a task that is already waiting.
+ *     overtake a task that is already waiting.  The mutex is the exception
+ *     (below): a running task may take a free mutex ahead of a waiter, but
+ *     never from one that has waited 1 ms.
  *   - Calls that wait may only be made from a task (else -EPERM).  Calls that
  *     never wait (unlock, release, set, notify, add, abort) may be made from
  *     any thread, including threads that are not ursa workers.
@@ -73,8 +75,13 @@ URSA_API URSA_NODISCARD int ursa_mutex_lock(struct ursa_mutex *m);
 URSA_API URSA_NODISCARD int ursa_mutex_trylock(struct ursa_mutex *m);
 
 /*
- * Release m.  If tasks wait, the first of them now holds it (hand-off).
- * Returns 0, or -EPERM if m was not locked.  Any thread.
+ * Release m.  If tasks wait, m becomes free and the first of them is woken
+ * to take it, which any running task may do first (barging: under
+ * contention from two cores each side then does many critical sections per
+ * cross-core wake); but a first waiter that has waited 1 ms or more is handed
+ * m directly, so nobody starves (Go's sync.Mutex does the same).  Waiters
+ * among themselves keep their arrival order.  Returns 0, or -EPERM if m was
+ * not locked.  Any thread.
  */
 URSA_API int ursa_mutex_unlock(struct ursa_mutex *m);
 
