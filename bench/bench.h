@@ -108,11 +108,14 @@ struct bench_path {
 	                         where the kernel refuses it */
 };
 
-/* A target: the row `a` against the row `b` on a metric. */
+/* A target: the row `a` against the row `b` on a metric, or (b NULL) the
+ * row `a` alone against an absolute bound. */
 enum bench_metric {
 	BENCH_M_OPS,
 	BENCH_M_WALL,
 	BENCH_M_RSS,
+	BENCH_M_RSS_KIB_PER_OP, /* absolute: peak RSS over ops, KiB */
+	BENCH_M_RSS_MIB,        /* absolute: the RSS column, MiB */
 	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
 	BENCH_M_NS_OP,   /* wall time per op (targets on one row: b NULL) */
 	BENCH_M_CPU_SHARE, /* CPU time per op-second: cpu s / (ops/s x wall s) */
@@ -122,7 +125,8 @@ struct bench_target {
 	enum bench_metric metric;
 	double goal;            /* a/b (ops) or b/a (wall, rss) must be >= goal;
 	                           for "within", see `at_most`; with b NULL, a's
-	                           cost (ns, or a share) against goal */
+	                           cost (ns, a share, KiB per op or MiB) against
+	                           goal */
 	bool at_most;           /* goal is an upper bound on a's cost over b's */
 	const char *text;       /* what the target says */
 	unsigned long at_tasks; /* non-zero: the target is set at this task count */

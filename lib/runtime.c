@@ -33,6 +33,7 @@
 #define MAX_RING_ENTRIES 32768u
 #define DEFAULT_STACK_SIZE (128u * 1024u)
 #define DEFAULT_STACK_CACHE 256u
+#define DEFAULT_STACK_TRIM_MS 100u
 #define MAX_CORES 1024u
 #define MAX_POOL_THREADS 4096u   /* more would be a thread per job, not a pool */
 #define MAX_STACK_CACHE 1048576u /* per core; the cache's array is allocated up front */
@@ -121,7 +122,7 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 
 	if (pick(o->stack_size, "URSA_STACK_SIZE", &v) < 0)
 		return -EINVAL;
-	if (v && v < 16 * 1024)
+	if (v && (v < URSA__STACK_MIN || v > URSA__STACK_MAX))
 		return -EINVAL;
 	cfg->stack_size = v ? (size_t)v : DEFAULT_STACK_SIZE;
 
@@ -137,6 +138,19 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0 || v > UINT_MAX)
 		return -EINVAL;
 	cfg->stall_ms = (unsigned)v; /* 0: off */
+
+	/* Stacks (lib/fiber/stack.h): the guard below each, and how long free
+	 * stacks beyond stack_cache stay before they go back to the kernel. */
+	if (pick(o->stack_guard, "URSA_STACK_GUARD", &v) < 0)
+		return -EINVAL;
+	if (v > URSA__STACK_MAX)
+		return -EINVAL;
+	cfg->stack_guard = v ? (size_t)v : URSA__STACK_GUARD_DEFAULT;
+	if (pick(o->stack_trim_ms, "URSA_STACK_TRIM_MS", &v) < 0)
+		return -EINVAL;
+	if (v > UINT32_MAX / 2)
+		return -EINVAL;
+	cfg->stack_trim_ms = v ? (unsigned)v : DEFAULT_STACK_TRIM_MS;
 
 	/* Idle polling: here 0 means the default, as for every field, so "off"
 	 * has a value of its own; in the environment "0" is off. */
@@ -205,7 +219,14 @@ static int core_init(struct ursa__core *c)
 		ursa__ring_fini(&c->ring);
 		return rc;
 	}
-	rc = ursa__stack_cache_init(&c->stacks, rt->cfg.stack_size, rt->cfg.stack_cache);
+	struct ursa__stack_config sc = {
+		.size = rt->cfg.stack_size,
+		.guard = rt->cfg.stack_guard,
+		.rec_size = sizeof(struct ursa_task),
+		.keep = rt->cfg.stack_cache,
+		.trim_ns = (uint64_t)rt->cfg.stack_trim_ms * 1000000u,
+	};
+	rc = ursa__stack_cache_init(&c->stacks, &sc, ursa__stack_trim_arm, c);
 	if (rc == 0)
 		rc = ursa__guard_thread_init(c);
 	if (rc < 0) {
@@ -224,6 +245,9 @@ static int core_init(struct ursa__core *c)
  * early let that kick hit a closed or reused fd (found by TSan). */
 static void core_close_shared(struct ursa__core *c)
 {
+	/* Stacks a worker could not release as it stopped: a task of another
+	 * core still lived on one of them until that core freed it. */
+	ursa__stack_cache_fini(&c->stacks);
 	ursa__ring_fini(&c->ring);
 	ursa__io_core_fini(c);
 	close(c->eventfd);
@@ -241,7 +265,6 @@ static void core_fini_local(struct ursa__core *c)
 		ursa__task_free(c, t);
 	}
 	ursa__guard_thread_fini(c);
-	ursa__stack_cache_fini(&c->stacks);
 	ursa__scope_fini(c);
 }
 
@@ -316,6 +339,10 @@ static void *worker_main(void *arg)
 	}
 	ursa__sched_loop(c);
 	core_fini_local(c);
+	/* Usually every stack of ours is back by now: unmap them here, in
+	 * parallel with the other cores (a million stacks take over a second
+	 * of munmap); else ursa_run does it once all workers are gone. */
+	(void)ursa__stack_cache_release(&c->stacks);
 	ursa__sched_core = NULL;
 	return NULL;
 }

@@ -34,11 +34,21 @@ struct ursa__config {
 	unsigned pool_threads;
 	unsigned stack_cache;
 	unsigned stall_ms;     /* 0: no stall detector */
+	size_t stack_guard;
+	unsigned stack_trim_ms;
 	uint64_t idle_poll_ns; /* how long an idle core polls before it sleeps; 0: never */
 	bool pin;              /* URSA_OPT_PIN / URSA_PIN: pin worker i to cpus[i] */
 	const char *stats_socket; /* URSA_STATS_SOCKET: serve counters here (stats.c) */
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to, if pinned */
 };
+
+/* The timer that runs ursa__stack_trim (lib/stack_trim.c). */
+struct ursa__stack_tick {
+	struct ursa__call call;
+	struct __kernel_timespec ts;
+};
+/* Arm core's trim timer (the stack cache's arm callback; owner thread). */
+void ursa__stack_trim_arm(void *core, uint64_t delay_ns);
 
 /* One worker: its thread, ring, run queue and caches.  Cache-line aligned;
  * the inbox, written by other threads, sits on its own line. */
@@ -64,6 +74,7 @@ struct ursa__core {
 	uint64_t poll_resume_ns;       /* not before this time (ursa_now), */
 	uint64_t poll_backoff_ns;      /* the last back-off */
 	struct ursa__stack_cache stacks;
+	struct ursa__stack_tick stack_tick; /* stack_trim.c: the trim timer */
 	struct ursa__timer *free_timers;
 	bool cancelled_all;            /* shutdown: every task has been cancelled */
 	int eventfd;                   /* kicks from threads without a ring */

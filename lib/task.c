@@ -23,6 +23,7 @@
 #include "task.h"
 
 #include "fiber/switch.h"
+#include "guard.h"
 #include "scope.h"
 #include "wait.h"
 #include "watch.h"
@@ -48,23 +49,23 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	struct ursa__core *here = ursa__sched_core;
 	bool detached = opts && (opts->flags & URSA_SPAWN_DETACHED);
 	size_t stack_size = opts ? opts->stack_size : 0;
+	struct ursa__stack stack;
 	struct ursa_task *t;
+	void *rec;
 	int rc;
 
 	if (!fn || (!out && !detached))
 		return -EINVAL;
 	if (opts && (opts->flags & ~URSA_SPAWN_DETACHED))
 		return -EINVAL; /* a bit this version does not know */
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	/* The spawning core's cache supplies the stack; the owner's cache takes
-	 * it back when the task ends.  Stacks are only memory: no affinity. */
-	rc = ursa__stack_get(&here->stacks, &t->stack, stack_size);
-	if (rc < 0) {
-		free(t);
+	/* The record lives at the top of its stack: one pop gives both.  The
+	 * spawning core's cache supplies them; freed on another core, they go
+	 * back to it lock-free (lib/fiber/stack.c). */
+	rc = ursa__stack_get(&here->stacks, stack_size, core != here, &stack, &rec);
+	if (rc < 0)
 		return rc;
-	}
+	t = rec; /* zeroed */
+	t->stack = stack;
 	t->magic = URSA__TASK_MAGIC;
 	t->core = core;
 	t->fn = fn;
@@ -107,14 +108,14 @@ void ursa__task_unref(struct ursa_task *t)
 
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
 {
-	(void)c;
+	struct ursa__stack stack = t->stack;
+
 	if (t->linked)
 		ursa__list_unlink(&t->all);
-	if (t->stack.map)
-		ursa__stack_unmap(&t->stack);
 	free(t->error_msg);
-	t->magic = URSA__TASK_FREED;
-	free(t);
+	t->magic = URSA__TASK_FREED; /* a stale handle sees it until reuse */
+	/* Last: the record is on this stack. */
+	ursa__stack_put(&c->stacks, &stack);
 }
 
 /* The poison check of every call that takes a handle (issue 20.8): a handle
@@ -147,9 +148,12 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 	struct ursa__runtime *rt = c->rt;
 	void *j;
 
+	/* The record sits above the stack's top: an overrun upwards is
+	 * reported, not left to corrupt the scheduler's state. */
+	if (!ursa__stack_top_intact(&t->stack))
+		ursa__guard_top_overrun(c, t);
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
-	ursa__stack_put(&c->stacks, &t->stack);
 	ursa__fiber_tsan_destroy(t->tsan_fiber); /* we run on the scheduler's */
 	t->tsan_fiber = NULL;
 	t->ended_cancelled = atomic_load_explicit(&t->cancel_requested, memory_order_acquire);

@@ -34,7 +34,8 @@ struct ursa_task {
 	struct ursa__core *core;     /* owner, for life */
 	struct ursa__list link;      /* run queue (owner core only) */
 	struct ursa__list all;       /* core->tasks until freed (owner core only) */
-	struct ursa__stack stack;    /* released when the task ends */
+	struct ursa__stack stack;    /* this record lives at its top; both go
+	                                back when the record is freed */
 	ursa_fn fn;
 	void *arg;
 	void *result;

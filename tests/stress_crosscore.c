@@ -206,6 +206,61 @@ static void *main_xclose(void *arg)
 	return NULL;
 }
 
+/* Stacks across cores (lib/fiber/stack.c): each core spawns its tasks on
+ * the other, so every stack is freed by the core that did not make it and
+ * goes home over its owner's lock-free list while the owner keeps spawning
+ * from it; a 1 ms trim interval keeps the trim tick running meanwhile. */
+enum { BOUNCES = 3000, BOUNCE_ROUNDS = 4 };
+
+static void *bounce(void *arg)
+{
+	ursa_yield();
+	return arg;
+}
+
+static void *bouncer(void *arg)
+{
+	struct ursa_task **ts = malloc(sizeof(*ts) * BOUNCES);
+	unsigned other = (ursa_core() + 1) % ursa_ncores();
+	uintptr_t sum = 0;
+
+	(void)arg;
+	if (!ts)
+		return NULL;
+	for (int r = 0; r < BOUNCE_ROUNDS; r++) {
+		for (uintptr_t i = 0; i < BOUNCES; i++)
+			if (ursa_spawn_on(&ts[i], other, bounce, (void *)i))
+				return NULL;
+		for (int i = 0; i < BOUNCES; i++) {
+			void *res;
+
+			if (ursa_join(ts[i], &res))
+				return NULL;
+			sum += (uintptr_t)res;
+		}
+	}
+	free(ts);
+	return (void *)sum;
+}
+
+static void *main_stacks(void *arg)
+{
+	uintptr_t *sum = arg;
+	struct ursa_task *t[2];
+
+	for (unsigned c = 0; c < 2; c++)
+		if (ursa_spawn_on(&t[c], c, bouncer, NULL))
+			return (void *)1;
+	for (int c = 0; c < 2; c++) {
+		void *res;
+
+		if (ursa_join(t[c], &res))
+			return (void *)2;
+		*sum += (uintptr_t)res;
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	struct ursa_opts o = {.cores = 2};
@@ -229,6 +284,15 @@ int main(void)
 	bad = 0;
 	check(ursa_run(main_xclose, &bad, &o, &res) == 0 && !res, "cross-core close runs");
 	check(bad == 0, "a close on core 0 ends core 1's recv and accept with -EBADF");
+	{
+		struct ursa_opts so = {.cores = 2, .stack_trim_ms = 1};
+
+		sum = 0;
+		check(ursa_run(main_stacks, &sum, &so, &res) == 0 && !res,
+		      "stacks spawned on one core, freed on the other");
+		check(sum == 2u * BOUNCE_ROUNDS * (BOUNCES * (BOUNCES - 1u) / 2u),
+		      "cross-core stack results add up");
+	}
 	printf("stress_crosscore: %d failed\n", failures);
 	return failures ? 1 : 0;
 }
