@@ -409,15 +409,17 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		pthread_cond_wait(&start_cv, &start_mu);
 	for (unsigned i = 0; i < started && rc == 0; i++)
 		rc = rt->cores[i].init_err;
+	/* The stats service starts before any task runs, so its socket is
+	 * listening when the first task (or a viewer it tells) connects.  It
+	 * is not worth failing the run for (it said why). */
+	if (rc == 0)
+		(void)ursa__stats_start(rt);
 	st.go = rc == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start_cv);
 	pthread_mutex_unlock(&start_mu);
 	/* A detector that cannot start is not worth failing the run for. */
 	if (rc == 0 && ursa__stall_start(rt) < 0)
 		fprintf(stderr, "ursa: the stall detector could not start; running without it\n");
-	/* Nor is the stats service (it said why). */
-	if (rc == 0)
-		(void)ursa__stats_start(rt);
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->cores[i].thread, NULL);
 	ursa__stall_stop(rt);
