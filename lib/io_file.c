@@ -119,8 +119,12 @@ static ssize_t rw(bool wr, int fd, const struct iovec *iov, int iovcnt, uint64_t
 		return err;
 	done = ursa__io_inline_rw(self, wr, fd, iov, iovcnt, off, rwf);
 	rwf &= ~URSA_RWF_RING;
-	if (done == URSA__IO_RING)
+	if (done == URSA__IO_RING) {
+		URSA__STAT_INC(self->core->stats.file_ring);
 		return ring_rw(self, wr, fd, iov, iovcnt, off, rwf);
+	}
+	if (done >= 0)
+		URSA__STAT_INC(self->core->stats.file_inline);
 	if (done <= 0)
 		return done;
 	for (i = 0; i < iovcnt && total <= URSA__IO_MAX; i++)

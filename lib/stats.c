@@ -86,10 +86,12 @@ static void add_core(struct ursa__core *c, struct ursa_stats *o)
 	o->xwakes_sent += URSA__STAT_GET(s->xwakes_sent);
 	o->xwakes_recv += URSA__STAT_GET(s->xwakes_recv);
 	o->kicks += URSA__STAT_GET(s->kicks);
-	o->stacks_mapped += URSA__STAT_GET(s->stacks_mapped);
-	o->stack_slabs += URSA__STAT_GET(s->stack_slabs);
-	o->stack_bytes_mapped += URSA__STAT_GET(s->stack_bytes_mapped);
-	o->stack_bytes_resident += URSA__STAT_GET(s->stack_bytes_resident);
+	/* The stack cache keeps its own gauges (lib/fiber/stack.h), written by
+	 * its core only, like these: read as the same kind of snapshot. */
+	o->stacks_mapped += URSA__STAT_GET(c->stacks.stats.live) +
+	                    URSA__STAT_GET(c->stacks.stats.free_hot);
+	o->stack_slabs += URSA__STAT_GET(c->stacks.stats.slabs);
+	o->stack_bytes_mapped += URSA__STAT_GET(c->stacks.stats.mapped);
 	o->pool_jobs += URSA__STAT_GET(s->pool_jobs);
 	o->pool_job_ns += URSA__STAT_GET(s->pool_job_ns);
 	o->stalls += URSA__STAT_GET(s->stalls);

@@ -11,17 +11,9 @@
  * the field as a snapshot.  meson -Dstats=false defines URSA_STATS_OFF and
  * every update below compiles to nothing.
  *
- * Hooks for features not on main yet (each a one-line update where the
- * feature does its work):
- *   idle polling (sched.c, from branch xcore): in place, in idle()
- *   slab stacks (fiber/stack.c, task.c, branch stacks):
- *       URSA__STAT_SET(c->stats.stack_slabs, n)
- *       URSA__STAT_ADD(c->stats.stacks_mapped, +1 / -1)
- *       URSA__STAT_ADD(c->stats.stack_bytes_mapped, +bytes / -bytes)
- *       URSA__STAT_SET(c->stats.stack_bytes_resident, bytes)
- *   the page-cache fast path (io_file.c, branch files):
- *       URSA__STAT_INC(c->stats.file_inline)   a read served inline
- *       URSA__STAT_INC(c->stats.file_ring)     a file op sent to the ring
+ * Where the features count: idle polling in idle() (sched.c); the page-cache
+ * fast path in rw() (io_file.c); the stack gauges are not counted here but
+ * read from the stack cache's own (fiber/stack.h) when a snapshot is taken.
  */
 #ifndef URSA_STATS_INTERNAL_H
 #define URSA_STATS_INTERNAL_H
@@ -51,7 +43,6 @@ struct ursa__stats {
 	uint64_t ops, ops_inflight;
 	uint64_t file_inline, file_ring;
 	uint64_t xwakes_sent, xwakes_recv, kicks;
-	uint64_t stacks_mapped, stack_slabs, stack_bytes_mapped, stack_bytes_resident;
 	uint64_t pool_jobs, pool_job_ns;
 	uint64_t stalls; /* the stall watchdog's, not the core's */
 	uint64_t ops_by_opcode[URSA__STATS_OPCODES];

@@ -296,6 +296,65 @@ Test(stats, follows_the_api_conventions)
 	cr_assert_eq((intptr_t)not_a_task(NULL), -EPERM);
 }
 
+/* ------------------------------ file reads and stacks, from their owners */
+
+#define NREADS 12
+#define NPARKED 100
+
+static void *parked(void *arg)
+{
+	(void)arg;
+	(void)!ursa_sleep(URSA_FOREVER);
+	return NULL;
+}
+
+static void *main_files_stacks(void *arg)
+{
+	struct seen *s = arg;
+	char path[] = "/tmp/ursa-test-stats-XXXXXX", buf[512];
+	struct iovec iov = {buf, sizeof(buf)};
+	struct ursa_task *t[NPARKED];
+	struct ursa_stats a, b;
+	int fd = mkstemp(path);
+
+	REQUIRE(s, fd >= 0, fd);
+	unlink(path);
+	REQUIRE(s, pwrite(fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf), 0);
+	/* Every read of the family is counted once: inline or on the ring
+	 * (which one the page cache decides), and the forced ones on the ring. */
+	REQUIRE(s, snap(&a, 0) == 0, 0);
+	for (int i = 0; i < NREADS; i++)
+		EXPECT_EQ(s, ursa_pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(buf));
+	for (int i = 0; i < NREADS; i++)
+		EXPECT_EQ(s, ursa_preadv2(fd, &iov, 1, 0, URSA_RWF_RING), (ssize_t)sizeof(buf));
+	REQUIRE(s, snap(&b, 0) == 0, 0);
+	EXPECT_EQ(s, (b.file_inline - a.file_inline) + (b.file_ring - a.file_ring),
+	          (uint64_t)(2 * NREADS));
+	EXPECT(s, b.file_ring - a.file_ring >= NREADS, b.file_ring - a.file_ring);
+	close(fd);
+	/* Stacks: NPARKED parked tasks hold NPARKED slots of core 0's slabs. */
+	for (int i = 0; i < NPARKED; i++)
+		REQUIRE(s, ursa_spawn_on(&t[i], 0, parked, NULL) == 0, i);
+	ursa_yield();
+	REQUIRE(s, snap(&b, 0) == 0, 0);
+	EXPECT(s, b.stacks_mapped >= NPARKED + 1, b.stacks_mapped);
+	EXPECT(s, b.stack_slabs >= 1, b.stack_slabs);
+	EXPECT(s, b.stack_bytes_mapped >= (uint64_t)NPARKED * 16384, b.stack_bytes_mapped);
+	for (int i = 0; i < NPARKED; i++)
+		(void)ursa_cancel_and_join(t[i], NULL);
+	return NULL;
+}
+
+Test(stats, file_reads_and_stack_slabs_are_counted)
+{
+	struct seen s = {0};
+
+	if (stats_off())
+		cr_skip_test("built with -Dstats=false");
+	run_on(1, main_files_stacks, &s);
+	ASSERT_SEEN(&s);
+}
+
 /* ---------------------------------------------------- the stats socket */
 
 static char sock_name[64];
