@@ -330,7 +330,7 @@ struct msg {
 	unsigned rep, reps; /* MSG_PROGRESS */
 	uint64_t iters;     /* MSG_END */
 	struct bench_sample s;
-	char text[256];
+	char text[512];
 };
 
 static void send_msg(int fd, const struct msg *m)
@@ -416,7 +416,7 @@ static int calibrate(struct bench_ctx *ctx, const struct bench_path *path)
 static void child_main(const struct bench_params *p, const struct bench_workload *w,
                        const struct bench_path *path, int fd)
 {
-	char why[256] = "";
+	char why[512] = "";
 	struct bench_ctx ctx = {.p = p, .w = w, .why = why, .why_len = sizeof(why)};
 	struct msg m;
 	unsigned reps = p->reps;

@@ -108,11 +108,14 @@ struct bench_path {
 	                         where the kernel refuses it */
 };
 
-/* A target: the row `a` against the row `b` on a metric. */
+/* A target: the row `a` against the row `b` on a metric, or (b NULL) the
+ * row `a` alone against an absolute bound. */
 enum bench_metric {
 	BENCH_M_OPS,
 	BENCH_M_WALL,
 	BENCH_M_RSS,
+	BENCH_M_RSS_KIB_PER_OP, /* absolute: peak RSS over ops, KiB */
+	BENCH_M_RSS_MIB,        /* absolute: the RSS column, MiB */
 	BENCH_M_SRV_CPU, /* server CPU per op (w->server_cpu workloads) */
 	BENCH_M_NS_OP,   /* wall time per op (targets on one row: b NULL) */
 	BENCH_M_CPU_SHARE, /* CPU time per op-second: cpu s / (ops/s x wall s) */
@@ -122,7 +125,8 @@ struct bench_target {
 	enum bench_metric metric;
 	double goal;            /* a/b (ops) or b/a (wall, rss) must be >= goal;
 	                           for "within", see `at_most`; with b NULL, a's
-	                           cost (ns, or a share) against goal */
+	                           cost (ns, a share, KiB per op or MiB) against
+	                           goal */
 	bool at_most;           /* goal is an upper bound on a's cost over b's */
 	const char *text;       /* what the target says */
 	unsigned long at_tasks; /* non-zero: the target is set at this task count */
@@ -175,6 +179,14 @@ void bench_meter_stop(const struct bench_meter *m, struct bench_sample *s);
 int bench_why(struct bench_ctx *ctx, int status, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/* The runtime's counters (ursa_stats, every core), taken in a task at the
+ * end of a ring path's run; st->version stays 0 if they could not be. */
+void bench_stats_take(struct ursa_stats *st);
+/* Append to ctx->why the counters that explain a ring row, per op of the
+ * row (ops): loop turns and task switches, SQEs per submit, the share of
+ * file ops served inline, cross-core wakes, time asleep in the kernel. */
+void bench_stats_note(struct bench_ctx *ctx, const struct ursa_stats *st, double ops);
+
 /* Percentiles of n latencies in nanoseconds (sorted in place). */
 void bench_lat_from_ns(struct bench_lat *l, uint32_t *lat_ns_or_us, size_t n, double unit_us);
 
@@ -219,7 +231,7 @@ struct bench_row {
 	const struct bench_workload *w;
 	const struct bench_path *path;
 	int status;               /* enum bench_status */
-	char why[256];            /* SKIP/FAIL: the reason; OK: a note, or "" */
+	char why[512];             /* SKIP/FAIL: the reason; OK: a note, or "" */
 	unsigned nreps;
 	struct bench_sample reps[BENCH_MAX_REPS];
 	uint64_t iters;           /* micro: calibrated iterations per rep */

@@ -147,6 +147,10 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return r->wall_s;
 	case BENCH_M_RSS:
 		return (double)r->rss_kib;
+	case BENCH_M_RSS_KIB_PER_OP:
+		return r->ops > 0 ? (double)r->rss_kib / r->ops : 0;
+	case BENCH_M_RSS_MIB:
+		return (double)r->rss_kib / 1024;
 	case BENCH_M_SRV_CPU:
 		return r->srv_us_op;
 	case BENCH_M_NS_OP:
@@ -155,6 +159,12 @@ static double cost(const struct bench_row *r, enum bench_metric m)
 		return r->ops_s > 0 && r->wall_s > 0 ? r->cpu_s / (r->ops_s * r->wall_s) : 0;
 	}
 	return 0;
+}
+
+/* The unit an absolute target's value is printed in. */
+static const char *abs_unit(enum bench_metric m)
+{
+	return m == BENCH_M_RSS_KIB_PER_OP ? " KiB" : m == BENCH_M_RSS_MIB ? " MiB" : "";
 }
 
 int bench_target_eval(const struct bench_target *t, const struct bench_row *rows, unsigned n,
@@ -303,6 +313,9 @@ void bench_print_table(const struct bench_workload *w, const struct bench_params
 			printf("%sx, %s\n", num(a, sizeof(a), v), met ? "met" : "MISSED");
 		else if (t->metric == BENCH_M_CPU_SHARE)
 			printf("%.2f%%, %s\n", 100 * v, met ? "met" : "MISSED");
+		else if (t->metric == BENCH_M_RSS_KIB_PER_OP || t->metric == BENCH_M_RSS_MIB)
+			printf("%s%s, %s\n", num(a, sizeof(a), v), abs_unit(t->metric),
+			       met ? "met" : "MISSED");
 		else
 			printf("%s, %s\n", dur_us(a, sizeof(a), v / 1000), met ? "met" : "MISSED");
 	}

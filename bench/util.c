@@ -56,6 +56,36 @@ int bench_why(struct bench_ctx *ctx, int status, const char *fmt, ...)
 	return status;
 }
 
+void bench_stats_take(struct ursa_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->size = sizeof(*st);
+	if (ursa_stats(st, URSA_STATS_ALL, 0) != 0)
+		st->version = 0; /* compiled out (-Dstats=false): no note */
+}
+
+void bench_stats_note(struct bench_ctx *ctx, const struct ursa_stats *st, double ops)
+{
+	size_t n = strlen(ctx->why);
+	double files = (double)(st->file_inline + st->file_ring);
+
+	if (!st->version || !(ops > 0) || n + 1 >= ctx->why_len)
+		return;
+	snprintf(ctx->why + n, ctx->why_len - n,
+	         "%scounters: per op %.2f turns, %.2f switches, %.2f ring ops, %.2f cross-core "
+	         "wakes; %.1f SQEs/submit, %.1f CQEs/turn, %llu SQ-full, %.0f%% of turns slept",
+	         n ? "; " : "", (double)st->turns / ops, (double)st->switches / ops,
+	         (double)st->ops / ops, (double)st->xwakes_sent / ops,
+	         st->submits ? (double)st->sqes / (double)st->submits : 0.0,
+	         st->turns ? (double)st->cqes / (double)st->turns : 0.0,
+	         (unsigned long long)st->sq_full,
+	         st->turns ? 100.0 * (double)st->sleeps / (double)st->turns : 0.0);
+	n = strlen(ctx->why);
+	if (files > 0 && n + 1 < ctx->why_len)
+		snprintf(ctx->why + n, ctx->why_len - n, "; file ops inline %.1f%% of %.0f",
+		         100.0 * (double)st->file_inline / files, files);
+}
+
 static int cmp_u32(const void *a, const void *b)
 {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;

@@ -286,6 +286,7 @@ struct server {
 	bool have_res;
 	int err;
 	int run_err;   /* ursa_run refused to start (-errno): the path cannot run */
+	struct ursa_stats st; /* the ring server's counters (version 0: none) */
 };
 
 static bool read_result(struct server *s)
@@ -500,6 +501,7 @@ static void *ring_main(void *arg)
 	rc = ursa_join(acc, NULL);
 	if (rc < 0 && rc != -ECANCELED && !s->err)
 		s->err = -rc;
+	bench_stats_take(&s->st);
 	/* Connection tasks see EOF from the client and end; ursa_run waits. */
 	return NULL;
 }
@@ -651,6 +653,7 @@ static int run_server(struct bench_ctx *ctx, struct bench_sample *s, void (*serv
 	                         "%.2f s of %.2f s, server CPU %.2f s)",
 	          nconns, nconns == 1 ? "" : "s", two ? "1" : "0 (one CPU only)", sv.res.cpu_s,
 	          sv.res.wall_s, meter.cpu_s);
+	bench_stats_note(ctx, &sv.st, s->ops);
 	return BENCH_OK;
 }
 

@@ -25,6 +25,7 @@ struct spawn_run {
 	struct bench_sample *s;
 	uint64_t sum;
 	int err;
+	struct ursa_stats st;
 };
 
 static void *spawn_main(void *arg)
@@ -57,6 +58,7 @@ static void *spawn_main(void *arg)
 		i += k;
 	}
 	bench_meter_stop(&m, sr->s);
+	bench_stats_take(&sr->st);
 	return NULL;
 }
 
@@ -78,6 +80,8 @@ static int run_ursa_n(struct bench_ctx *ctx, struct bench_sample *s, unsigned ba
 		                 (unsigned long long)sr.sum, (unsigned long long)want);
 	s->ops = (double)ctx->iters;
 	s->check = 1;
+	ctx->why[0] = 0;
+	bench_stats_note(ctx, &sr.st, s->ops);
 	return BENCH_OK;
 }
 

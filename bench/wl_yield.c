@@ -21,6 +21,7 @@ struct yield_run {
 	struct bench_sample *s;
 	uint64_t a_count, b_count;
 	int err;
+	struct ursa_stats st;
 };
 
 static void *yielder(void *arg)
@@ -53,6 +54,7 @@ static void *yield_main(void *arg)
 	}
 	rc = ursa_join(t, NULL);
 	bench_meter_stop(&m, yr->s);
+	bench_stats_take(&yr->st);
 	if (rc < 0)
 		yr->err = rc;
 	return NULL;
@@ -74,6 +76,8 @@ static int run_ursa(struct bench_ctx *ctx, struct bench_sample *s)
 		                 (unsigned long long)ctx->iters);
 	s->ops = (double)ctx->iters;
 	s->check = 1;
+	ctx->why[0] = 0;
+	bench_stats_note(ctx, &yr.st, 2.0 * s->ops); /* per yield, of either task */
 	return BENCH_OK;
 }
 

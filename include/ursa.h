@@ -29,5 +29,6 @@
 #include "ursa/stream.h"  /* buffered readers and writers over any fd */
 #include "ursa/process.h" /* child processes: spawn, wait, signal, communicate */
 #include "ursa/signal.h"  /* waiting for signals on a signalfd */
+#include "ursa/stats.h"   /* per-core counters (docs/observability.md) */
 
 #endif /* URSA_H */

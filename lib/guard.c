@@ -143,6 +143,23 @@ static bool describe_thread(int sig, const siginfo_t *si, char *buf, size_t len,
 	return true;
 }
 
+void ursa__guard_top_overrun(struct ursa__core *c, struct ursa_task *t)
+{
+	char buf[512], entry[128];
+	int n;
+
+	/* The record sits just above the canary and may be damaged too: the
+	 * name is bounded, a garbage entry pointer only fails the lookup. */
+	ursa__sym_name(NULL, (void *)(uintptr_t)t->fn, entry, sizeof(entry));
+	n = snprintf(buf, sizeof(buf),
+	             "ursa: task '%.31s' (entry %s) on core %u wrote past the top of its stack "
+	             "(a buffer overrun running up from its first frames) into the canary below "
+	             "its task record\n",
+	             t->name[0] ? t->name : "(unnamed)", entry, c->id);
+	say(buf, n, sizeof(buf));
+	abort();
+}
+
 static void chain(const struct sigaction *old, int sig, siginfo_t *si, void *uctx)
 {
 	if (old->sa_flags & SA_SIGINFO) {

@@ -31,5 +31,10 @@ void ursa__guard_altstack_fini(void *altstack);
  * a crash into a silent kill (the kernel does not wait for an unblock), so
  * threads the runtime makes block every signal but these. */
 void ursa__guard_sync_signals(sigset_t *set);
+struct ursa_task;
+
+/* t, ended on core c, wrote past the top of its stack (its canary is gone):
+ * report it, naming the task, and abort. */
+_Noreturn void ursa__guard_top_overrun(struct ursa__core *c, struct ursa_task *t);
 
 #endif /* URSA_GUARD_H */

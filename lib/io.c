@@ -7,7 +7,10 @@
  */
 #include "io.h"
 
+#include "fdreg.h"
+#include "io_buf.h"
 #include "io_bufring.h"
+#include "io_inline.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -37,10 +40,66 @@ void ursa__io_core_fini(struct ursa__core *c)
 		return;
 	/* The ring is gone: nothing can be parked on this state any more. */
 	ursa__io_bufring_fini_all(io);
+	ursa__io_buf_fini(c);
 	if (io->reserve_fd >= 0)
 		close(io->reserve_fd);
 	free(io);
 	c->io = NULL;
+}
+
+/* ------------------------------------------------------ direct descriptors */
+
+int ursa__io_slot_take(struct ursa__core *c)
+{
+	struct ursa__io_core *io = ursa__io_core(c);
+
+	if (!io || io->slots < 0)
+		return -1;
+	if (io->slots == 0) {
+		/* First use: the registration is the probe (5.19). */
+		if (ursa__ring_files_sparse(&c->ring, URSA__IO_SLOTS) < 0) {
+			io->slots = -1;
+			return -1;
+		}
+		io->slots = 1;
+		for (unsigned i = 0; i < URSA__IO_SLOTS; i++)
+			io->free_slots[i] = URSA__IO_SLOTS - 1 - i;
+		io->nfree = URSA__IO_SLOTS;
+	}
+	return io->nfree ? (int)io->free_slots[--io->nfree] : -1;
+}
+
+/* The close's CQE, on the core: the slot is empty again. */
+static void slot_closed(struct ursa__call *k, int res, unsigned flags)
+{
+	struct ursa__io_closer *cl = ursa__container_of(k, struct ursa__io_closer, call);
+	struct ursa__io_core *io = cl->core->io;
+
+	(void)res; /* 0, or -ECANCELED / -EBADF when the open never filled it */
+	(void)flags;
+	io->free_slots[io->nfree++] = (uint32_t)(cl - io->closers);
+	cl->core->pending--;
+}
+
+void ursa__io_slot_close(struct ursa__core *c, struct io_uring_sqe *sqe, unsigned slot)
+{
+	struct ursa__io_closer *cl = &c->io->closers[slot];
+
+	cl->call.fn = slot_closed;
+	cl->core = c;
+	io_uring_prep_close_direct(sqe, slot);
+	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(&cl->call, URSA__UD_CALL));
+	c->pending++; /* the core stays until the slot is closed */
+}
+
+void ursa__io_slot_put(struct ursa__core *c, unsigned slot)
+{
+	c->io->free_slots[c->io->nfree++] = slot;
+}
+
+unsigned ursa__io_slots_free(struct ursa__core *c)
+{
+	return c->io && c->io->slots > 0 ? c->io->nfree : URSA__IO_SLOTS;
 }
 
 /* Wait for sqe's op with cancellation held off: for calls that must finish
@@ -83,8 +142,10 @@ int ursa__io_close_fresh(struct ursa_task *self, int fd)
 
 	io_uring_prep_close(sqe, fd);
 	rc = wait_shielded(self, sqe);
-	if (rc == 0)
+	if (rc == 0) {
+		ursa__io_inline_forget(fd);
 		ursa__io_fd_freed(self->core);
+	}
 	return rc;
 }
 
@@ -99,6 +160,9 @@ int ursa_close(int fd)
 		return -EPERM;
 	if (fd < 0)
 		return -EBADF;
+	/* Other cores' ops on fd first: a cancel finds only its own ring's ops,
+	 * and by fd number only while the number still names the file. */
+	ursa__fdreg_cancel_remote(self, fd);
 	r = &self->core->ring;
 	/*
 	 * close(2) does not stop ops already queued on the fd: they would run
@@ -114,7 +178,9 @@ int ursa_close(int fd)
 	sqe = ursa__ring_sqe(r);
 	io_uring_prep_close(sqe, fd);
 	rc = wait_shielded(self, sqe);
-	if (rc == 0)
+	if (rc == 0) {
+		ursa__io_inline_forget(fd);
 		ursa__io_fd_freed(self->core);
+	}
 	return rc;
 }

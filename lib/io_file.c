@@ -6,6 +6,8 @@
  * ours (the kernel may hand a blocking op to its own io-wq workers).
  */
 #include "io.h"
+#include "io_buf.h"
+#include "io_inline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -62,78 +64,147 @@ int ursa_open(const char *path, int flags, mode_t mode)
 	return ursa_openat(AT_FDCWD, path, flags, mode);
 }
 
-static ssize_t rw(int op, int fd, void *buf, size_t n, uint64_t off)
+/* The ring's form of a read or write of iov at off: READ/WRITE for one
+ * buffer without flags, else READV/WRITEV with the RWF_* flags. */
+static ssize_t ring_rw(struct ursa_task *self, bool wr, int fd, const struct iovec *iov,
+                       int iovcnt, uint64_t off, int rwf)
 {
-	struct ursa_task *self;
-	struct io_uring_sqe *sqe;
-	int err;
+	struct io_uring_sqe *sqe = ursa__ring_sqe(&self->core->ring);
 
-	if (!(sqe = ursa__op_sqe(&self, &err)))
-		return err;
-	if (op == IORING_OP_READ)
-		io_uring_prep_read(sqe, fd, buf, ursa__io_len(n), off);
-	else
-		io_uring_prep_write(sqe, fd, buf, ursa__io_len(n), off);
+	if (iovcnt == 1 && !rwf &&
+	    ursa__io_buf_fixed(self->core, iov[0].iov_base, iov[0].iov_len)) {
+		/* A registered buffer (io_buf.c): no per-op page pinning. */
+		if (wr)
+			io_uring_prep_write_fixed(sqe, fd, iov[0].iov_base,
+			                          ursa__io_len(iov[0].iov_len), off, 0);
+		else
+			io_uring_prep_read_fixed(sqe, fd, iov[0].iov_base,
+			                         ursa__io_len(iov[0].iov_len), off, 0);
+	} else if (iovcnt == 1 && !rwf) {
+		if (wr)
+			io_uring_prep_write(sqe, fd, iov[0].iov_base, ursa__io_len(iov[0].iov_len), off);
+		else
+			io_uring_prep_read(sqe, fd, iov[0].iov_base, ursa__io_len(iov[0].iov_len), off);
+	} else if (wr) {
+		io_uring_prep_writev2(sqe, fd, iov, (unsigned)iovcnt, off, rwf);
+	} else {
+		io_uring_prep_readv2(sqe, fd, iov, (unsigned)iovcnt, off, rwf);
+	}
 	return ursa__op_wait(self, sqe);
+}
+
+/* Up to this many iovecs are copied on the stack to send the rest of a
+ * partial inline transfer to the ring; more take a malloc. */
+#define IOV_ON_STACK 16
+
+/*
+ * Every read and write: the page-cache fast path first (io_inline.c), the
+ * ring for the rest.  A try that moved part of the data (the rest is not
+ * cached, or end of file) has the rest read or written by the ring, as the
+ * ring itself would have done, so the result is the same either way: the
+ * count of both parts; a failure or cancellation of the second part leaves
+ * the first part's count, which the next call's error follows.
+ */
+static ssize_t rw(bool wr, int fd, const struct iovec *iov, int iovcnt, uint64_t off, int rwf)
+{
+	struct iovec stack_iov[IOV_ON_STACK], *rest = stack_iov;
+	struct ursa_task *self;
+	size_t total = 0, skip;
+	ssize_t done, more;
+	int err, i, n;
+
+	if (iovcnt < 0)
+		return -EINVAL;
+	if ((err = ursa__op_check(&self)))
+		return err;
+	done = ursa__io_inline_rw(self, wr, fd, iov, iovcnt, off, rwf);
+	rwf &= ~URSA_RWF_RING;
+	if (done == URSA__IO_RING) {
+		URSA__STAT_INC(self->core->stats.file_ring);
+		return ring_rw(self, wr, fd, iov, iovcnt, off, rwf);
+	}
+	if (done >= 0)
+		URSA__STAT_INC(self->core->stats.file_inline);
+	if (done <= 0)
+		return done;
+	for (i = 0; i < iovcnt && total <= URSA__IO_MAX; i++)
+		total += iov[i].iov_len;
+	if ((size_t)done >= total || (size_t)done >= URSA__IO_MAX)
+		return done;
+	/* The rest: skip the iovecs the try filled, cut into the first one left. */
+	for (i = 0, skip = (size_t)done; skip >= iov[i].iov_len; i++)
+		skip -= iov[i].iov_len;
+	n = iovcnt - i;
+	if (n > IOV_ON_STACK && !(rest = malloc((size_t)n * sizeof(*rest))))
+		return done; /* a short count is a valid answer */
+	memcpy(rest, iov + i, (size_t)n * sizeof(*rest));
+	rest[0].iov_base = (char *)rest[0].iov_base + skip;
+	rest[0].iov_len -= skip;
+	more = ring_rw(self, wr, fd, rest, n, off == CUR_POS ? CUR_POS : off + (uint64_t)done, rwf);
+	if (rest != stack_iov)
+		free(rest);
+	return more > 0 ? done + more : done;
+}
+
+static ssize_t rw1(bool wr, int fd, const void *buf, size_t n, uint64_t off)
+{
+	struct iovec iov = {(void *)buf, ursa__io_len(n)};
+
+	return rw(wr, fd, &iov, 1, off, 0);
 }
 
 ssize_t ursa_read(int fd, void *buf, size_t n)
 {
-	return rw(IORING_OP_READ, fd, buf, n, CUR_POS);
+	return rw1(false, fd, buf, n, CUR_POS);
 }
 
 ssize_t ursa_write(int fd, const void *buf, size_t n)
 {
-	return rw(IORING_OP_WRITE, fd, (void *)buf, n, CUR_POS);
+	return rw1(true, fd, buf, n, CUR_POS);
 }
 
 /* A negative offset is -EINVAL, as for pread(2): the op would read -1 as
  * "the file position". */
 ssize_t ursa_pread(int fd, void *buf, size_t n, off_t off)
 {
-	return off < 0 ? -EINVAL : rw(IORING_OP_READ, fd, buf, n, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw1(false, fd, buf, n, (uint64_t)off);
 }
 
 ssize_t ursa_pwrite(int fd, const void *buf, size_t n, off_t off)
 {
-	return off < 0 ? -EINVAL : rw(IORING_OP_WRITE, fd, (void *)buf, n, (uint64_t)off);
-}
-
-static ssize_t rwv(int op, int fd, const struct iovec *iov, int iovcnt, uint64_t off)
-{
-	struct ursa_task *self;
-	struct io_uring_sqe *sqe;
-	int err;
-
-	if (iovcnt < 0)
-		return -EINVAL;
-	if (!(sqe = ursa__op_sqe(&self, &err)))
-		return err;
-	if (op == IORING_OP_READV)
-		io_uring_prep_readv(sqe, fd, iov, (unsigned)iovcnt, off);
-	else
-		io_uring_prep_writev(sqe, fd, iov, (unsigned)iovcnt, off);
-	return ursa__op_wait(self, sqe);
+	return off < 0 ? -EINVAL : rw1(true, fd, buf, n, (uint64_t)off);
 }
 
 ssize_t ursa_readv(int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(IORING_OP_READV, fd, iov, iovcnt, CUR_POS);
+	return rw(false, fd, iov, iovcnt, CUR_POS, 0);
 }
 
 ssize_t ursa_writev(int fd, const struct iovec *iov, int iovcnt)
 {
-	return rwv(IORING_OP_WRITEV, fd, iov, iovcnt, CUR_POS);
+	return rw(true, fd, iov, iovcnt, CUR_POS, 0);
 }
 
 ssize_t ursa_preadv(int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
-	return off < 0 ? -EINVAL : rwv(IORING_OP_READV, fd, iov, iovcnt, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw(false, fd, iov, iovcnt, (uint64_t)off, 0);
 }
 
 ssize_t ursa_pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
 {
-	return off < 0 ? -EINVAL : rwv(IORING_OP_WRITEV, fd, iov, iovcnt, (uint64_t)off);
+	return off < 0 ? -EINVAL : rw(true, fd, iov, iovcnt, (uint64_t)off, 0);
+}
+
+/* preadv2(2)'s offset: -1 is the file position, any other negative one
+ * -EINVAL. */
+ssize_t ursa_preadv2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
+{
+	return off < -1 ? -EINVAL : rw(false, fd, iov, iovcnt, (uint64_t)off, flags);
+}
+
+ssize_t ursa_pwritev2(int fd, const struct iovec *iov, int iovcnt, off_t off, int flags)
+{
+	return off < -1 ? -EINVAL : rw(true, fd, iov, iovcnt, (uint64_t)off, flags);
 }
 
 static int sync_op(int fd, unsigned fsync_flags)
@@ -230,17 +301,15 @@ int ursa_mkdir(const char *path, mode_t mode)
 
 /* ------------------------------------------------------ whole-file helpers */
 
-int ursa_read_file(const char *path, void **out, size_t *outlen)
+/* ursa_read_file where the kernel has no direct descriptors (or all of
+ * this core's are in use): open, statx for a size hint, read, close. */
+static int read_file_fd(const char *path, void **out, size_t *outlen)
 {
 	struct statx st;
 	size_t cap = 4096, len = 0;
 	char *buf;
 	int fd, rc;
 
-	if (!ursa__sched_self())
-		return -EPERM;
-	if (!path || !out || !outlen)
-		return -EINVAL;
 	fd = ursa_open(path, O_RDONLY | O_CLOEXEC, 0);
 	if (fd < 0)
 		return fd;
@@ -297,6 +366,187 @@ fail_buf:
 fail_fd:
 	(void)ursa_close(fd);
 	return rc;
+}
+
+/*
+ * Linked chains into direct descriptors.  An open into a slot of the
+ * core's fixed-file table (IORING_OP_OPENAT with file_index), the reads that
+ * use the slot (IOSQE_FIXED_FILE) and its close go to the kernel as one
+ * linked chain: one submission, one wake, and no fd ever exists in the
+ * process, so none can leak.  Slots are chosen here, not with
+ * IORING_FILE_INDEX_ALLOC: an allocated slot's number comes only in the
+ * open's CQE, too late for the read linked behind it.  The open links to
+ * the read with IOSQE_IO_LINK (a failed open cancels the rest: its error is
+ * the answer) and the read to what follows with IOSQE_IO_HARDLINK (a short
+ * or failed read must not stop the close).  The close is not awaited: its
+ * CQE gives the slot back (io.c).
+ */
+
+/* The answer of a chain's open (step 0): 0, or its error (a cancellation
+ * that stopped it: the reason). */
+static int chain_open_res(const struct ursa__chain *ch)
+{
+	int r = ursa__chain_res(ch, 0);
+
+	return r > 0 ? 0 : r;
+}
+
+/* open -> pread -> close of path where direct descriptors are missing. */
+static ssize_t pread_path_fd(int dirfd, const char *path, void *buf, size_t n, off_t off)
+{
+	int fd = ursa_openat(dirfd, path, O_RDONLY | O_CLOEXEC, 0);
+	ssize_t r;
+
+	if (fd < 0)
+		return fd;
+	r = ursa_pread(fd, buf, n, off);
+	(void)ursa_close(fd); /* shielded: closes even when cancelled */
+	return r;
+}
+
+ssize_t ursa_pread_path(int dirfd, const char *path, void *buf, size_t n, off_t off)
+{
+	struct ursa_task *self = ursa__sched_self();
+	struct io_uring_sqe *sqe;
+	struct ursa__chain ch;
+	int slot, rc;
+
+	if (!self)
+		return -EPERM;
+	if (!path || off < 0)
+		return -EINVAL;
+	slot = ursa__io_slot_take(self->core);
+	if (slot < 0)
+		return pread_path_fd(dirfd, path, buf, n, off);
+	if ((rc = ursa__chain_begin(&ch, &self, 3))) {
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		return rc;
+	}
+	/* O_CLOEXEC: a direct descriptor has no fd to inherit (the kernel
+	 * refuses the flag with a slot). */
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_openat_direct(sqe, dirfd, path, O_RDONLY, 0, (unsigned)slot);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf, ursa__io_len(n), (uint64_t)off);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	ursa__chain_wait(self, &ch);
+	if ((rc = chain_open_res(&ch)) < 0)
+		return rc;
+	/* Bytes read win over a cancellation that came too late. */
+	return ursa__chain_res(&ch, 1);
+}
+
+/* ursa_read_file's first reads: two of this size, linked behind the open.
+ * A file that fits in the first is read and its end seen (the second read
+ * returns 0) in one wake. */
+#define RF_FIRST (16u << 10)
+
+/* A read through direct descriptor slot, as one op. */
+static ssize_t read_slot(int slot, void *buf, size_t n)
+{
+	struct ursa_task *self;
+	struct io_uring_sqe *sqe;
+	int err;
+
+	if (!(sqe = ursa__op_sqe(&self, &err)))
+		return err;
+	io_uring_prep_read(sqe, slot, buf, ursa__io_len(n), CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	return ursa__op_wait(self, sqe);
+}
+
+static int read_file_direct(struct ursa_task *self, int slot, char *buf, const char *path,
+                            void **out, size_t *outlen)
+{
+	struct io_uring_sqe *sqe;
+	struct ursa__chain ch;
+	size_t cap = 2 * RF_FIRST, len;
+	ssize_t r1, r2;
+	int rc;
+
+	if ((rc = ursa__chain_begin(&ch, &self, 3))) {
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		free(buf);
+		return rc;
+	}
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_openat_direct(sqe, AT_FDCWD, path, O_RDONLY, 0, (unsigned)slot);
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf, RF_FIRST, CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE | IOSQE_IO_HARDLINK;
+	sqe = ursa__chain_sqe(&ch, self);
+	io_uring_prep_read(sqe, slot, buf + RF_FIRST, RF_FIRST, CUR_POS);
+	sqe->flags |= IOSQE_FIXED_FILE;
+	ursa__chain_wait(self, &ch);
+	if ((rc = chain_open_res(&ch)) < 0) {
+		/* Nothing was opened: the slot is still empty. */
+		ursa__io_slot_put(self->core, (unsigned)slot);
+		free(buf);
+		return rc;
+	}
+	r1 = ursa__chain_res(&ch, 1);
+	r2 = ursa__chain_res(&ch, 2);
+	if (r1 < 0 || r2 < 0) {
+		rc = r1 < 0 ? (int)r1 : (int)r2;
+		goto fail;
+	}
+	/* The second read continued where the first stopped: after a short
+	 * first read (end of file, or a /proc file's page) its bytes belong
+	 * right behind the first's. */
+	if ((size_t)r1 < RF_FIRST && r2 > 0)
+		memmove(buf + r1, buf + RF_FIRST, (size_t)r2);
+	len = (size_t)r1 + (size_t)r2;
+	while (r2 > 0) {
+		if (len == cap) {
+			char *nb = cap > SSIZE_MAX / 2 ? NULL : realloc(buf, cap * 2 + 1);
+
+			if (!nb) {
+				rc = cap > SSIZE_MAX / 2 ? -EFBIG : -ENOMEM;
+				goto fail;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r2 = read_slot(slot, buf + len, cap - len);
+		if (r2 < 0) {
+			rc = (int)r2;
+			goto fail;
+		}
+		len += (size_t)r2;
+	}
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	buf[len] = '\0';
+	*out = buf;
+	*outlen = len;
+	return 0;
+fail:
+	ursa__io_slot_close(self->core, ursa__ring_sqe(&self->core->ring), (unsigned)slot);
+	free(buf);
+	return rc;
+}
+
+int ursa_read_file(const char *path, void **out, size_t *outlen)
+{
+	struct ursa_task *self = ursa__sched_self();
+	char *buf;
+	int slot;
+
+	if (!self)
+		return -EPERM;
+	if (!path || !out || !outlen)
+		return -EINVAL;
+	buf = malloc(2 * RF_FIRST + 1);
+	if (!buf)
+		return -ENOMEM;
+	slot = ursa__io_slot_take(self->core);
+	if (slot < 0) {
+		free(buf);
+		return read_file_fd(path, out, outlen);
+	}
+	return read_file_direct(self, slot, buf, path, out, outlen);
 }
 
 /* A name beside path that no one else picks: path.<pid>.<n>.tmp. */

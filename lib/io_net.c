@@ -12,6 +12,7 @@
  * Everything else on the core runs meanwhile.
  */
 #include "io.h"
+#include "io_inline.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -39,12 +40,19 @@ int ursa_socket(int domain, int type, int protocol)
 		if ((err = ursa__scope_check(self, NULL)))
 			return err;
 		fd = socket(domain, type, protocol);
-		return fd < 0 ? -errno : fd;
+		if (fd < 0)
+			return -errno;
+		ursa__io_inline_forget(fd);
+		return fd;
 	}
 	if (!(sqe = ursa__op_sqe(&self, &err)))
 		return err;
 	io_uring_prep_socket(sqe, domain, type, protocol, 0);
-	return ursa__op_wait(self, sqe);
+	fd = ursa__op_wait(self, sqe);
+	/* The number may have been a file's: forget its fast-path hint. */
+	if (fd >= 0)
+		ursa__io_inline_forget(fd);
+	return fd;
 }
 
 /* ------------------------------------------------------------------ accept */
@@ -145,6 +153,8 @@ int ursa_accept4(int fd, struct sockaddr *addr, socklen_t *addrlen, int flags)
 		return fd_shortage(self, fd, rc);
 	if (rc >= 0 && io)
 		io->emfile_backoff_ns = 0;
+	if (rc >= 0)
+		ursa__io_inline_forget(rc);
 	return rc;
 }
 

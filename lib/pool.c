@@ -153,6 +153,18 @@ int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j)
 	return rc;
 }
 
+void ursa__pool_gauges(struct ursa__pool *p, unsigned *threads, unsigned *queued)
+{
+	unsigned n = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (const struct ursa__job *j = p->head; j; j = j->next)
+		n++;
+	*threads = p->nthreads;
+	*queued = n;
+	pthread_mutex_unlock(&p->mu);
+}
+
 bool ursa__pool_withdraw(struct ursa__pool *p, struct ursa__job *j)
 {
 	bool found = false;
@@ -184,6 +196,7 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 {
 	struct ursa_task *self = ursa__sched_self();
 	struct ursa__job j = {.fn = fn, .arg = arg};
+	uint64_t t0 = ursa__stats_clock();
 	int rc;
 
 	if (!self)
@@ -194,6 +207,7 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 	if (rc)
 		return rc;
 	ursa__wait_init(&j.w, self);
+	j.w.reason = URSA__PARK_POOL;
 	rc = ursa__pool_submit(&self->core->rt->pool, &j);
 	if (rc < 0)
 		return rc;
@@ -202,6 +216,7 @@ int ursa_blocking(ursa_fn fn, void *arg, void **result)
 	rc = ursa__wait_for(&j.w, withdraw, &j);
 	if (rc)
 		return rc;
+	ursa__stats_job(&self->core->stats, t0);
 	if (result)
 		*result = j.result;
 	return 0;

@@ -37,6 +37,8 @@ void ursa__pool_fini(struct ursa__pool *p);
 /* Queue j (its waiter record WAITING), starting a thread if none is idle.
  * 0 or -errno. */
 int ursa__pool_submit(struct ursa__pool *p, struct ursa__job *j);
+/* Threads started and jobs queued, now (for ursa_stats).  Any thread. */
+void ursa__pool_gauges(struct ursa__pool *p, unsigned *threads, unsigned *queued);
 /* Take j back if no thread has claimed it yet.  True if withdrawn. */
 bool ursa__pool_withdraw(struct ursa__pool *p, struct ursa__job *j);
 

@@ -23,6 +23,7 @@
 #include "scope.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +47,15 @@ struct ursa_queue {
 
 #define MIN_CAP 16u
 
+/* The poison check of every call on q (waitq.h): a queue used after
+ * ursa_queue_destroy, or a pointer that never was one, aborts naming the
+ * call, until the memory is reused. */
+static inline void alive(const struct ursa_queue *q, const char *call)
+{
+	if (__builtin_expect(q->getters.magic_ != URSA__WAITQ_LIVE, 0))
+		ursa__waitq_poisoned(call, "queue", q, q->getters.magic_);
+}
+
 static int create(struct ursa_queue **out, size_t maxsize, uint32_t flags, ursa_queue_cmp_fn cmp)
 {
 	struct ursa_queue *q;
@@ -58,6 +68,7 @@ static int create(struct ursa_queue **out, size_t maxsize, uint32_t flags, ursa_
 	q->flags = flags;
 	q->cmp = cmp;
 	q->maxsize = maxsize;
+	q->getters.magic_ = URSA__WAITQ_LIVE; /* the poison check's mark (waitq.h) */
 	/* Slots are allocated as needed, up to maxsize. */
 	q->cap = maxsize && maxsize < MIN_CAP ? maxsize : MIN_CAP;
 	q->buf = malloc(q->cap * sizeof(struct slot));
@@ -87,12 +98,14 @@ int ursa_queue_destroy(struct ursa_queue *q)
 
 	if (!q)
 		return 0;
+	alive(q, "ursa_queue_destroy");
 	ursa__spin_lock(&q->lock);
 	busy = !ursa__waitq_empty(&q->getters) || !ursa__waitq_empty(&q->putters) ||
 	       !ursa__waitq_empty(&q->joiners);
 	ursa__spin_unlock(&q->lock);
 	if (busy)
 		return -EBUSY;
+	q->getters.magic_ = URSA__WAITQ_DEAD; /* a later call on q says so */
 	free(q->buf);
 	free(q);
 	return 0;
@@ -292,6 +305,7 @@ int ursa_queue_put_nowait(struct ursa_queue *q, void *item)
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	int rc;
 
+	alive(q, "ursa_queue_put_nowait");
 	ursa__spin_lock(&q->lock);
 	rc = try_put(q, item, &ws);
 	ursa__spin_unlock(&q->lock);
@@ -304,6 +318,7 @@ int ursa_queue_get_nowait(struct ursa_queue *q, void **item)
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	int rc;
 
+	alive(q, "ursa_queue_get_nowait");
 	ursa__spin_lock(&q->lock);
 	rc = try_get(q, item, &ws);
 	ursa__spin_unlock(&q->lock);
@@ -318,6 +333,7 @@ int ursa_queue_put(struct ursa_queue *q, void *item)
 	struct ursa__wait w;
 	int rc;
 
+	alive(q, "ursa_queue_put");
 	ursa__spin_lock(&q->lock);
 	rc = try_put(q, item, &ws);
 	if (rc == -EAGAIN && self) {
@@ -347,6 +363,7 @@ int ursa_queue_get(struct ursa_queue *q, void **item)
 	struct ursa__wait w;
 	int rc;
 
+	alive(q, "ursa_queue_get");
 	ursa__spin_lock(&q->lock);
 	rc = try_get(q, item, &ws);
 	if (rc == -EAGAIN && self) {
@@ -375,6 +392,7 @@ void ursa_queue_close(struct ursa_queue *q)
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wnode *n;
 
+	alive(q, "ursa_queue_close");
 	ursa__spin_lock(&q->lock);
 	q->closed = true;
 	/* Getters wait only while q is empty: they see the end now. */
@@ -393,6 +411,7 @@ int ursa_queue_task_done(struct ursa_queue *q)
 	struct ursa__wakes ws = URSA__WAKES_INIT;
 	struct ursa__wnode *n;
 
+	alive(q, "ursa_queue_task_done");
 	ursa__spin_lock(&q->lock);
 	if (!q->unfinished) {
 		ursa__spin_unlock(&q->lock);
@@ -411,6 +430,7 @@ int ursa_queue_join(struct ursa_queue *q)
 	struct ursa_task *self = ursa__sched_self();
 	struct ursa__wait w;
 
+	alive(q, "ursa_queue_join");
 	ursa__spin_lock(&q->lock);
 	if (!q->unfinished) {
 		ursa__spin_unlock(&q->lock);
@@ -479,6 +499,8 @@ int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n)
 
 	if (!self)
 		return -EPERM;
+	if (n > INT_MAX) /* the index is the return value */
+		return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
 		if (!arms[i].q)
 			continue;

@@ -43,7 +43,8 @@ static const unsigned wanted_flags[] = {
  * without those features, so the fallback paths can be tested on a kernel
  * that has them all (tests/meson.build runs a suite that way).  Names:
  * defer_taskrun, single_issuer, coop_taskrun, taskrun_flag, submit_all,
- * msg_ring, cqe_skip, socket, send_zc, waitid, and wait_in_enter (see
+ * msg_ring, cqe_skip, socket, send_zc, waitid, direct_files, fixed_buffers,
+ * and wait_in_enter (see
  * wants_wait_in_poll); other files
  * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
  */
@@ -199,6 +200,7 @@ static void vg_note_sqe(const struct io_uring_sqe *sqe)
 		return;
 	switch (sqe->opcode) {
 	case IORING_OP_READ:
+	case IORING_OP_READ_FIXED:
 	case IORING_OP_RECV:
 		vg_defined(addr, sqe->len);
 		break;
@@ -258,7 +260,9 @@ struct io_uring_sqe *ursa__ring_sqe(struct ursa__ring *r)
 		 * transient; submission is retried until a slot frees. */
 		int rc;
 
+		URSA__STAT_INC(r->stats.sq_full);
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
 		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
@@ -275,6 +279,7 @@ void ursa__ring_reserve(struct ursa__ring *r, unsigned n)
 		int rc;
 
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
 		rc = io_uring_submit(&r->uring);
 
 		if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
@@ -308,6 +313,20 @@ int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *
 	return io_uring_register_buf_ring(&r->uring, &reg, 0);
 }
 
+int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n)
+{
+	if (disabled("direct_files"))
+		return -EOPNOTSUPP;
+	return io_uring_register_files_sparse(&r->uring, n);
+}
+
+int ursa__ring_buffers_register(struct ursa__ring *r, const struct iovec *iov, unsigned n)
+{
+	if (disabled("fixed_buffers"))
+		return -EOPNOTSUPP;
+	return io_uring_register_buffers(&r->uring, iov, n);
+}
+
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid)
 {
 	return io_uring_unregister_buf_ring(&r->uring, (int)bgid);
@@ -323,6 +342,7 @@ unsigned ursa__ring_reap(struct ursa__ring *r, ursa__ring_complete_fn fn, void *
 		n++;
 	}
 	io_uring_cq_advance(&r->uring, n);
+	URSA__STAT_ADD(r->stats.cqes, n);
 	return n;
 }
 
@@ -348,6 +368,9 @@ int ursa__ring_enter(struct ursa__ring *r, bool wait, ursa__ring_complete_fn fn,
 		int rc;
 
 		vg_note_sqes(r);
+		URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
+		if (IO_URING_READ_ONCE(*r->uring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+			URSA__STAT_INC(r->stats.cq_overflow);
 		rc = !wait             ? io_uring_submit_and_get_events(&r->uring)
 		     : r->wait_in_poll ? submit_then_poll(r)
 		                       : io_uring_submit_and_wait(&r->uring, 1);

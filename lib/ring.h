@@ -9,6 +9,8 @@
 #ifndef URSA_RING_H
 #define URSA_RING_H
 
+#include "stats.h"
+
 #include <liburing.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -57,6 +59,7 @@ struct ursa__ring {
 	struct io_uring uring;
 	struct ursa__ring_caps caps;
 	bool wait_in_poll; /* wait in poll(2), not io_uring_enter (valgrind; ring.c) */
+	struct ursa__ring_stats stats; /* stats.h: written by the ring's core */
 };
 
 /*
@@ -93,6 +96,16 @@ void ursa__ring_submit(struct ursa__ring *r);
 int ursa__ring_bufring_register(struct ursa__ring *r, struct io_uring_buf_ring *br,
                                 unsigned entries, unsigned bgid);
 int ursa__ring_bufring_unregister(struct ursa__ring *r, unsigned bgid);
+
+/* Register a sparse table of n direct descriptors (fixed-file slots,
+ * 5.19), the probe for linked opens into direct descriptors.  0 or -errno
+ * (-EOPNOTSUPP under URSA_DISABLE=direct_files).  From the ring's thread. */
+int ursa__ring_files_sparse(struct ursa__ring *r, unsigned n);
+
+/* Register iov[0..n) as the ring's fixed buffers (IORING_REGISTER_BUFFERS):
+ * 0 or -errno (-EOPNOTSUPP under URSA_DISABLE=fixed_buffers).  From the
+ * ring's thread. */
+int ursa__ring_buffers_register(struct ursa__ring *r, const struct iovec *iov, unsigned n);
 
 #ifndef IORING_SETUP_TASKRUN_FLAG
 #define IORING_SETUP_TASKRUN_FLAG (1U << 9) /* 5.19 */

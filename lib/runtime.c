@@ -11,14 +11,17 @@
  *   5. the alternate signal stack for the overflow report.
  */
 #include "fiber/switch.h"
+#include "fdreg.h"
 #include "guard.h"
 #include "io.h"
 #include "scope.h"
 #include "stall.h"
+#include "stats.h"
 #include "task.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +33,10 @@
 #define MAX_RING_ENTRIES 32768u
 #define DEFAULT_STACK_SIZE (128u * 1024u)
 #define DEFAULT_STACK_CACHE 256u
+#define DEFAULT_STACK_TRIM_MS 100u
 #define MAX_CORES 1024u
+#define MAX_POOL_THREADS 4096u   /* more would be a thread per job, not a pool */
+#define MAX_STACK_CACHE 1048576u /* per core; the cache's array is allocated up front */
 
 /* ---------------------------------------------------------------- options */
 
@@ -39,6 +45,7 @@ static int parse_size(const char *s, unsigned long long *out)
 {
 	char *end;
 	unsigned long long v;
+	unsigned shift = 0;
 
 	if (!s || !*s || !isdigit((unsigned char)*s))
 		return -EINVAL;
@@ -47,13 +54,14 @@ static int parse_size(const char *s, unsigned long long *out)
 	if (errno)
 		return -EINVAL;
 	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
 	default: break;
 	}
-	if (*end)
+	if (*end || v > ULLONG_MAX >> shift) /* 2^64 and above is not "huge", it is wrong */
 		return -EINVAL;
+	v <<= shift;
 	*out = v;
 	return 0;
 }
@@ -114,22 +122,35 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 
 	if (pick(o->stack_size, "URSA_STACK_SIZE", &v) < 0)
 		return -EINVAL;
-	if (v && v < 16 * 1024)
+	if (v && (v < URSA__STACK_MIN || v > URSA__STACK_MAX))
 		return -EINVAL;
 	cfg->stack_size = v ? (size_t)v : DEFAULT_STACK_SIZE;
 
-	if (pick(o->pool_threads, "URSA_POOL_THREADS", &v) < 0)
+	if (pick(o->pool_threads, "URSA_POOL_THREADS", &v) < 0 || v > MAX_POOL_THREADS)
 		return -EINVAL;
 	/* asyncio's default executor size: min(32, CPUs + 4). */
 	cfg->pool_threads = v ? (unsigned)v : (unsigned)(ncpu + 4 < 32 ? ncpu + 4 : 32);
 
-	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0)
+	if (pick(o->stack_cache, "URSA_STACK_CACHE", &v) < 0 || v > MAX_STACK_CACHE)
 		return -EINVAL;
 	cfg->stack_cache = v ? (unsigned)v : DEFAULT_STACK_CACHE;
 
-	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0)
+	if (pick(o->stall_ms, "URSA_STALL_MS", &v) < 0 || v > UINT_MAX)
 		return -EINVAL;
 	cfg->stall_ms = (unsigned)v; /* 0: off */
+
+	/* Stacks (lib/fiber/stack.h): the guard below each, and how long free
+	 * stacks beyond stack_cache stay before they go back to the kernel. */
+	if (pick(o->stack_guard, "URSA_STACK_GUARD", &v) < 0)
+		return -EINVAL;
+	if (v > URSA__STACK_MAX)
+		return -EINVAL;
+	cfg->stack_guard = v ? (size_t)v : URSA__STACK_GUARD_DEFAULT;
+	if (pick(o->stack_trim_ms, "URSA_STACK_TRIM_MS", &v) < 0)
+		return -EINVAL;
+	if (v > UINT32_MAX / 2)
+		return -EINVAL;
+	cfg->stack_trim_ms = v ? (unsigned)v : DEFAULT_STACK_TRIM_MS;
 
 	/* Idle polling: here 0 means the default, as for every field, so "off"
 	 * has a value of its own; in the environment "0" is off. */
@@ -154,6 +175,8 @@ static int resolve(struct ursa__config *cfg, const struct ursa_opts *o)
 	if (pick(o->flags & URSA_OPT_PIN, "URSA_PIN", &v) < 0)
 		return -EINVAL;
 	cfg->pin = v != 0;
+
+	cfg->stats_socket = o->stats_socket ? o->stats_socket : getenv("URSA_STATS_SOCKET");
 	return 0;
 }
 
@@ -196,7 +219,14 @@ static int core_init(struct ursa__core *c)
 		ursa__ring_fini(&c->ring);
 		return rc;
 	}
-	rc = ursa__stack_cache_init(&c->stacks, rt->cfg.stack_size, rt->cfg.stack_cache);
+	struct ursa__stack_config sc = {
+		.size = rt->cfg.stack_size,
+		.guard = rt->cfg.stack_guard,
+		.rec_size = sizeof(struct ursa_task),
+		.keep = rt->cfg.stack_cache,
+		.trim_ns = (uint64_t)rt->cfg.stack_trim_ms * 1000000u,
+	};
+	rc = ursa__stack_cache_init(&c->stacks, &sc, ursa__stack_trim_arm, c);
 	if (rc == 0)
 		rc = ursa__guard_thread_init(c);
 	if (rc < 0) {
@@ -215,6 +245,9 @@ static int core_init(struct ursa__core *c)
  * early let that kick hit a closed or reused fd (found by TSan). */
 static void core_close_shared(struct ursa__core *c)
 {
+	/* Stacks a worker could not release as it stopped: a task of another
+	 * core still lived on one of them until that core freed it. */
+	ursa__stack_cache_fini(&c->stacks);
 	ursa__ring_fini(&c->ring);
 	ursa__io_core_fini(c);
 	close(c->eventfd);
@@ -232,7 +265,6 @@ static void core_fini_local(struct ursa__core *c)
 		ursa__task_free(c, t);
 	}
 	ursa__guard_thread_fini(c);
-	ursa__stack_cache_fini(&c->stacks);
 	ursa__scope_fini(c);
 }
 
@@ -307,6 +339,10 @@ static void *worker_main(void *arg)
 	}
 	ursa__sched_loop(c);
 	core_fini_local(c);
+	/* Usually every stack of ours is back by now: unmap them here, in
+	 * parallel with the other cores (a million stacks take over a second
+	 * of munmap); else ursa_run does it once all workers are gone. */
+	(void)ursa__stack_cache_release(&c->stacks);
 	ursa__sched_core = NULL;
 	return NULL;
 }
@@ -353,6 +389,9 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		args[i].core = c;
 		args[i].start = &st;
 	}
+	rc = ursa__fdreg_init(rt);
+	if (rc < 0)
+		goto out_cores;
 	rc = ursa__pool_init(&rt->pool, rt->cfg.pool_threads);
 	if (rc < 0)
 		goto out_cores;
@@ -370,6 +409,11 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 		pthread_cond_wait(&start_cv, &start_mu);
 	for (unsigned i = 0; i < started && rc == 0; i++)
 		rc = rt->cores[i].init_err;
+	/* The stats service starts before any task runs, so its socket is
+	 * listening when the first task (or a viewer it tells) connects.  It
+	 * is not worth failing the run for (it said why). */
+	if (rc == 0)
+		(void)ursa__stats_start(rt);
 	st.go = rc == 0 ? 1 : -1;
 	pthread_cond_broadcast(&start_cv);
 	pthread_mutex_unlock(&start_mu);
@@ -379,6 +423,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 	for (unsigned i = 0; i < started; i++)
 		pthread_join(rt->cores[i].thread, NULL);
 	ursa__stall_stop(rt);
+	ursa__stats_stop(rt);
 	if (st.go > 0) {
 		/* Every worker is gone; stop the pool, then close what they
 		 * could reach of each other. */
@@ -407,6 +452,7 @@ int ursa_run(ursa_fn main, void *arg, const struct ursa_opts *opts, void **resul
 out_pool:
 	ursa__pool_fini(&rt->pool);
 out_cores:
+	ursa__fdreg_fini(rt);
 	free(args);
 	free(rt->cores);
 out_rt:

@@ -14,6 +14,7 @@
 #include "list.h"
 #include "pool.h"
 #include "ring.h"
+#include "stats.h"
 #include "ursa.h"
 
 #include <pthread.h>
@@ -33,10 +34,21 @@ struct ursa__config {
 	unsigned pool_threads;
 	unsigned stack_cache;
 	unsigned stall_ms;     /* 0: no stall detector */
+	size_t stack_guard;
+	unsigned stack_trim_ms;
 	uint64_t idle_poll_ns; /* how long an idle core polls before it sleeps; 0: never */
 	bool pin;              /* URSA_OPT_PIN / URSA_PIN: pin worker i to cpus[i] */
+	const char *stats_socket; /* URSA_STATS_SOCKET: serve counters here (stats.c) */
 	int cpus[CPU_SETSIZE]; /* cpus[i]: the CPU core i is pinned to, if pinned */
 };
+
+/* The timer that runs ursa__stack_trim (lib/stack_trim.c). */
+struct ursa__stack_tick {
+	struct ursa__call call;
+	struct __kernel_timespec ts;
+};
+/* Arm core's trim timer (the stack cache's arm callback; owner thread). */
+void ursa__stack_trim_arm(void *core, uint64_t delay_ns);
 
 /* One worker: its thread, ring, run queue and caches.  Cache-line aligned;
  * the inbox, written by other threads, sits on its own line. */
@@ -62,6 +74,7 @@ struct ursa__core {
 	uint64_t poll_resume_ns;       /* not before this time (ursa_now), */
 	uint64_t poll_backoff_ns;      /* the last back-off */
 	struct ursa__stack_cache stacks;
+	struct ursa__stack_tick stack_tick; /* stack_trim.c: the trim timer */
 	struct ursa__timer *free_timers;
 	bool cancelled_all;            /* shutdown: every task has been cancelled */
 	int eventfd;                   /* kicks from threads without a ring */
@@ -71,6 +84,7 @@ struct ursa__core {
 	int init_err;
 	bool ring_refused; /* init_err came from io_uring_setup itself */
 	struct ursa__io_core *io;      /* io.c: created on first use */
+	struct ursa__stats stats;      /* stats.h: written by this core only */
 	/* Odd while a task runs, even in the scheduler (the stall detector
 	 * samples it); written only by this core. */
 	_Atomic uint64_t turn;
@@ -88,6 +102,12 @@ enum {
 	URSA__CORE_KICKED = 2,   /* asleep, and a kick is on its way */
 };
 
+/* Which cores have ops in flight on an fd (lib/fdreg.h). */
+struct ursa__fdreg {
+	_Atomic uint64_t *masks; /* [slots]: bit (core % 64): that core has ops */
+	uint32_t *counts;        /* [cores][slots]: each core's ops, its own row */
+};
+
 struct ursa__runtime {
 	struct ursa__config cfg;
 	struct ursa__core *cores;
@@ -99,6 +119,7 @@ struct ursa__runtime {
 	void *main_result;
 	int main_spawn_err;
 	struct ursa__pool pool;
+	struct ursa__fdreg fdreg;      /* NULL arrays for one core */
 	/* The stall detector's watchdog (lib/stall.c). */
 	pthread_t stall_thread;
 	pthread_mutex_t stall_mu;
@@ -106,6 +127,7 @@ struct ursa__runtime {
 	bool stall_stop;
 	bool stall_running;
 	struct ursa__stall_capture *stall_captures; /* per core, while it runs */
+	struct ursa__stats_service *stats_svc;      /* stats.c, when asked for */
 };
 
 #endif /* URSA_RUNTIME_INTERNAL_H */

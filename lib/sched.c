@@ -44,6 +44,7 @@ static void send_kick(struct ursa__core *target)
 		/* Our own completion is suppressed when the kernel allows. */
 		struct io_uring_sqe *sqe = ursa__ring_sqe(&self->ring);
 
+		URSA__STAT_INC(self->stats.kicks);
 		io_uring_prep_msg_ring(sqe, target->ring.uring.ring_fd, 0, URSA__UD_KICK, 0);
 		io_uring_sqe_set_data64(sqe, URSA__UD_IGNORE);
 		if (self->ring.caps.cqe_skip)
@@ -59,6 +60,8 @@ static void send_kick(struct ursa__core *target)
 	}
 	/* No ring here (pool thread, foreign thread) or no MSG_RING: the
 	 * target keeps a read armed on its eventfd. */
+	if (self)
+		URSA__STAT_INC(self->stats.kicks);
 	while (write(target->eventfd, &one, sizeof(one)) < 0 && errno == EINTR)
 		;
 }
@@ -105,6 +108,12 @@ static void inbox_push(struct ursa__core *c, struct ursa__msg *m)
 		send_kick(c);
 }
 
+void ursa__sched_post(struct ursa__core *c, struct ursa__msg_run *m)
+{
+	m->msg.kind = URSA__MSG_RUN;
+	inbox_push(c, &m->msg);
+}
+
 static void runq_push(struct ursa__core *c, struct ursa_task *t)
 {
 	ursa__list_push(&c->runq, &t->link);
@@ -115,6 +124,7 @@ static void link_task(struct ursa__core *c, struct ursa_task *t)
 {
 	ursa__list_push(&c->tasks, &t->all);
 	t->linked = true;
+	URSA__STAT_INC(c->stats.tasks_spawned);
 	/* Spawned after shutdown began: start it cancelled, so its cleanup code
 	 * runs and its blocking calls return -ECANCELED. */
 	if (c->cancelled_all)
@@ -138,9 +148,14 @@ static void drain_inbox(struct ursa__core *c)
 		struct ursa__msg *next = fifo->next;
 		struct ursa_task *t = ursa__container_of(fifo, struct ursa_task, msg);
 
-		if (fifo->kind == URSA__MSG_FREE) {
+		if (fifo->kind == URSA__MSG_RUN) {
+			struct ursa__msg_run *r = ursa__container_of(fifo, struct ursa__msg_run, msg);
+
+			r->fn(c, r);
+		} else if (fifo->kind == URSA__MSG_FREE) {
 			ursa__task_free(c, t);
 		} else {
+			URSA__STAT_INC(c->stats.xwakes_recv);
 			if (!t->linked)
 				link_task(c, t);
 			runq_push(c, t);
@@ -161,6 +176,8 @@ static void enqueue(struct ursa_task *t)
 		runq_push(c, t);
 		return;
 	}
+	if (c)
+		URSA__STAT_INC(c->stats.xwakes_sent);
 	t->msg.kind = URSA__MSG_WAKE;
 	inbox_push(t->core, &t->msg);
 }
@@ -236,7 +253,9 @@ void ursa__sched_park(void)
 		atomic_exchange_explicit(&t->state, URSA__TASK_RUNNING, memory_order_acq_rel);
 		return;
 	}
+	ursa__stats_park(&c->stats, t->park_reason);
 	switch_to_scheduler(c, t);
+	ursa__stats_resume(&c->stats, &t->park_reason);
 }
 
 void ursa__sched_yield(void)
@@ -257,6 +276,7 @@ void ursa__sched_exit(void)
 	struct ursa_task *t = c->current;
 
 	t->exiting = true;
+	URSA__STAT_INC(c->stats.tasks_ended);
 	/* NULL fake-stack slot: this context never runs again. */
 	ursa__fiber_switch(&t->ctx, NULL, &c->sched_ctx, c->sched_stack_lo, c->sched_stack_size,
 	                   c->tsan_fiber);
@@ -346,7 +366,13 @@ static bool nothing_left(struct ursa__core *c)
 
 static void enter(struct ursa__core *c, bool wait)
 {
-	int rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
+	uint64_t t0 = wait ? ursa__stats_clock() : 0;
+	int rc;
+
+	ursa__stats_gauges(&c->stats, c->runq_len, c->pending);
+	rc = ursa__ring_enter(&c->ring, wait, dispatch, c);
+
+	ursa__stats_enter(&c->stats, wait, t0);
 
 	if (rc < 0) {
 		/* Only a broken ring gets here (EBADF, EFAULT): nothing sane to do. */
@@ -489,6 +515,7 @@ static void idle(struct ursa__core *c)
 		return;
 	}
 	o = poll_for_work(c, start);
+	URSA__STATS_IDLE_POLL(&c->stats, start);
 	if (o == POLL_FOUND) {
 		c->poll_backoff_ns = 0;
 		return;
@@ -512,6 +539,7 @@ void ursa__sched_loop(struct ursa__core *c)
 {
 	c->poll_ns = c->rt->cfg.idle_poll_ns;
 	for (;;) {
+		ursa__stats_turn(&c->stats);
 		drain_inbox(c);
 		if (!c->cancelled_all && atomic_load_explicit(&c->rt->stopping, memory_order_acquire))
 			cancel_all(c);
@@ -526,6 +554,7 @@ void ursa__sched_loop(struct ursa__core *c)
 			 * cores) before leaving. */
 			if (ursa__ring_has_unsubmitted(&c->ring))
 				enter(c, false);
+			URSA__STAT_SET(c->stats.tasks_runnable, c->runq_len);
 			break;
 		}
 		if (!c->eventfd_armed)

@@ -21,6 +21,14 @@ struct ursa__msg {
 enum {
 	URSA__MSG_WAKE = 1, /* make the task runnable (first time: link it)   */
 	URSA__MSG_FREE = 2, /* its last reference was dropped on another core */
+	URSA__MSG_RUN = 3,  /* not a task's: a struct ursa__msg_run          */
+};
+
+/* Work for a core that is not a task: fn runs on the core's thread when it
+ * drains its inbox (ursa__sched_post). */
+struct ursa__msg_run {
+	struct ursa__msg msg;
+	void (*fn)(struct ursa__core *c, struct ursa__msg_run *m);
 };
 
 /* The calling thread's core (NULL off the workers). */
@@ -48,6 +56,9 @@ void ursa__sched_start(struct ursa_task *t);
 /* t's last reference was dropped off its core (t has ended): have its core
  * free it (any thread). */
 void ursa__sched_release(struct ursa_task *t);
+
+/* Have core c run m->fn at its next turn (any thread). */
+void ursa__sched_post(struct ursa__core *c, struct ursa__msg_run *m);
 
 /* Tell core c to look at its inbox (any thread). */
 void ursa__sched_kick(struct ursa__core *c);

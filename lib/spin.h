@@ -23,18 +23,30 @@ static inline void ursa__spin_pause(void)
 #endif
 }
 
+/* Called every 2^20 spins on one lock: aborts with a report once the lock
+ * has looked held for 10 s (waitq.c).  *since is the spinner's clock. */
+void ursa__spin_too_long(const unsigned *l, unsigned long long *since);
+
 /* A spinlock for the few instructions that edit a queue; never held while
  * anything waits.  The holder may be a foreign thread that gets preempted,
- * so a spinner yields the CPU after a while instead of burning it. */
+ * so a spinner yields the CPU after a while instead of burning it.  A lock
+ * held for seconds is no lock but garbage: the object around it was freed
+ * or overwritten while in use (a task spun on it at 100 % CPU for ever);
+ * ursa__spin_too_long reports that and aborts (issue 20.8). */
 static inline void ursa__spin_lock(unsigned *l)
 {
+	unsigned long long since = 0;
+
 	for (;;) {
 		/* acquire: pairs with the release in ursa__spin_unlock. */
 		if (!__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
 			return;
 		for (unsigned i = 1; __atomic_load_n(l, __ATOMIC_RELAXED); i++)
-			if (!(i % 256))
+			if (!(i % 256)) {
 				sched_yield();
+				if (!(i % (1u << 20)))
+					ursa__spin_too_long(l, &since);
+			}
 	}
 }
 

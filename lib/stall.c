@@ -114,6 +114,7 @@ static void report_task(struct ursa__runtime *rt, struct ursa__core *c, uint64_t
 	atomic_store_explicit(&cap->state, CAPTURE_IDLE, memory_order_relaxed);
 	if (st == CAPTURE_MOVED_ON)
 		return;
+	URSA__STAT_INC(c->stats.stalls);
 	sym = ursa__sym_open();
 	if (st == CAPTURE_DONE)
 		ursa__sym_name(sym, (void *)(uintptr_t)cap->fn, entry, sizeof(entry));
@@ -218,6 +219,7 @@ static bool task_to_blame(struct ursa__core *c, const struct sample *s, uint64_t
 
 static void report_starved(struct ursa__core *c, uint64_t ran_ns, uint64_t window_ns)
 {
+	URSA__STAT_INC(c->stats.stalls);
 	fprintf(stderr,
 	        "ursa: stall: core %u's worker (thread %d) has been ready to run for %llu ms but "
 	        "got %llu ms of CPU: the OS, not a task, is holding this core, and its tasks, "

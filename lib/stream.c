@@ -19,6 +19,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -166,6 +167,8 @@ int ursa_reader_create(struct ursa_reader **r, int fd, size_t limit, uint32_t fl
 		return -EINVAL;
 	if (limit == 0)
 		limit = URSA_STREAM_DEFAULT_SIZE;
+	if (limit > SSIZE_MAX) /* a record's length is returned as ssize_t */
+		limit = SSIZE_MAX;
 	rd = calloc(1, sizeof(*rd));
 	if (!rd)
 		return -ENOMEM;
@@ -432,7 +435,9 @@ int ursa_writer_create(struct ursa_writer **w, int fd, size_t size, uint32_t fla
 	struct ursa_writer *wr;
 	int kind;
 
-	if (!w || fd < 0 || (flags & ~URSA_STREAM_CLOSE_FD))
+	/* Counts come back as ssize_t: a larger buffer could not be reported
+	 * (issue 20.3; and it is allocated up front). */
+	if (!w || fd < 0 || (flags & ~URSA_STREAM_CLOSE_FD) || size > SSIZE_MAX)
 		return -EINVAL;
 	if ((kind = ursa__stream_fd_kind(fd)) < 0)
 		return kind;

@@ -44,6 +44,7 @@ int ursa_barrier_wait(struct ursa_barrier *b)
 
 	if (!self)
 		return -EPERM;
+	ursa__waitq_check(&b->waiters_, "ursa_barrier_wait", "barrier", b);
 	if (b->parties_ == 0)
 		return -EINVAL;
 	ursa__spin_lock(&b->lock_);

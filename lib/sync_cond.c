@@ -27,6 +27,8 @@ int ursa_cond_wait(struct ursa_cond *c, struct ursa_mutex *m)
 
 	if (!self)
 		return -EPERM;
+	ursa__waitq_check(&c->waiters_, "ursa_cond_wait", "condition", c);
+	ursa__waitq_check(&m->waiters_, "ursa_cond_wait", "mutex", m);
 	rc = ursa__scope_check(self, NULL);
 	if (rc)
 		return rc; /* as if woken by the cancellation at once: m still held */

@@ -55,6 +55,7 @@ int ursa_event_wait(struct ursa_event *e)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
+	ursa__waitq_check(&e->waiters_, "ursa_event_wait", "event", e);
 	if (ursa_event_is_set(e))
 		return 0; /* settled by ursa_event_is_set */
 	self = ursa__sched_self();

@@ -135,6 +135,7 @@ static int lock_slow(struct ursa_mutex *m, struct ursa_task *self)
 	unsigned mine = 0; /* WOKEN, while a grant has told us to try again */
 	int rc;
 
+	ursa__waitq_check(&m->waiters_, "ursa_mutex_lock", "mutex", m);
 	for (;;) {
 		unsigned s;
 

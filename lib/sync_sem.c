@@ -10,13 +10,15 @@
 #include "waitq.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 void ursa_sem_init(struct ursa_sem *s, unsigned value, bool bounded)
 {
 	memset(s, 0, sizeof(*s));
 	s->value_ = value;
-	s->max_ = bounded ? value : 0;
+	s->max_ = value;
+	s->bounded_ = bounded;
 }
 
 static bool take(struct ursa_sem *s)
@@ -59,6 +61,7 @@ int ursa_sem_acquire(struct ursa_sem *s)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
+	ursa__waitq_check(&s->waiters_, "ursa_sem_acquire", "semaphore", s);
 	if (take_settled(s))
 		return 0;
 	self = ursa__sched_self();
@@ -89,7 +92,9 @@ int ursa_sem_release(struct ursa_sem *s)
 	n = ursa__waitq_claim(&s->waiters_);
 	if (n) {
 		ursa__waitq_grant(&ws, n, 0, NULL);
-	} else if (s->max_ && __atomic_load_n(&s->value_, __ATOMIC_RELAXED) >= s->max_) {
+	} else if (__atomic_load_n(&s->value_, __ATOMIC_RELAXED) >= (s->bounded_ ? s->max_ : UINT_MAX)) {
+		/* Refused, not wrapped: an unbounded semaphore at UINT_MAX would
+		 * otherwise wrap to 0 units. */
 		rc = -EOVERFLOW;
 	} else {
 		/* release: the next taker sees what the releaser did. */

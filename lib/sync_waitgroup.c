@@ -22,7 +22,10 @@ int ursa_waitgroup_add(struct ursa_waitgroup *wg, long delta)
 	long c;
 
 	ursa__spin_lock(&wg->lock_);
-	c = wg->count_ + delta;
+	if (__builtin_add_overflow(wg->count_, delta, &c)) {
+		ursa__spin_unlock(&wg->lock_);
+		return -EOVERFLOW;
+	}
 	if (c < 0) {
 		ursa__spin_unlock(&wg->lock_);
 		return -EINVAL;
@@ -47,6 +50,7 @@ int ursa_waitgroup_wait(struct ursa_waitgroup *wg)
 	struct ursa_task *self;
 	struct ursa__wait w;
 
+	ursa__waitq_check(&wg->waiters_, "ursa_waitgroup_wait", "waitgroup", wg);
 	if (__atomic_load_n(&wg->count_, __ATOMIC_ACQUIRE) == 0) {
 		/* The done that brought it to zero may still hold the lock: the
 		 * caller frees wg as soon as we return (Go's WaitGroup idiom). */

@@ -23,6 +23,7 @@
 #include "task.h"
 
 #include "fiber/switch.h"
+#include "guard.h"
 #include "scope.h"
 #include "wait.h"
 #include "watch.h"
@@ -48,23 +49,24 @@ int ursa__task_spawn(struct ursa__runtime *rt, struct ursa__core *core, struct u
 	struct ursa__core *here = ursa__sched_core;
 	bool detached = opts && (opts->flags & URSA_SPAWN_DETACHED);
 	size_t stack_size = opts ? opts->stack_size : 0;
+	struct ursa__stack stack;
 	struct ursa_task *t;
+	void *rec;
 	int rc;
 
 	if (!fn || (!out && !detached))
 		return -EINVAL;
 	if (opts && (opts->flags & ~URSA_SPAWN_DETACHED))
 		return -EINVAL; /* a bit this version does not know */
-	t = calloc(1, sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	/* The spawning core's cache supplies the stack; the owner's cache takes
-	 * it back when the task ends.  Stacks are only memory: no affinity. */
-	rc = ursa__stack_get(&here->stacks, &t->stack, stack_size);
-	if (rc < 0) {
-		free(t);
+	/* The record lives at the top of its stack: one pop gives both.  The
+	 * spawning core's cache supplies them; freed on another core, they go
+	 * back to it lock-free (lib/fiber/stack.c). */
+	rc = ursa__stack_get(&here->stacks, stack_size, core != here, &stack, &rec);
+	if (rc < 0)
 		return rc;
-	}
+	t = rec; /* zeroed */
+	t->stack = stack;
+	t->magic = URSA__TASK_MAGIC;
 	t->core = core;
 	t->fn = fn;
 	t->arg = arg;
@@ -106,13 +108,30 @@ void ursa__task_unref(struct ursa_task *t)
 
 void ursa__task_free(struct ursa__core *c, struct ursa_task *t)
 {
-	(void)c;
+	struct ursa__stack stack = t->stack;
+
 	if (t->linked)
 		ursa__list_unlink(&t->all);
-	if (t->stack.map)
-		ursa__stack_unmap(&t->stack);
 	free(t->error_msg);
-	free(t);
+	t->magic = URSA__TASK_FREED; /* a stale handle sees it until reuse */
+	/* Last: the record is on this stack. */
+	ursa__stack_put(&c->stacks, &stack);
+}
+
+/* The poison check of every call that takes a handle (issue 20.8): a handle
+ * used after its release (joined twice, say) names freed memory, where the
+ * magic is gone, until the memory is reused for something else.  One load
+ * and compare; aborts in release builds too, since going on would read and
+ * write freed memory. */
+static void check_handle(const char *call, struct ursa_task *t)
+{
+	if (t && __builtin_expect(t->magic != URSA__TASK_MAGIC, 0)) {
+		fprintf(stderr,
+		        "ursa: %s: the handle is not a live task (joined or released already, "
+		        "or never spawned)\n",
+		        call);
+		abort();
+	}
 }
 
 static void kick_others(struct ursa__core *c)
@@ -129,9 +148,12 @@ void ursa__task_finish(struct ursa__core *c, struct ursa_task *t)
 	struct ursa__runtime *rt = c->rt;
 	void *j;
 
+	/* The record sits above the stack's top: an overrun upwards is
+	 * reported, not left to corrupt the scheduler's state. */
+	if (!ursa__stack_top_intact(&t->stack))
+		ursa__guard_top_overrun(c, t);
 	/* Scopes left entered by a buggy task must not fire into a dead stack. */
 	ursa__scope_abandon(t);
-	ursa__stack_put(&c->stacks, &t->stack);
 	ursa__fiber_tsan_destroy(t->tsan_fiber); /* we run on the scheduler's */
 	t->tsan_fiber = NULL;
 	t->ended_cancelled = atomic_load_explicit(&t->cancel_requested, memory_order_acquire);
@@ -302,6 +324,7 @@ static int join_wait(struct ursa_task *t, bool cancel_first, int *caller_rc)
 	if (j != URSA__JOIN_NONE)
 		return -EINVAL; /* detached, or someone else is joining */
 	ursa__wait_init(&jw.w, self);
+	jw.w.reason = URSA__PARK_JOIN;
 	jw.t = t;
 	jw.caller_rc = 0;
 	if (!atomic_compare_exchange_strong_explicit(&t->joiner, &j, &jw.w, memory_order_acq_rel,
@@ -346,13 +369,17 @@ static int collect(struct ursa_task *t, void **result)
 
 	if (rc == 0 && result)
 		*result = t->result;
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return rc;
 }
 
 int ursa_join(struct ursa_task *t, void **result)
 {
-	int caller_rc, rc = join_wait(t, false, &caller_rc);
+	int caller_rc, rc;
+
+	check_handle("ursa_join", t);
+	rc = join_wait(t, false, &caller_rc);
 
 	if (rc)
 		join_misuse("ursa_join", t, rc);
@@ -365,6 +392,7 @@ int ursa_cancel_and_join(struct ursa_task *t, void **result)
 
 	if (!t)
 		return 0; /* cleanup of a task that was never spawned */
+	check_handle("ursa_cancel_and_join", t);
 	rc = join_wait(t, true, &caller_rc);
 	if (rc)
 		join_misuse("ursa_cancel_and_join", t, rc);
@@ -373,12 +401,16 @@ int ursa_cancel_and_join(struct ursa_task *t, void **result)
 
 int ursa_join_outcome(struct ursa_task *t, struct ursa_outcome *out)
 {
-	int caller_rc, rc = join_wait(t, false, &caller_rc);
+	int caller_rc, rc;
+
+	check_handle("ursa_join_outcome", t);
+	rc = join_wait(t, false, &caller_rc);
 
 	if (rc)
 		return rc; /* misuse: nothing done, t is still the caller's */
 	if (out)
 		ursa__task_outcome(t, out);
+	t->magic = URSA__TASK_FREED; /* the handle is gone, if not yet the record */
 	ursa__task_unref(t); /* the handle */
 	return caller_rc;
 }
@@ -387,6 +419,7 @@ void ursa_detach(struct ursa_task *t)
 {
 	if (!t)
 		return;
+	check_handle("ursa_detach", t);
 	if (atomic_exchange_explicit(&t->joiner, URSA__JOIN_DETACHED, memory_order_acq_rel) ==
 	    URSA__JOIN_DONE)
 		ursa__task_unref(t); /* ended already: the handle was the last holder */
@@ -396,6 +429,7 @@ int ursa_cancel(struct ursa_task *t)
 {
 	if (!t)
 		return -EINVAL;
+	check_handle("ursa_cancel", t);
 	if (atomic_load_explicit(&t->state, memory_order_acquire) == URSA__TASK_DONE)
 		return -ESRCH;
 	atomic_store_explicit(&t->cancel_requested, true, memory_order_release);

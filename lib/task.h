@@ -34,7 +34,8 @@ struct ursa_task {
 	struct ursa__core *core;     /* owner, for life */
 	struct ursa__list link;      /* run queue (owner core only) */
 	struct ursa__list all;       /* core->tasks until freed (owner core only) */
-	struct ursa__stack stack;    /* released when the task ends */
+	struct ursa__stack stack;    /* this record lives at its top; both go
+	                                back when the record is freed */
 	ursa_fn fn;
 	void *arg;
 	void *result;
@@ -49,6 +50,7 @@ struct ursa_task {
 	bool linked;                 /* on core->tasks */
 	bool ended_cancelled;        /* cancel was requested before it ended */
 	bool refusal_reported;       /* its cancelled loop was reported (scope.c) */
+	uint8_t park_reason;         /* URSA__PARK_* of its next park (stats.h) */
 	unsigned refused;            /* blocking calls refused in a row, since it
 	                                last parked (scope.c; only it writes) */
 	int error;                   /* ursa_task_fail: its -errno, else 0 */
@@ -56,8 +58,12 @@ struct ursa_task {
 	struct ursa_task *ended_next; /* on a watch's list of ended tasks */
 	size_t watch_slot;           /* the watcher's index for it (lib/watch.c) */
 	struct ursa__msg msg;        /* WAKE while alive, FREE after DONE */
+	uint32_t magic;              /* URSA__TASK_MAGIC from spawn to the handle's release: a
+	                                handle used after its release is caught */
 	char name[32];
 };
+#define URSA__TASK_MAGIC 0x75727361u /* "ursa" */
+#define URSA__TASK_FREED 0xdead7a5cu
 
 /* The core a spawn from `here` asks for: core itself, or the next one round
  * robin for URSA_CORE_ANY (here's own cursor: no atomics, no shared line);

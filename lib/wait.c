@@ -49,6 +49,7 @@ int ursa__wait_for(struct ursa__wait *w, bool (*withdraw)(void *ctx, int why), v
 		int s = atomic_load_explicit(&w->state, memory_order_acquire);
 		int why;
 
+		w->task->park_reason = w->reason; /* for the counters (stats.h) */
 		if (s == URSA__WAIT_DONE)
 			return 0;
 		if (s == URSA__WAIT_WAKING) {

@@ -38,6 +38,7 @@
 #ifndef URSA_WAIT_H
 #define URSA_WAIT_H
 
+#include "stats.h"
 #include "ursa.h"
 
 #include <stdatomic.h>
@@ -60,6 +61,7 @@ struct ursa__wait {
 	unsigned which;                /* index of the node that was granted (select) */
 	void *value;                   /* what the waker handed over */
 	struct ursa__wait *wake_next;  /* a waker's private chain (lib/waitq.c) */
+	uint8_t reason;                /* URSA__PARK_* its waits count as (stats.h) */
 };
 
 static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
@@ -70,6 +72,7 @@ static inline void ursa__wait_init(struct ursa__wait *w, struct ursa_task *self)
 	w->which = 0;
 	w->value = NULL;
 	w->wake_next = NULL;
+	w->reason = URSA__PARK_PRIMITIVE;
 }
 
 /* For a waker that arbitrates on the record itself: WAITING -> CLAIMED.

@@ -32,9 +32,14 @@
 #include "scope.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 void ursa__waitq_push(struct ursa_waitq_ *q, struct ursa__wnode *n)
 {
+	/* From the first wait on, the object is known live (waitq.h). */
+	__atomic_store_n(&q->magic_, URSA__WAITQ_LIVE, __ATOMIC_RELAXED);
 	n->next = NULL;
 	n->prev = q->tail_;
 	if (q->tail_)
@@ -140,13 +145,53 @@ struct withdrawal {
 	void *ctx;
 };
 
+void ursa__spin_too_long(const unsigned *l, unsigned long long *since)
+{
+	struct timespec ts;
+	unsigned long long now;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+	if (!*since) {
+		*since = now;
+		return;
+	}
+	if (now - *since < 10000000000ull)
+		return;
+	fprintf(stderr,
+	        "ursa: a primitive's spinlock at %p has looked held for 10 s: the mutex, "
+	        "event, semaphore, condition, queue or future around it was freed or "
+	        "overwritten while in use, or never initialised (value %#x)\n",
+	        (const void *)l, __atomic_load_n(l, __ATOMIC_RELAXED));
+	abort();
+}
+
+void ursa__waitq_poisoned(const char *call, const char *what, const void *obj, unsigned magic)
+{
+	fprintf(stderr,
+	        "ursa: %s: the %s at %p is not an initialised %s (%s; magic %#x): it was never "
+	        "initialised, or was freed or overwritten while in use\n",
+	        call, what, obj, what, magic == URSA__WAITQ_DEAD ? "destroyed" : "garbage", magic);
+	abort();
+}
+
 /* Give up the wait unless it has been claimed: true if withdrawn. */
 static bool withdraw(void *arg, int why)
 {
 	struct withdrawal *x = arg;
 	int s = URSA__WAIT_WAITING;
+	struct ursa_task *self = x->w->task;
 
 	(void)why;
+	/* The object we wait on was freed or overwritten while we waited (its
+	 * spinlock may now look held for ever): say so instead of spinning. */
+	if (__atomic_load_n(&x->nodes[0].q->magic_, __ATOMIC_RELAXED) != URSA__WAITQ_LIVE) {
+		fprintf(stderr,
+		        "ursa: task '%s': the object it waits on (at %p) was destroyed, freed or "
+		        "overwritten while the task waited on it\n",
+		        self->name[0] ? self->name : "(unnamed)", (void *)x->nodes[0].q);
+		abort();
+	}
 	ursa__spin_lock(x->nodes[0].lock);
 	if (!atomic_compare_exchange_strong_explicit(&x->w->state, &s, URSA__WAIT_WITHDRAWN,
 	                                             memory_order_acq_rel, memory_order_acquire)) {

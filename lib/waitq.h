@@ -52,6 +52,31 @@ static inline void ursa__waitq_node_init(struct ursa__wnode *n, struct ursa__wai
 	n->item = NULL;
 }
 
+/*
+ * Poison checks (issue 20.8).  A primitive's waitq magic_ is 0 (zeroed or
+ * statically initialised, never waited on) or URSA__WAITQ_LIVE (set by the
+ * first wait); a destroyed queue sets URSA__WAITQ_DEAD.  Anything else is
+ * garbage: an object never initialised, freed and reused, or overwritten.
+ * The blocking calls check it before they take the object's spinlock, which
+ * in garbage memory may look held for ever; a check is one load and compare
+ * on the path that is about to wait, so the uncontended fast paths do not
+ * pay for it.  The message names the call; it aborts in release builds too.
+ */
+#define URSA__WAITQ_LIVE 0x75727371u /* "ursq" */
+#define URSA__WAITQ_DEAD 0xdead0071u
+
+_Noreturn void ursa__waitq_poisoned(const char *call, const char *what, const void *obj,
+                                    unsigned magic);
+
+static inline void ursa__waitq_check(const struct ursa_waitq_ *q, const char *call,
+                                     const char *what, const void *obj)
+{
+	unsigned m = __atomic_load_n(&q->magic_, __ATOMIC_RELAXED);
+
+	if (__builtin_expect(m != URSA__WAITQ_LIVE && m != 0, 0))
+		ursa__waitq_poisoned(call, what, obj, m);
+}
+
 /* Under the lock: append n. */
 void ursa__waitq_push(struct ursa_waitq_ *q, struct ursa__wnode *n);
 /* Under the lock: put n first (a waiter that was woken and must wait again). */

@@ -155,7 +155,7 @@ def struct_fields():
 # POSIX-shaped calls: their int flags go to the kernel unchanged.
 POSIX_FLAGS = {"ursa_open", "ursa_openat", "ursa_statx", "ursa_accept4", "ursa_recv",
                "ursa_send", "ursa_send_zc", "ursa_recvmsg", "ursa_sendmsg", "ursa_sendto",
-               "ursa_recvfrom"}
+               "ursa_recvfrom", "ursa_preadv2", "ursa_pwritev2"}
 
 
 def check_flags(decls):
@@ -192,7 +192,8 @@ ursa_join_outcome ursa_task_outcome ursa_gather ursa_wait ursa_wait_until ursa_w
 ursa_as_completed_init ursa_as_completed_next ursa_group_spawn ursa_group_spawn_on
 ursa_group_spawn_ex ursa_group_exit ursa_ticker_wait
 ursa_open ursa_openat ursa_openat2 ursa_read ursa_pread ursa_write ursa_pwrite ursa_readv ursa_writev
-ursa_preadv ursa_pwritev ursa_fsync ursa_fdatasync ursa_fallocate ursa_statx ursa_unlink
+ursa_preadv ursa_pwritev ursa_preadv2 ursa_pwritev2 ursa_fd_inline ursa_iobuf_get
+ursa_pread_path ursa_fsync ursa_fdatasync ursa_fallocate ursa_statx ursa_unlink
 ursa_rmdir ursa_rename ursa_mkdir ursa_read_file ursa_write_file ursa_read_full
 ursa_write_all ursa_socket ursa_accept ursa_accept4 ursa_connect ursa_recv ursa_send
 ursa_send_zc ursa_recvmsg ursa_sendmsg ursa_sendto ursa_recvfrom ursa_shutdown
@@ -204,6 +205,7 @@ ursa_reader_read ursa_reader_peek ursa_reader_fill ursa_writer_create ursa_write
 ursa_writer_writev ursa_writer_flush ursa_writer_close
 ursa_process_create ursa_process_fd ursa_process_wait ursa_process_communicate
 ursa_signal_create ursa_signal_wait
+ursa_stats
 """.split()
 
 # Calls that end, release or signal something: called on cleanup paths, where
@@ -212,7 +214,7 @@ EXEMPT = """
 ursa_cancel ursa_cancel_and_join ursa_close ursa_scope_exit ursa_mutex_unlock
 ursa_sem_release ursa_waitgroup_add ursa_waitgroup_done ursa_future_set_result
 ursa_future_set_error ursa_future_cancel ursa_queue_destroy ursa_queue_task_done
-ursa_bufgroup_destroy ursa_rx_destroy ursa_gen_destroy
+ursa_bufgroup_destroy ursa_rx_destroy ursa_gen_destroy ursa_iobuf_put
 ursa_reader_consume ursa_reader_destroy ursa_writer_destroy ursa_process_close_fd
 ursa_process_kill ursa_process_destroy ursa_signal_destroy
 """.split()

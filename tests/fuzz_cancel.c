@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_cancel: the random cancellation fuzz.  Many tasks on both cores run
- * random operations (sleep, pread, pwrite, recv, send, accept, open, poll,
- * and a wait for a child process), each
+ * random operations (sleep, pread (inline from the page cache, or on the
+ * ring), pwrite, recv, send, accept, open, the linked chains into direct
+ * descriptors (ursa_pread_path and ursa_read_file), poll, and a wait for a
+ * child process), each
  * maybe inside a deadline scope with a random short deadline (one in eight
  * sizes, offsets, sleeps and deadlines is drawn at the edges: 0, 1, the
  * largest, URSA_FOREVER - 1), maybe in a
@@ -56,6 +58,9 @@
 
 #include "ursa.h"
 
+#include "io.h"      /* free direct-descriptor slots, to prove none leaked */
+#include "runtime.h"
+
 #define US 1000ull
 #define MS 1000000ull
 
@@ -68,12 +73,16 @@
 #define SAFETY_NS (20 * MS) /* bounds an op that nothing else would end */
 #define DRAIN_NS (5000 * MS) /* the final drains: the data are there already */
 
-enum kind { K_SLEEP, K_READ, K_WRITE, K_RECV, K_SEND, K_ACCEPT, K_OPEN, K_POLL, K_WAITID, NKINDS };
+enum kind {
+	K_SLEEP, K_READ, K_WRITE, K_RECV, K_SEND, K_ACCEPT, K_OPEN, K_PATH, K_WHOLE, K_POLL, K_WAITID,
+	NKINDS
+};
 enum outcome { O_DONE, O_CANCELLED, O_TIMEDOUT, NOUTCOMES };
 enum mode { M_DIRECT, M_CANCEL, M_SCOPE_CANCEL, M_SHIELD, NMODES };
 
-static const char *const kind_name[NKINDS] = {"sleep", "read", "write", "recv",  "send",
-                                              "accept", "open", "poll", "waitid"};
+static const char *const kind_name[NKINDS] = {"sleep",      "read",      "write", "recv",
+                                              "send",       "accept",    "open",  "pread_path",
+                                              "read_file",  "poll",      "waitid"};
 static const char *const mode_name[NMODES] = {"direct (maybe a deadline)", "child + ursa_cancel",
                                               "child + ursa_scope_cancel",
                                               "shielded under a cancelled scope"};
@@ -306,7 +315,10 @@ static long op_read(uint64_t *rng)
 	int eo = edge(rng, 4);
 	off_t off = eo < 0 ? below(rng, DATA_SIZE + 1) : edge_off[eo];
 	size_t want = (size_t)(DATA_SIZE - off) < n ? (size_t)(DATA_SIZE - off) : n;
-	ssize_t r = ursa_pread(g_datafd, buf, n, off);
+	struct iovec iov = {buf, n};
+	/* Mostly the page-cache fast path; one in four straight to the ring. */
+	ssize_t r = below(rng, 4) ? ursa_pread(g_datafd, buf, n, off)
+	                          : ursa_preadv2(g_datafd, &iov, 1, off, URSA_RWF_RING);
 
 	if (r < 0)
 		return r;
@@ -474,6 +486,36 @@ static long op_open(struct worker *w, uint64_t *rng)
 	return fd;
 }
 
+/* open -> read -> close as one linked chain: the bytes win, never an fd. */
+static long op_path(uint64_t *rng)
+{
+	unsigned char buf[MAX_IO];
+	size_t n = random_size(rng, MAX_IO);
+	off_t off = below(rng, DATA_SIZE + 1);
+	size_t want = (size_t)(DATA_SIZE - off) < n ? (size_t)(DATA_SIZE - off) : n;
+	ssize_t r = ursa_pread_path(AT_FDCWD, g_datapath, buf, n, off);
+
+	if (r < 0)
+		return r;
+	if ((size_t)r != want || memcmp(buf, g_data + off, (size_t)r))
+		fail("pread_path(%zu at %lld) returned %zd or wrong bytes", n, (long long)off, r);
+	return r;
+}
+
+static long op_whole(void)
+{
+	void *got = NULL;
+	size_t len = 0;
+	int rc = ursa_read_file(g_datapath, &got, &len);
+
+	if (rc < 0)
+		return rc;
+	if (len != DATA_SIZE || memcmp(got, g_data, DATA_SIZE))
+		fail("read_file returned %zu bytes or wrong ones", len);
+	free(got);
+	return 0;
+}
+
 /* Readiness of one of the worker's incoming connections (only this worker
  * receives on them, so what poll saw is still there), with poll(2)'s
  * timeout: 0, a few µs to ms, or none at all (forever, or the largest
@@ -608,6 +650,8 @@ static long do_op(struct worker *w, uint64_t *rng, enum kind k, const struct env
 	case K_RECV: r = op_recv(w, rng); break;
 	case K_SEND: r = op_send(w, rng); break;
 	case K_ACCEPT: r = op_accept(w, rng); break;
+	case K_PATH: r = op_path(rng); break;
+	case K_WHOLE: r = op_whole(); break;
 	case K_POLL: r = op_poll(w, rng); break;
 	case K_WAITID: r = op_waitid(w, rng); break;
 	default: r = op_open(w, rng); break;
@@ -946,6 +990,17 @@ static void drain_conn(struct conn *c)
 		fail("closing a conn");
 }
 
+static void *slots_check(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < 1000 && ursa__io_slots_free(ursa__sched_core) != URSA__IO_SLOTS; i++)
+		(void)!ursa_sleep(MS);
+	if (ursa__io_slots_free(ursa__sched_core) != URSA__IO_SLOTS)
+		fail_final("core %u: %u of %u direct descriptors free at the end", ursa_core(),
+		           ursa__io_slots_free(ursa__sched_core), URSA__IO_SLOTS);
+	return NULL;
+}
+
 static void *fuzz_main(void *arg)
 {
 	struct ursa_task *t[WORKERS];
@@ -1025,6 +1080,14 @@ static void *fuzz_main(void *arg)
 	}
 	for (unsigned i = 0; i < 2 * WORKERS; i++)
 		drain_conn(&g_conns[i]);
+	/* Every direct descriptor a chain took is back on its core's list
+	 * (a chain's close completes just after the call returns). */
+	for (unsigned c = 0; c < ursa_ncores(); c++) {
+		struct ursa_task *t;
+
+		if (ursa_spawn_on(&t, c, slots_check, NULL) || ursa_join(t, NULL))
+			fail("slot check on core %u", c);
+	}
 	for (unsigned i = 0; i < WORKERS; i++) {
 		if (ursa_close(g_workers[i].lfd) || ursa_close(g_workers[i].wfd))
 			fail("worker %u: closing its fds", i);
@@ -1139,7 +1202,7 @@ int main(int argc, char **argv)
 			fail_final("a child is left behind (pid %d)", (int)si.si_pid);
 	}
 
-	printf("%-8s %8s %10s %10s %10s %12s\n", "op", "ops", "completed", "cancelled",
+	printf("%-10s %8s %10s %10s %10s %12s\n", "op", "ops", "completed", "cancelled",
 	       "timed out", "won a race");
 	for (int k = 0; k < NKINDS; k++) {
 		long n = 0;
@@ -1148,11 +1211,11 @@ int main(int argc, char **argv)
 			n += atomic_load(&stat_ops[k][oc]);
 			total[oc] += atomic_load(&stat_ops[k][oc]);
 		}
-		printf("%-8s %8ld %10ld %10ld %10ld %12ld\n", kind_name[k], n,
+		printf("%-10s %8ld %10ld %10ld %10ld %12ld\n", kind_name[k], n,
 		       atomic_load(&stat_ops[k][O_DONE]), atomic_load(&stat_ops[k][O_CANCELLED]),
 		       atomic_load(&stat_ops[k][O_TIMEDOUT]), atomic_load(&stat_won[k]));
 	}
-	printf("%-8s %8ld %10ld %10ld %10ld\n", "total", total[0] + total[1] + total[2], total[0],
+	printf("%-10s %8ld %10ld %10ld %10ld\n", "total", total[0] + total[1] + total[2], total[0],
 	       total[1], total[2]);
 	printf("(won a race: the op's result arrived while its cancel was being sent)\n");
 	for (int m = 0; m < NMODES; m++)

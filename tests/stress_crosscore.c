@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "ursa.h"
@@ -147,6 +148,119 @@ static void *main_leave(void *arg)
 	return NULL;
 }
 
+/* ursa_close on core 0 of fds whose recv and accept are parked on core 1
+ * (issue 20.12): the cancel request and its acknowledgement cross threads. */
+struct xclose {
+	int sv[2], lfd;
+	_Atomic int started;
+	_Atomic int ebadf;
+};
+
+static void *xc_recv(void *arg)
+{
+	struct xclose *x = arg;
+	char b[8];
+
+	atomic_fetch_add(&x->started, 1);
+	if (ursa_recv(x->sv[0], b, sizeof(b), 0) == -EBADF)
+		atomic_fetch_add(&x->ebadf, 1);
+	return NULL;
+}
+
+static void *xc_accept(void *arg)
+{
+	struct xclose *x = arg;
+	int fd;
+
+	atomic_fetch_add(&x->started, 1);
+	fd = ursa_accept(x->lfd, NULL, NULL);
+	if (fd == -EBADF)
+		atomic_fetch_add(&x->ebadf, 1);
+	else if (fd >= 0)
+		ursa_close(fd);
+	return NULL;
+}
+
+static void *main_xclose(void *arg)
+{
+	int *bad = arg;
+
+	for (int i = 0; i < 50; i++) {
+		struct xclose x = {.lfd = ursa_tcp_listen("127.0.0.1", 0, 4)};
+		struct ursa_task *r, *a;
+
+		if (x.lfd < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x.sv) < 0 ||
+		    ursa_spawn_on(&r, 1, xc_recv, &x) || ursa_spawn_on(&a, 1, xc_accept, &x)) {
+			(*bad)++;
+			return NULL;
+		}
+		while (atomic_load(&x.started) < 2)
+			(void)!ursa_sleep(MS / 10);
+		(void)!ursa_sleep((uint64_t)(i % 5) * MS);
+		ursa_close(x.sv[0]);
+		ursa_close(x.lfd);
+		if (ursa_join(r, NULL) || ursa_join(a, NULL) || atomic_load(&x.ebadf) != 2)
+			(*bad)++;
+		ursa_close(x.sv[1]);
+	}
+	return NULL;
+}
+
+/* Stacks across cores (lib/fiber/stack.c): each core spawns its tasks on
+ * the other, so every stack is freed by the core that did not make it and
+ * goes home over its owner's lock-free list while the owner keeps spawning
+ * from it; a 1 ms trim interval keeps the trim tick running meanwhile. */
+enum { BOUNCES = 3000, BOUNCE_ROUNDS = 4 };
+
+static void *bounce(void *arg)
+{
+	ursa_yield();
+	return arg;
+}
+
+static void *bouncer(void *arg)
+{
+	struct ursa_task **ts = malloc(sizeof(*ts) * BOUNCES);
+	unsigned other = (ursa_core() + 1) % ursa_ncores();
+	uintptr_t sum = 0;
+
+	(void)arg;
+	if (!ts)
+		return NULL;
+	for (int r = 0; r < BOUNCE_ROUNDS; r++) {
+		for (uintptr_t i = 0; i < BOUNCES; i++)
+			if (ursa_spawn_on(&ts[i], other, bounce, (void *)i))
+				return NULL;
+		for (int i = 0; i < BOUNCES; i++) {
+			void *res;
+
+			if (ursa_join(ts[i], &res))
+				return NULL;
+			sum += (uintptr_t)res;
+		}
+	}
+	free(ts);
+	return (void *)sum;
+}
+
+static void *main_stacks(void *arg)
+{
+	uintptr_t *sum = arg;
+	struct ursa_task *t[2];
+
+	for (unsigned c = 0; c < 2; c++)
+		if (ursa_spawn_on(&t[c], c, bouncer, NULL))
+			return (void *)1;
+	for (int c = 0; c < 2; c++) {
+		void *res;
+
+		if (ursa_join(t[c], &res))
+			return (void *)2;
+		*sum += (uintptr_t)res;
+	}
+	return NULL;
+}
+
 int main(void)
 {
 	struct ursa_opts o = {.cores = 2};
@@ -167,6 +281,18 @@ int main(void)
 	atomic_store(&cancelled_seen, 0);
 	check(ursa_run(main_leave, NULL, &o, &res) == 0 && !res, "shutdown with tasks everywhere");
 	check(atomic_load(&cancelled_seen) == 200, "shutdown cancelled every task");
+	bad = 0;
+	check(ursa_run(main_xclose, &bad, &o, &res) == 0 && !res, "cross-core close runs");
+	check(bad == 0, "a close on core 0 ends core 1's recv and accept with -EBADF");
+	{
+		struct ursa_opts so = {.cores = 2, .stack_trim_ms = 1};
+
+		sum = 0;
+		check(ursa_run(main_stacks, &sum, &so, &res) == 0 && !res,
+		      "stacks spawned on one core, freed on the other");
+		check(sum == 2u * BOUNCE_ROUNDS * (BOUNCES * (BOUNCES - 1u) / 2u),
+		      "cross-core stack results add up");
+	}
 	printf("stress_crosscore: %d failed\n", failures);
 	return failures ? 1 : 0;
 }

@@ -498,3 +498,88 @@ Test(io_cancel, close_cancels_ops_on_the_fd_and_closes_even_when_cancelled)
 	ASSERT_SEEN(&S);
 	cr_assert_eq(count_fds(), fds, "fd leak");
 }
+
+/* ------------------------------------------- ursa_close across cores (20.12) */
+
+/* A recv parked on core 1 and a listener accepting on core 1; core 0 closes
+ * both fds.  Each op ends with -EBADF (not the safety net's -ETIMEDOUT), and
+ * the listener is gone: a connect is refused, not queued for an accept that
+ * core 0's cancel could not see. */
+struct xclose {
+	int sv[2];
+	int lfd;
+	unsigned port;
+	_Atomic int started;
+	ssize_t recv_rc;
+	int accept_rc, connect_rc;
+};
+
+static void *parked_recv(void *arg)
+{
+	struct xclose *x = arg;
+	struct ursa_scope s;
+	char buf[16];
+
+	ursa_scope_enter_after(&s, 10000 * MS); /* the safety net */
+	atomic_fetch_add(&x->started, 1);
+	x->recv_rc = ursa_recv(x->sv[0], buf, sizeof(buf), 0);
+	(void)ursa_scope_exit(&s);
+	return NULL;
+}
+
+static void *parked_accept(void *arg)
+{
+	struct xclose *x = arg;
+	struct ursa_scope s;
+
+	ursa_scope_enter_after(&s, 10000 * MS);
+	atomic_fetch_add(&x->started, 1);
+	x->accept_rc = ursa_accept(x->lfd, NULL, NULL);
+	(void)ursa_scope_exit(&s);
+	if (x->accept_rc >= 0)
+		ursa_close(x->accept_rc);
+	return NULL;
+}
+
+static void *main_xclose(void *arg)
+{
+	struct xclose *x = arg;
+	struct ursa_task *r, *a;
+
+	for (int round = 0; round < 10 && !atomic_load(&S.line); round++) {
+		REQUIRE(&S, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x->sv) == 0, errno);
+		x->lfd = ursa_tcp_listen_ex("127.0.0.1", 0, 16, 0, &x->port);
+		REQUIRE(&S, x->lfd >= 0, x->lfd);
+		atomic_store(&x->started, 0);
+		x->recv_rc = x->accept_rc = 1;
+		REQUIRE(&S, ursa_spawn_on(&r, 1, parked_recv, x) == 0, 0);
+		REQUIRE(&S, ursa_spawn_on(&a, 1, parked_accept, x) == 0, 0);
+		while (atomic_load(&x->started) < 2)
+			nap(MS);
+		nap(round * MS); /* from "about to submit" to "long parked" */
+		EXPECT_EQ(&S, ursa_core(), 0);
+		EXPECT_EQ(&S, ursa_close(x->sv[0]), 0);
+		EXPECT_EQ(&S, ursa_close(x->lfd), 0);
+		JOIN_OK(&S, r);
+		JOIN_OK(&S, a);
+		EXPECT_EQ(&S, x->recv_rc, -EBADF);
+		EXPECT_EQ(&S, x->accept_rc, -EBADF);
+		/* Nothing listens on the port any more. */
+		int c = ursa_tcp_connect("127.0.0.1", x->port);
+		EXPECT_EQ(&S, c, -ECONNREFUSED);
+		if (c >= 0)
+			ursa_close(c);
+		ursa_close(x->sv[1]);
+	}
+	return NULL;
+}
+
+Test(io_cancel, close_on_one_core_reaches_ops_on_another, .timeout = 90)
+{
+	struct xclose x = {0};
+	int fds = count_fds();
+
+	run_on(2, main_xclose, &x);
+	ASSERT_SEEN(&S);
+	cr_assert_eq(count_fds(), fds, "fd leak");
+}

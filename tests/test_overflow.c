@@ -9,6 +9,8 @@
  */
 #include "helpers.h"
 
+#include "task.h" /* the task's stack, to write past its top */
+
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -178,4 +180,155 @@ Test(overflow, crash_in_a_task_names_the_task_and_core)
 	if (URSA_TEST_DEBUG_INFO)
 		cr_assert_not_null(strstr(buf, "test_overflow.c:"), "no file:line: %s", buf);
 #endif
+}
+
+/* ------------------------------------------------ slabs and jumping frames */
+
+long ursa_test_big_frame(long seed); /* bigframe.c: no stack-clash probes */
+
+/*
+ * Run `main` in a forked child whose stderr we read; it must abort with a
+ * report containing `what` (printf'd with the task's name) and `core`.
+ */
+static void expect_abort_with(ursa_fn main, void *arg, const char *what, const char *task,
+                              unsigned core)
+{
+	int pipefd[2], status = 0;
+	char buf[4096] = "", want[256];
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct ursa_opts o = {.cores = 2};
+
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		signal(SIGABRT, SIG_DFL);
+		(void)!ursa_run(main, arg, &o, NULL);
+		_exit(0); /* reaching here means the overflow went unnoticed */
+	}
+	cr_assert_neq(pid, -1);
+	close(pipefd[1]);
+	while ((n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	buf[got] = 0;
+	close(pipefd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
+	          "child did not abort (status %#x); stderr: %s", status, buf);
+	snprintf(want, sizeof(want), what, task);
+	cr_assert_not_null(strstr(buf, want), "stderr: %s", buf);
+	snprintf(want, sizeof(want), "on core %u", core);
+	cr_assert_not_null(strstr(buf, want), "stderr: %s", buf);
+}
+
+static void expect_report(ursa_fn main, void *arg, const char *task, unsigned core)
+{
+	expect_abort_with(main, arg, "stack overflow in task '%s'", task, core);
+}
+
+struct jump {
+	size_t stack_size;
+	unsigned core;
+	bool big_frame;
+};
+
+static void *jumper(void *arg)
+{
+	const struct jump *j = arg;
+
+	if (j->big_frame)
+		return (void *)(intptr_t)ursa_test_big_frame(7);
+	return (void *)(intptr_t)recurse(NULL, 0);
+}
+
+static void *idler(void *arg)
+{
+	struct ursa_event *e = arg;
+
+	return ursa_event_wait(e) == 0 ? e : NULL;
+}
+
+/* The offender's slot sits among live neighbours, one above and one below
+ * in the same slab (slots are handed out in address order when new), so a
+ * frame that jumped the guard would write into a live task's stack. */
+static void *main_jump(void *arg)
+{
+	const struct jump *j = arg;
+	struct ursa_spawn_opts so = {.name = "jumper", .stack_size = j->stack_size};
+	struct ursa_spawn_opts quiet = {.stack_size = j->stack_size};
+	struct ursa_task *n[8], *t;
+	struct ursa_event e;
+
+	ursa_event_init(&e);
+	for (int i = 0; i < 4; i++)
+		if (ursa_spawn_ex(&n[i], j->core, idler, &e, &quiet))
+			return (void *)1;
+	if (ursa_spawn_ex(&t, j->core, jumper, arg, &so))
+		return (void *)1;
+	for (int i = 4; i < 8; i++)
+		if (ursa_spawn_ex(&n[i], j->core, idler, &e, &quiet))
+			return (void *)1;
+	(void)!ursa_join(t, NULL);
+	return NULL;
+}
+
+Test(overflow, recursion_in_a_slab_stack_among_live_neighbours_is_reported)
+{
+	struct jump j = {.stack_size = 0, .core = 0, .big_frame = false};
+
+	expect_report(main_jump, &j, "jumper", 0);
+}
+
+/* Issue 20: a 152 KiB local array in code built without stack-clash probes
+ * wrote over a neighbouring task's stack with a 16 KiB guard and the
+ * program exited 0.  The 256 KiB guard is bigger than the frame: the first
+ * write lands in it, wherever the stack pointer was.  Worst case first: a
+ * 16 KiB stack, so the write is 136 KiB below the stack's bottom. */
+Test(overflow, a_152k_frame_without_stack_clash_probes_is_caught_on_a_16k_stack)
+{
+	struct jump j = {.stack_size = 16 * 1024, .core = 1, .big_frame = true};
+
+	expect_report(main_jump, &j, "jumper", 1);
+}
+
+Test(overflow, a_152k_frame_without_stack_clash_probes_is_caught_on_a_default_stack)
+{
+	struct jump j = {.stack_size = 0, .core = 0, .big_frame = true};
+
+	expect_report(main_jump, &j, "jumper", 0);
+}
+
+/* The record lives above the stack's top now: a buffer overrun running up
+ * from a task's first frames reaches the canary below it first, and the
+ * task's end reports it instead of freeing a damaged record. */
+static void *overrun_up(void *arg)
+{
+	struct ursa_task *self = ursa_self();
+	volatile char *top = (char *)ursa__stack_lo(&self->stack) + self->stack.size;
+
+	(void)arg;
+	top[3] = 'x'; /* what a strcpy past a buffer in the first frame does */
+	return NULL;
+}
+
+static void *main_overrun(void *arg)
+{
+	struct ursa_spawn_opts so = {.name = "climber"};
+	struct ursa_task *t;
+
+	(void)arg;
+	if (ursa_spawn_ex(&t, 1, overrun_up, NULL, &so))
+		return (void *)1;
+	(void)!ursa_join(t, NULL);
+	return NULL;
+}
+
+Test(overflow, a_write_past_the_stack_top_is_reported_at_the_tasks_end)
+{
+	expect_abort_with(main_overrun, NULL, "task '%s' (entry ?) on core 1 wrote past the top of "
+	                                      "its stack", "climber", 1);
 }

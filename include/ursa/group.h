@@ -255,14 +255,15 @@ struct ursa_ticker {
 	uint64_t next_ns;
 };
 
-/* The first tick is one period from now.  Any thread. */
+/* The first tick is one period from now (a period of 0 is 1 ns; ticks past
+ * URSA_FOREVER saturate to it, a tick that never comes).  Any thread. */
 URSA_API void ursa_ticker_init(struct ursa_ticker *tk, uint64_t period_ns);
 
 /*
  * Sleep until the next tick.  Ticks are on a fixed grid (no drift); if the
  * caller fell behind, the missed ticks are skipped.  Returns the number of
  * ticks that have passed since the last call (1 normally, more if some were
- * skipped), or -ECANCELED / -ETIMEDOUT.  Blocks the fiber.
+ * skipped; at most INT_MAX), or -ECANCELED / -ETIMEDOUT.  Blocks the fiber.
  */
 URSA_API URSA_NODISCARD int ursa_ticker_wait(struct ursa_ticker *tk);
 

@@ -60,12 +60,12 @@ URSA_API URSA_NODISCARD int ursa_openat2(int dirfd, const char *path, const stru
                                          size_t size);
 
 /*
- * Close fd: first cancel the operations this core still has queued on it
- * (they return -EBADF), then close it, as one linked pair.  Always closes,
- * even in a cancelled task or past a deadline (the call is shielded), so
- * cleanup code may call it freely.  0 or -errno (-EBADF: not open).
- * Operations that other cores have in flight on fd are not cancelled: close
- * an fd on the core that uses it.
+ * Close fd: first cancel the operations in flight on it, on every core
+ * (they return -EBADF; one that completed first keeps its result), then
+ * close it.  Always closes, even in a cancelled task or past a deadline (the
+ * call is shielded), so cleanup code may call it freely.  0 or -errno
+ * (-EBADF: not open).  Multishot receivers (ursa_rx) on other cores are not
+ * reached: destroy them first (docs/io.md).  Blocks the fiber.
  */
 URSA_API int ursa_close(int fd);
 
@@ -85,6 +85,51 @@ URSA_API URSA_NODISCARD ssize_t ursa_writev(int fd, const struct iovec *iov, int
 URSA_API URSA_NODISCARD ssize_t ursa_preadv(int fd, const struct iovec *iov, int iovcnt, off_t off);
 URSA_API URSA_NODISCARD ssize_t ursa_pwritev(int fd, const struct iovec *iov, int iovcnt,
                                              off_t off);
+/*
+ * preadv2(2), pwritev2(2): flags are RWF_* (RWF_NOWAIT: -EAGAIN instead of
+ * waiting; RWF_DSYNC, RWF_HIPRI, ...), plus URSA_RWF_RING; off -1 is the
+ * file position.
+ *
+ * The page-cache fast path: every read and write call above first tries a
+ * regular file's data on the worker itself (preadv2/pwritev2 with
+ * RWF_NOWAIT, which never blocks) and goes to the ring only for what would
+ * block; the result is the same either way.  URSA_RWF_RING skips the try for
+ * one call, ursa_fd_inline(fd, URSA_FD_INLINE_OFF) for every call on fd.
+ * docs/io.md has the decision table.
+ */
+#define URSA_RWF_RING 0x40000000 /* straight to the ring, no inline try */
+URSA_API URSA_NODISCARD ssize_t ursa_preadv2(int fd, const struct iovec *iov, int iovcnt,
+                                             off_t off, int flags);
+URSA_API URSA_NODISCARD ssize_t ursa_pwritev2(int fd, const struct iovec *iov, int iovcnt,
+                                              off_t off, int flags);
+/*
+ * Whether reads and writes of fd try the page cache inline first:
+ * URSA_FD_INLINE_AUTO (the default: regular files without O_DIRECT are tried,
+ * and an fd whose tries keep failing is tried less and less often; setting
+ * it also forgets what was learnt) or URSA_FD_INLINE_OFF (always the ring).
+ * Process-wide for the fd number, until ursa_close(fd) or an ursa call
+ * that makes an fd with this number.  0, -EBADF (fd < 0), -EINVAL (mode).
+ * Does not block; callable from any thread.
+ */
+enum { URSA_FD_INLINE_AUTO, URSA_FD_INLINE_OFF };
+URSA_API URSA_NODISCARD int ursa_fd_inline(int fd, int mode);
+
+/*
+ * Registered I/O buffers: each core keeps a pool of URSA_IOBUF_COUNT
+ * buffers of URSA_IOBUF_SIZE bytes, page aligned (fit for O_DIRECT) and
+ * registered with its ring once, so a read or write into one skips the
+ * kernel's per-op pinning of the pages (READ_FIXED / WRITE_FIXED; the
+ * calls above notice the buffer by its address).  ursa_iobuf_get hands one
+ * out from the calling task's core: 0 and *buf, or -EINVAL (size 0 or above
+ * URSA_IOBUF_SIZE), -ENOBUFS (all handed out), -ENOMEM, -EPERM (not in a
+ * task).  ursa_iobuf_put gives it back, from any thread while the runtime
+ * runs: 0, -EALREADY (already given back), -EINVAL (not a pool buffer).
+ * Buffers still out when ursa_run returns are freed with their core.
+ */
+#define URSA_IOBUF_SIZE (64u << 10)
+#define URSA_IOBUF_COUNT 32u
+URSA_API URSA_NODISCARD int ursa_iobuf_get(void **buf, size_t size);
+URSA_API int ursa_iobuf_put(void *buf);
 
 /* fsync(2), fdatasync(2), fallocate(2): 0 or -errno. */
 URSA_API URSA_NODISCARD int ursa_fsync(int fd);
@@ -107,6 +152,18 @@ URSA_API URSA_NODISCARD int ursa_mkdir(const char *path, mode_t mode);
  * that *len does not count; on failure returns -errno and writes neither.
  */
 URSA_API URSA_NODISCARD int ursa_read_file(const char *path, void **buf, size_t *len);
+
+/*
+ * Open path (relative to dirfd, read-only), read n bytes at off and close
+ * it, as pread(2) between open(2) and close(2) would: bytes read (0 at end
+ * of file), or -errno: the open's (-ENOENT, -EACCES, ...) or the read's
+ * (-EISDIR, ...).  Where the kernel has direct descriptors (5.19) the three
+ * go to the kernel as one linked chain: one submission, one wake, and no fd
+ * is made at all.  Cancellation as for the calls it replaces: bytes read
+ * win.
+ */
+URSA_API URSA_NODISCARD ssize_t ursa_pread_path(int dirfd, const char *path, void *buf, size_t n,
+                                                off_t off);
 
 /* Flags for ursa_write_file. */
 #define URSA_WRITE_FILE_NOSYNC 0x1u /* skip both fsyncs: atomic for readers, not for crashes */

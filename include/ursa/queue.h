@@ -109,7 +109,7 @@ struct ursa_queue_sel {
  * index (Go's select).  An arm whose queue is closed completes at once with
  * res -EPIPE (a GET only once its queue is also drained); disable it by
  * setting its q to NULL.  When several arms are ready the lowest index wins.
- * Returns the index, -EINVAL (no enabled arm, or a bad op), -ECANCELED,
+ * Returns the index, -EINVAL (no enabled arm, a bad op, n > INT_MAX), -ECANCELED,
  * -ETIMEDOUT (no arm completed).  Blocks the fiber.
  */
 URSA_API URSA_NODISCARD int ursa_queue_select(struct ursa_queue_sel *arms, unsigned n);

@@ -83,16 +83,21 @@ typedef void *(*ursa_fn)(void *arg);
 
 struct ursa_opts {
 	uint32_t flags;        /* URSA_OPT_*                                     */
-	unsigned cores;        /* URSA_CORES: worker threads; default: every CPU
-	                          in the process's affinity mask                 */
-	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256]; the
-	                          CQ is 4x this                                  */
+	unsigned cores;        /* URSA_CORES: worker threads, 1 .. 1024; default:
+	                          every CPU in the process's affinity mask       */
+	unsigned ring_entries; /* URSA_RING_ENTRIES: SQ size per core [256], up
+	                          to 32768; below 8 is 8, and the kernel rounds
+	                          up to a power of two; the CQ is 4x this        */
 	size_t stack_size;     /* URSA_STACK_SIZE: bytes per fiber stack [128 KiB],
-	                          rounded up to the page size; the guard region
-	                          below each stack is extra                      */
+	                          16 KiB to 1 GiB (else -EINVAL), rounded up to
+	                          a power of two; the task record (about 256
+	                          bytes; 1.2 KiB with the ucontext backend) sits
+	                          at its top, the guard region below it is extra */
 	unsigned pool_threads; /* URSA_POOL_THREADS: blocking-pool threads
-	                          [min(32, CPUs + 4)]                            */
-	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks kept per core [256] */
+	                          [min(32, CPUs + 4)], up to 4096                */
+	unsigned stack_cache;  /* URSA_STACK_CACHE: free stacks each core keeps
+	                          ready, pages and all, however long idle [256],
+	                          up to 1048576                                  */
 	unsigned stall_ms;     /* URSA_STALL_MS: report a core whose task has not
 	                          returned to the scheduler for this long, with a
 	                          backtrace, on stderr [0: off; see docs/design.md] */
@@ -103,6 +108,18 @@ struct ursa_opts {
 	                          URSA_IDLE_POLL_MAX_US.  URSA_IDLE_POLL_OFF here,
 	                          or URSA_IDLE_POLL_US=0, turns polling off (see
 	                          docs/design.md, "The wake protocol")           */
+	const char *stats_socket; /* URSA_STATS_SOCKET: serve the per-core counters
+	                          (ursa/stats.h) to tools/ursa-top on this Unix
+	                          socket: a path, or "@name" for the abstract
+	                          namespace [NULL: no socket; see
+	                          docs/observability.md]                         */
+	size_t stack_guard;    /* URSA_STACK_GUARD: bytes of guard region below
+	                          each stack, rounded up to pages [256 KiB]: a
+	                          frame bigger than this can jump it unless built
+	                          with -fstack-clash-protection (ursa.pc adds it) */
+	unsigned stack_trim_ms; /* URSA_STACK_TRIM_MS: free stacks beyond
+	                          stack_cache that sat unused this long go back to
+	                          the kernel, a batch every few ms [100]          */
 };
 
 /* idle_poll_us: the default, the largest bound accepted, and "off" (a zero
@@ -128,7 +145,8 @@ struct ursa_opts {
  * when io_uring is unavailable or refused (a one-line explanation is printed
  * on stderr once), -ENOMEM, -EAGAIN when a worker thread cannot be created,
  * -EMFILE/-ENFILE when no fd is left for a ring or eventfd, -EINVAL for bad
- * options or an unknown URSA_OPT_* flag, -EBUSY when called from inside a
+ * options (a field or environment value out of its range, docs/api.md
+ * "Limits") or an unknown URSA_OPT_* flag, -EBUSY when called from inside a
  * running runtime (or from a child fork()ed by a task).  Whatever was set up
  * is released again on failure.  Call from any thread that is not an ursa
  * worker.
@@ -170,7 +188,9 @@ struct ursa_task; /* opaque */
 /* Per-spawn options (ursa_spawn_ex).  Zero means default in every field. */
 struct ursa_spawn_opts {
 	uint32_t flags;      /* URSA_SPAWN_* */
-	size_t stack_size;   /* bytes; default: the runtime's stack_size */
+	size_t stack_size;   /* bytes; 0: the runtime's stack_size.  1 to 16 KiB:
+	                        16 KiB; otherwise rounded up to a power of two;
+	                        above 1 GiB: -EINVAL                            */
 	const char *name;    /* copied; shown in reports such as a stack overflow */
 };
 
@@ -191,7 +211,8 @@ URSA_API URSA_NODISCARD int ursa_spawn_on(struct ursa_task **t, unsigned core, u
                                           void *arg);
 
 /* As ursa_spawn_on with options; t may be NULL only with URSA_SPAWN_DETACHED.
- * -EINVAL for a flag bit other than URSA_SPAWN_DETACHED. */
+ * -EINVAL for a flag bit other than URSA_SPAWN_DETACHED, or a stack_size
+ * above 1 GiB (stack_size 0 is the runtime's; see struct ursa_spawn_opts). */
 URSA_API URSA_NODISCARD int ursa_spawn_ex(struct ursa_task **t, unsigned core, ursa_fn fn,
                                           void *arg, const struct ursa_spawn_opts *opts);
 

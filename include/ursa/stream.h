@@ -43,7 +43,8 @@ struct ursa_reader; /* opaque */
 
 /*
  * A reader on fd whose buffer grows as records need, up to `limit` bytes (0:
- * URSA_STREAM_DEFAULT_SIZE; it starts at 16 KiB or the limit if smaller):
+ * URSA_STREAM_DEFAULT_SIZE; above SSIZE_MAX: SSIZE_MAX; it starts at 16 KiB
+ * or the limit if smaller):
  * the limit is the longest line or record it returns.  flags:
  * URSA_STREAM_CLOSE_FD or 0 (-EINVAL for other bits, or a negative fd).
  * 0 and *r, or -ENOMEM.  Does not block.
@@ -118,7 +119,8 @@ URSA_API int ursa_reader_destroy(struct ursa_reader *r);
 struct ursa_writer; /* opaque */
 
 /*
- * A writer on fd with a buffer of `size` bytes (0: URSA_STREAM_DEFAULT_SIZE).
+ * A writer on fd with a buffer of `size` bytes (0: URSA_STREAM_DEFAULT_SIZE;
+ * allocated now; above SSIZE_MAX: -EINVAL).
  * Sockets are written with MSG_NOSIGNAL and pipes without SIGPIPE (a
  * closed reader is -EPIPE, never a signal); other fds with plain writes.
  * flags: URSA_STREAM_CLOSE_FD or 0.  0 and *w, -EINVAL, -EBADF (fstat

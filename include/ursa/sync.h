@@ -45,10 +45,13 @@ extern "C" {
 #endif
 
 /* Private: a FIFO of waiting tasks, whose records live on their stacks
- * (lib/waitq.h).  All-zero is an empty queue. */
+ * (lib/waitq.h).  All-zero is an empty queue.  magic_ is 0 until the first
+ * wait, then a constant: any other value means the object was never
+ * initialised, or was freed or overwritten (lib/waitq.h, poison checks). */
 struct ursa__wnode;
 struct ursa_waitq_ {
 	struct ursa__wnode *head_, *tail_;
+	unsigned magic_;
 };
 
 /* ------------------------------------------------------------------ mutex */
@@ -129,15 +132,17 @@ URSA_API unsigned ursa_cond_notify_all(struct ursa_cond *c);
 /* asyncio.Semaphore and BoundedSemaphore: a counter of units. */
 struct ursa_sem {
 	unsigned value_;
-	unsigned max_;   /* bounded: the initial value; 0: unbounded */
+	unsigned max_;     /* the initial value */
 	unsigned lock_;
+	unsigned bounded_; /* release refused beyond max_ (else beyond UINT_MAX) */
 	struct ursa_waitq_ waiters_;
 };
-#define URSA_SEM_INIT(n) {.value_ = (n), .max_ = 0}
-#define URSA_SEM_BOUNDED_INIT(n) {.value_ = (n), .max_ = (n)}
+#define URSA_SEM_INIT(n) {.value_ = (n), .max_ = (n)}
+#define URSA_SEM_BOUNDED_INIT(n) {.value_ = (n), .max_ = (n), .bounded_ = 1}
 
-/* A semaphore of `value` units; `bounded`: releasing beyond the initial
- * value is an error (asyncio.BoundedSemaphore). */
+/* A semaphore of `value` units (0 .. UINT_MAX); `bounded`: releasing beyond
+ * the initial value is an error (asyncio.BoundedSemaphore; bounded with 0
+ * units, every release is refused). */
 URSA_API void ursa_sem_init(struct ursa_sem *s, unsigned value, bool bounded);
 
 /* Take one unit, waiting while there is none.  0, -ECANCELED, -ETIMEDOUT.
@@ -147,7 +152,7 @@ URSA_API URSA_NODISCARD int ursa_sem_acquire(struct ursa_sem *s);
 URSA_API URSA_NODISCARD int ursa_sem_tryacquire(struct ursa_sem *s);
 /* Give one unit back; if tasks wait, the first one gets it.  Returns 0, or
  * -EOVERFLOW (nothing changed) if a bounded semaphore would exceed its
- * initial value.  Any thread. */
+ * initial value or an unbounded one UINT_MAX units.  Any thread. */
 URSA_API int ursa_sem_release(struct ursa_sem *s);
 /* Units available right now (a snapshot).  Any thread. */
 URSA_API unsigned ursa_sem_value(struct ursa_sem *s);
@@ -216,8 +221,8 @@ struct ursa_waitgroup {
 
 URSA_API void ursa_waitgroup_init(struct ursa_waitgroup *wg);
 /* Add delta (may be negative) to the count; at zero, wake every waiter.
- * Returns 0, or -EINVAL (nothing changed) if the count would go negative.
- * Any thread. */
+ * Returns 0, or (nothing changed) -EINVAL if the count would go negative,
+ * -EOVERFLOW if it would pass LONG_MAX.  Any thread. */
 URSA_API int ursa_waitgroup_add(struct ursa_waitgroup *wg, long delta);
 /* ursa_waitgroup_add(wg, -1). */
 URSA_API int ursa_waitgroup_done(struct ursa_waitgroup *wg);

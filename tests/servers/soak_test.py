@@ -32,6 +32,12 @@ moment of a sample (wrk and redis-benchmark's 40, a checker reconnecting,
 a file per request in flight), so a peak may pass the warm-up's by up to
 24; a leak shows as a floor that rises, and as fds left after the load.
 
+With URSA_TOP set to tools/ursa-top (meson sets it), both servers also
+serve their counters (URSA_STATS_SOCKET) and a viewer attaches to each in
+turn for three tables, detaches and comes back, throughout the run: every
+attach must show the table, and the checks above must hold all the same
+(watching a server does not disturb it; docs/observability.md).
+
 Prints a table of samples and one summary line per server (quoted in
 docs/reliability.md)."""
 import os
@@ -83,11 +89,15 @@ for name, data in FILES.items():
     with open(os.path.join(root, name), "wb") as f:
         f.write(data)
 
-kv = Server(KV_EXE, "--cores", "2", env=env)
-httpd = Server(HTTPD_EXE, "--cores", "2", "--root", root, env=env)
+TOP = os.environ.get("URSA_TOP")
+SOCKS = {"kv": "@ursa-soak-kv-%d" % os.getpid(), "httpd": "@ursa-soak-httpd-%d" % os.getpid()}
+kv = Server(KV_EXE, "--cores", "2",
+            env=dict(env, URSA_STATS_SOCKET=SOCKS["kv"]) if TOP else env)
+httpd = Server(HTTPD_EXE, "--cores", "2", "--root", root,
+               env=dict(env, URSA_STATS_SOCKET=SOCKS["httpd"]) if TOP else env)
 stop = threading.Event()
 errors = []
-counts = {"kv-check": 0, "httpd-check": 0, "kv-bench": 0, "httpd-wrk": 0}
+counts = {"kv-check": 0, "httpd-check": 0, "kv-bench": 0, "httpd-wrk": 0, "top": 0}
 lock = threading.Lock()
 
 
@@ -181,10 +191,29 @@ def httpd_load():
         counts["httpd-wrk"] += int(m.group(1))
 
 
+def viewer():
+    """tools/ursa-top attached to each server in turn: three tables, detach."""
+    i = 0
+    while not stop.is_set():
+        name = ("kv", "httpd")[i % 2]
+        r = subprocess.run([TOP, "-n", "3", "-i", "0.5", SOCKS[name]], capture_output=True,
+                           timeout=60)
+        out = r.stdout.decode(errors="replace")
+        if stop.is_set() and r.returncode != 0:
+            break  # the run ended while it watched
+        if r.returncode != 0 or out.count("ursa stats: pid") != 3 or "\n all " not in out:
+            return err("ursa-top on %s: rc %d: %r %r" % (name, r.returncode, out[-300:],
+                                                         r.stderr[-300:]))
+        with lock:
+            counts["top"] += 1
+        i += 1
+        stop.wait(0.5)
+
+
 base_fds = {"kv": fd_count(kv.p.pid), "httpd": fd_count(httpd.p.pid)}
 T0 = time.time()
 threads = [threading.Thread(target=f, daemon=True)
-           for f in (kv_checker, httpd_checker, kv_load, httpd_load)]
+           for f in (kv_checker, httpd_checker, kv_load, httpd_load) + ((viewer,) if TOP else ())]
 for t in threads:
     t.start()
 
@@ -207,6 +236,9 @@ for t in threads:
 elapsed = time.time() - T0
 check(not errors, "; ".join(errors))
 check(len(samples) >= 5, "too few samples: %d" % len(samples))
+if TOP:
+    print("ursa-top attached and detached %d times (every table shown)" % counts["top"])
+    check(counts["top"] >= 4, "ursa-top attached only %d times" % counts["top"])
 
 warm = [s for s in samples if s[0] <= SECONDS * WARMUP] or samples[:1]
 after = [s for s in samples if s[0] > SECONDS * WARMUP]

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io_inline.c: the page-cache fast path.  A read or write of a regular file
+ * is tried on the worker with preadv2/pwritev2(RWF_NOWAIT) before it goes to
+ * the ring: a page-cache hit then costs one syscall and no park, no SQE, no
+ * CQE and no switch (docs/io.md, "Which path an op takes", has the numbers).
+ *
+ * What each fd answered is kept in a table indexed by fd number, shared by
+ * every core (an fd is process-wide): one 32-bit word per fd, read on every
+ * try and written only when something changes.  Races between cores lose an
+ * update at worst; the word is a hint, never needed for correctness:
+ *
+ *   kind      unknown until the first try, which looks: a regular file
+ *             without O_DIRECT may be tried; anything else never is (a pipe
+ *             or socket is the ring's business; an O_DIRECT read with
+ *             RWF_NOWAIT is issued and then *waited for*, on the worker)
+ *   off       ursa_fd_inline(fd, URSA_FD_INLINE_OFF): never tried
+ *   nosupp    per direction: the filesystem refused RWF_NOWAIT (-EOPNOTSUPP:
+ *             ext4's and tmpfs's buffered writes, tmpfs's reads)
+ *   backoff   per direction: after -EAGAIN (not in the page cache) the next
+ *             2^level - 1 ops skip the try, level rising by one per -EAGAIN
+ *             up to 8 (255 ops) and falling to 0 at the first hit, so an fd
+ *             that is never cached wastes under 0.5% of its ops on tries
+ *
+ * ursa makes and closes fds through the ring, so ursa_open*, ursa_accept,
+ * ursa_socket and ursa_close forget what the number meant before.  An fd
+ * closed with close(2) and reused by open(2) keeps its old hint until then:
+ * harmless, except that a number that was a buffered file and is now
+ * O_DIRECT would be read inline, waiting on the worker (docs/io.md).
+ */
+#include "io_inline.h"
+
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef RWF_NOWAIT
+#define RWF_NOWAIT 0x00000008
+#endif
+
+/* ------------------------------------------------------------- the table */
+
+#define CHUNK_BITS 10
+#define CHUNK (1u << CHUNK_BITS)
+#define NCHUNKS 1024u /* fds below 2^20, Linux's default nr_open */
+
+static _Atomic(_Atomic uint32_t *) chunks[NCHUNKS];
+
+enum {
+	KIND_MASK = 0x3u,
+	KIND_UNKNOWN = 0,
+	KIND_FILE = 1,  /* a regular file, not O_DIRECT: may be tried */
+	KIND_OTHER = 2, /* never tried */
+	USER_OFF = 0x4u,
+	NOSUPP_R = 0x8u,
+	NOSUPP_W = 0x10u,
+	BACKOFF_R = 8,  /* shift: 4 bits of level, then 8 of ops to skip */
+	BACKOFF_W = 20,
+	MAX_LEVEL = 8,
+};
+
+static unsigned level_of(uint32_t h, unsigned shift)
+{
+	return (h >> shift) & 0xfu;
+}
+
+static unsigned skip_of(uint32_t h, unsigned shift)
+{
+	return (h >> (shift + 4)) & 0xffu;
+}
+
+static uint32_t with_backoff(uint32_t h, unsigned shift, unsigned level, unsigned skip)
+{
+	h &= ~(0xfffu << shift);
+	return h | (level << shift) | (skip << (shift + 4));
+}
+
+/* fd's word, its chunk made if `make`; NULL for fds past the table (never
+ * tried) or when out of memory. */
+static _Atomic uint32_t *slot(int fd, bool make)
+{
+	unsigned c = (unsigned)fd >> CHUNK_BITS;
+	_Atomic uint32_t *p, *fresh = NULL;
+
+	if (fd < 0 || c >= NCHUNKS)
+		return NULL;
+	/* acquire: pairs with the release of the CAS that installed it. */
+	p = atomic_load_explicit(&chunks[c], memory_order_acquire);
+	if (p || !make)
+		return p ? &p[(unsigned)fd & (CHUNK - 1)] : NULL;
+	fresh = calloc(CHUNK, sizeof(*fresh));
+	if (!fresh)
+		return NULL;
+	if (!atomic_compare_exchange_strong_explicit(&chunks[c], &p, fresh, memory_order_acq_rel,
+	                                             memory_order_acquire))
+		free(fresh); /* another thread installed one first: p is it */
+	else
+		p = fresh;
+	return &p[(unsigned)fd & (CHUNK - 1)];
+}
+
+void ursa__io_inline_forget(int fd)
+{
+	_Atomic uint32_t *h = slot(fd, false);
+
+	if (h)
+		atomic_store_explicit(h, 0, memory_order_relaxed);
+}
+
+int ursa_fd_inline(int fd, int mode)
+{
+	_Atomic uint32_t *h;
+
+	if (fd < 0)
+		return -EBADF;
+	if (mode != URSA_FD_INLINE_AUTO && mode != URSA_FD_INLINE_OFF)
+		return -EINVAL;
+	h = slot(fd, true);
+	if (!h)
+		/* Past the table the fd is never tried: OFF holds already. */
+		return (unsigned)fd >> CHUNK_BITS >= NCHUNKS ? 0 : -ENOMEM;
+	/* AUTO starts learning afresh (kind unknown); OFF sticks until AUTO,
+	 * ursa_close or an ursa call that makes an fd with this number. */
+	atomic_store_explicit(h, mode == URSA_FD_INLINE_OFF ? USER_OFF | KIND_OTHER : 0,
+	                      memory_order_relaxed);
+	return 0;
+}
+
+/* The first look at fd: may it be tried? */
+static uint32_t probe(int fd, uint32_t h)
+{
+	struct stat st;
+	int fl;
+
+	if (fstat(fd, &st) != 0)
+		return h; /* not open (yet): the ring gives the error; look again later */
+	fl = fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return h;
+	return (h & ~KIND_MASK) |
+	       (S_ISREG(st.st_mode) && !(fl & O_DIRECT) ? KIND_FILE : KIND_OTHER);
+}
+
+/* URSA_DISABLE=inline: every op to the ring, as before this path existed
+ * (for comparisons, and the suites that check both give the same). */
+static bool inline_off(void)
+{
+	static int off = -1; /* racing first calls compute the same answer */
+
+	if (off < 0)
+		off = ursa__ring_disabled("inline");
+	return off;
+}
+
+/* -------------------------------------------------------------- the try */
+
+/*
+ * A task whose reads all hit the cache would never park, and its core
+ * would run nothing else.  So inline completions are counted per turn of
+ * the core's loop (core->turn moves at every switch), and the task yields
+ * after this many: a few tens of µs of page-cache copies at most.
+ */
+#define BUDGET 64
+
+static void spent(struct ursa_task *self)
+{
+	struct ursa__io_core *io = ursa__io_core(self->core);
+	uint64_t turn = atomic_load_explicit(&self->core->turn, memory_order_relaxed);
+
+	if (!io)
+		return;
+	io->inline_hits++;
+	if (turn != io->inline_turn) {
+		io->inline_turn = turn;
+		io->inline_streak = 0;
+	}
+	if (++io->inline_streak >= BUDGET) {
+		io->inline_streak = 0;
+		ursa__sched_yield();
+	}
+}
+
+static void missed(struct ursa_task *self)
+{
+	struct ursa__io_core *io = ursa__io_core(self->core);
+
+	if (io)
+		io->inline_misses++;
+}
+
+/*
+ * preadv2/pwritev2 as raw syscalls: glibc's wrappers are cancellation
+ * points, and their enable/disable of asynchronous cancellation around the
+ * syscall was 3% of a page-cache read's CPU (perf, bench file-cached);
+ * ursa's workers are never cancelled with pthread_cancel.  The offset goes
+ * as the kernel's low and high halves (the high one unused on 64-bit).
+ */
+static ssize_t nowait_rw(bool write, int fd, const struct iovec *iov, int iovcnt, uint64_t off,
+                         int rwf)
+{
+	return syscall(write ? SYS_pwritev2 : SYS_preadv2, fd, iov, iovcnt, (long)off,
+	               (long)(off >> 32), rwf | RWF_NOWAIT);
+}
+
+ssize_t ursa__io_inline_rw(struct ursa_task *self, bool write, int fd, const struct iovec *iov,
+                           int iovcnt, uint64_t off, int rwf)
+{
+	unsigned shift = write ? BACKOFF_W : BACKOFF_R;
+	uint32_t nosupp = write ? NOSUPP_W : NOSUPP_R;
+	_Atomic uint32_t *hp;
+	uint32_t h, h2;
+	unsigned level, skip;
+	ssize_t r;
+
+	if ((rwf & URSA_RWF_RING) || inline_off())
+		return URSA__IO_RING;
+	hp = slot(fd, true);
+	if (!hp)
+		return URSA__IO_RING;
+	h = atomic_load_explicit(hp, memory_order_relaxed);
+	if ((h & KIND_MASK) == KIND_UNKNOWN) {
+		h2 = probe(fd, h);
+		if (h2 == h)
+			return URSA__IO_RING;
+		atomic_store_explicit(hp, h2, memory_order_relaxed);
+		h = h2;
+	}
+	if ((h & KIND_MASK) != KIND_FILE || (h & (USER_OFF | nosupp)))
+		return URSA__IO_RING;
+	level = level_of(h, shift);
+	skip = skip_of(h, shift);
+	if (skip) {
+		/* Backing off: this op goes straight to the ring. */
+		atomic_compare_exchange_strong_explicit(hp, &h, with_backoff(h, shift, level, skip - 1),
+		                                        memory_order_relaxed, memory_order_relaxed);
+		return URSA__IO_RING;
+	}
+	r = nowait_rw(write, fd, iov, iovcnt, off, rwf);
+	if (r >= 0) {
+		if (level)
+			atomic_compare_exchange_strong_explicit(hp, &h, with_backoff(h, shift, 0, 0),
+			                                        memory_order_relaxed,
+			                                        memory_order_relaxed);
+		spent(self);
+		return r;
+	}
+	switch (errno) {
+	case EAGAIN:
+		/* Asked for by the caller: that is the answer (the ring's too). */
+		if (rwf & RWF_NOWAIT)
+			return -EAGAIN;
+		level = level < MAX_LEVEL ? level + 1 : MAX_LEVEL;
+		atomic_compare_exchange_strong_explicit(
+			hp, &h, with_backoff(h, shift, level, (1u << level) - 1), memory_order_relaxed,
+			memory_order_relaxed);
+		missed(self);
+		return URSA__IO_RING;
+	case EOPNOTSUPP:
+		/* The filesystem has no NOWAIT for this direction; with flags of
+		 * the caller's the refusal may be theirs: the ring tells. */
+		if (!rwf)
+			atomic_fetch_or_explicit(hp, nosupp, memory_order_relaxed);
+		missed(self);
+		return URSA__IO_RING;
+	case EINTR:
+		return URSA__IO_RING;
+	default:
+		/* EBADF, EFAULT, EINVAL, EIO, ENOSPC...: what the ring says too. */
+		return -errno;
+	}
+}
