@@ -52,8 +52,11 @@ struct ursa_queue {
  * call, until the memory is reused. */
 static inline void alive(const struct ursa_queue *q, const char *call)
 {
-	if (__builtin_expect(q->getters.magic_ != URSA__WAITQ_LIVE, 0))
-		ursa__waitq_poisoned(call, "queue", q, q->getters.magic_);
+	/* Atomic: a waiter's first push stores it while another core checks. */
+	unsigned m = __atomic_load_n(&q->getters.magic_, __ATOMIC_RELAXED);
+
+	if (__builtin_expect(m != URSA__WAITQ_LIVE, 0))
+		ursa__waitq_poisoned(call, "queue", q, m);
 }
 
 static int create(struct ursa_queue **out, size_t maxsize, uint32_t flags, ursa_queue_cmp_fn cmp)

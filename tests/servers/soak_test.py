@@ -15,8 +15,8 @@ fresh value then GET of it, compared; httpd, files of 11 B to 256 KiB and
 
 Pass: every checked answer right, no load generator error, and after the
 warm-up (the first half of the run) RSS stays under 1.10 x the warm-up's
-peak + 8 MiB, and the fd count's floor over the last quarter stays at or
-under the warm-up's peak (its peak within 24 of it); once the load stops the fd count
+peak + 8 MiB, and the fd count's floor over the last quarter stays
+within 2 of the warm-up's peak (its peak within 24 of it); once the load stops the fd count
 settles back to what it was before the load.  Why that allowance: the warm-up is where the hash tables, the per-core stack pools,
 malloc's per-thread arenas and (under ASan) the quarantine reach their
 working size.  The warm-up is half the run, not a fixed few seconds,
@@ -262,9 +262,14 @@ for name, ri, fi, key in [("kv", 1, 2, "kv-bench"), ("httpd", 3, 4, "httpd-wrk")
     check(peak <= bound, "%s: RSS grew after the warm-up: %.1f MiB > %.1f MiB" % (
         name, peak / 1024, bound / 1024))
     # The count moves with the connections and files open at the sample;
-    # a leak raises its floor.
+    # a leak raises its floor.  Two above the warm-up's peak are allowed:
+    # the viewer's connection (ursa-top attaches most of the time) and a
+    # checker's reconnect can both be open at every late sample (a ucontext
+    # run had floor 37 against a warm-up peak of 36); a leak of even one fd
+    # in a thousand connections passes that within the run, and the count
+    # after the load (below) must return to the baseline.
     floor = min(s[fi] for s in samples[-max(1, len(samples) // 4):])
-    check(floor <= warm_fds and peak_fds <= warm_fds + 24,
+    check(floor <= warm_fds + 2 and peak_fds <= warm_fds + 24,
           "%s: fds grew: floor %d over the last quarter, peak %d; %d peak in the warm-up" % (
               name, floor, peak_fds, warm_fds))
     check(end_fds <= base_fds[name] + 2, "%s: %d fds after the load, %d before" % (
