@@ -16,7 +16,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ursa.h"
 
@@ -133,5 +136,51 @@ struct seen {
 #define ASSERT_SEEN(s)                                                                      \
 	cr_assert_eq(atomic_load(&(s)->line), 0, "check at line %d failed (value %lld)",      \
 	             atomic_load(&(s)->line), atomic_load(&(s)->val))
+
+/*
+ * Run main(arg) on a runtime of `cores` cores in a forked child, with its
+ * stderr captured into buf (cap bytes, NUL-terminated); the child's wait
+ * status is returned.  For calls whose misuse must abort the process.  The
+ * child never touches Criterion, not even a passing assert; it exits 0 if
+ * the runtime returns, which the caller reads as "the misuse went unnoticed".
+ */
+static inline int run_in_child(ursa_fn main, void *arg, unsigned cores, char *buf, size_t cap)
+{
+	int pipefd[2], status = 0;
+	size_t got = 0;
+	ssize_t n;
+	pid_t pid;
+
+	cr_assert_eq(pipe(pipefd), 0);
+	pid = fork();
+	if (pid == 0) {
+		struct ursa_opts o = {.cores = cores};
+
+		dup2(pipefd[1], STDERR_FILENO);
+		close(pipefd[0]);
+		/* The report must come from our handler, not from a core dump. */
+		signal(SIGABRT, SIG_DFL);
+		(void)!ursa_run(main, arg, &o, NULL);
+		_exit(0);
+	}
+	cr_assert_neq(pid, -1);
+	close(pipefd[1]);
+	/* Read it all (the child must never block on a full pipe), keep what
+	 * fits. */
+	for (;;) {
+		char scratch[4096];
+		size_t room = got < cap - 1 ? cap - 1 - got : 0;
+
+		n = read(pipefd[0], room ? buf + got : scratch, room ? room : sizeof(scratch));
+		if (n <= 0)
+			break;
+		if (room)
+			got += (size_t)n;
+	}
+	buf[got] = 0;
+	close(pipefd[0]);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	return status;
+}
 
 #endif /* URSA_TEST_HELPERS_H */

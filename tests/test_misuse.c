@@ -18,30 +18,9 @@
  * with use_after_free, may instead die of ASan's report of one). */
 static void expect_abort(ursa_fn main, const char *message, bool use_after_free)
 {
-	int pipefd[2], status = 0;
-	char buf[8192] = "";
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
+	char buf[8192];
+	int status = run_in_child(main, NULL, 1, buf, sizeof(buf));
 
-	cr_assert_eq(pipe(pipefd), 0);
-	pid = fork();
-	if (pid == 0) {
-		struct ursa_opts o = {.cores = 1};
-
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		signal(SIGABRT, SIG_DFL);
-		(void)!ursa_run(main, NULL, &o, NULL);
-		_exit(0); /* reaching here means the misuse went unnoticed */
-	}
-	cr_assert_neq(pid, -1);
-	close(pipefd[1]);
-	while ((n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = 0;
-	close(pipefd[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	/* Freed memory reused meanwhile may hold a lock that looks taken: the
 	 * spinlock guard reports that instead (after 10 s). */
 	if (use_after_free && (strstr(buf, "heap-use-after-free") || strstr(buf, "use-after-poison") ||

@@ -45,53 +45,10 @@ static void *main_overflow(void *arg)
 	return NULL;
 }
 
-/* Run main on a 2-core runtime in a forked child; its stderr into buf.
- * Returns the child's wait status. */
-static int run_in_child(ursa_fn main, char *buf, size_t len)
-{
-	int pipefd[2], status = 0;
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
-
-	cr_assert_eq(pipe(pipefd), 0);
-	pid = fork();
-	/* The child must not touch Criterion (not even a passing assert: the
-	 * runner rejects messages from processes it did not start). */
-	if (pid == 0) {
-		struct ursa_opts o = {.cores = 2};
-
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		/* The report must come from our handler, not from a core dump. */
-		signal(SIGABRT, SIG_DFL);
-		(void)!ursa_run(main, NULL, &o, NULL);
-		_exit(0); /* reaching here means the crash went unnoticed */
-	}
-	cr_assert_neq(pid, -1);
-	close(pipefd[1]);
-	/* Read it all (the child must never block on a full pipe), keep what
-	 * fits. */
-	for (;;) {
-		char scratch[4096];
-		size_t room = got < len - 1 ? len - 1 - got : 0;
-
-		n = read(pipefd[0], room ? buf + got : scratch, room ? room : sizeof(scratch));
-		if (n <= 0)
-			break;
-		if (room)
-			got += (size_t)n;
-	}
-	buf[got] = 0;
-	close(pipefd[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
-	return status;
-}
-
 Test(overflow, overflow_is_reported_with_task_name_and_core)
 {
 	static char buf[65536];
-	int status = run_in_child(main_overflow, buf, sizeof(buf));
+	int status = run_in_child(main_overflow, NULL, 2, buf, sizeof(buf));
 
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 	          "child did not abort (status %#x); stderr: %s", status, buf);
@@ -132,7 +89,7 @@ static void *main_pool_crash(void *arg)
 Test(overflow, crash_in_a_blocking_job_is_reported)
 {
 	static char buf[65536];
-	int status = run_in_child(main_pool_crash, buf, sizeof(buf));
+	int status = run_in_child(main_pool_crash, NULL, 2, buf, sizeof(buf));
 
 	cr_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0),
 	          "the crash went unnoticed; stderr: %s", buf);
@@ -167,7 +124,7 @@ static void *main_task_crash(void *arg)
 Test(overflow, crash_in_a_task_names_the_task_and_core)
 {
 	static char buf[65536];
-	int status = run_in_child(main_task_crash, buf, sizeof(buf));
+	int status = run_in_child(main_task_crash, NULL, 2, buf, sizeof(buf));
 
 	cr_assert(!(WIFEXITED(status) && WEXITSTATUS(status) == 0),
 	          "the crash went unnoticed; stderr: %s", buf);
@@ -193,30 +150,9 @@ long ursa_test_big_frame(long seed); /* bigframe.c: no stack-clash probes */
 static void expect_abort_with(ursa_fn main, void *arg, const char *what, const char *task,
                               unsigned core)
 {
-	int pipefd[2], status = 0;
-	char buf[4096] = "", want[256];
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
+	char buf[4096], want[256];
+	int status = run_in_child(main, arg, 2, buf, sizeof(buf));
 
-	cr_assert_eq(pipe(pipefd), 0);
-	pid = fork();
-	if (pid == 0) {
-		struct ursa_opts o = {.cores = 2};
-
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		signal(SIGABRT, SIG_DFL);
-		(void)!ursa_run(main, arg, &o, NULL);
-		_exit(0); /* reaching here means the overflow went unnoticed */
-	}
-	cr_assert_neq(pid, -1);
-	close(pipefd[1]);
-	while ((n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = 0;
-	close(pipefd[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 	          "child did not abort (status %#x); stderr: %s", status, buf);
 	snprintf(want, sizeof(want), what, task);

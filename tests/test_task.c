@@ -246,31 +246,9 @@ Test(task, detached_tasks_run_and_are_released)
  */
 static void expect_abort(ursa_fn main, unsigned cores, const char *message)
 {
-	int pipefd[2], status = 0;
-	char buf[4096] = "";
-	size_t got = 0;
-	ssize_t n;
-	pid_t pid;
+	char buf[4096];
+	int status = run_in_child(main, NULL, cores, buf, sizeof(buf));
 
-	cr_assert_eq(pipe(pipefd), 0);
-	pid = fork();
-	/* The child must not touch Criterion (not even a passing assert). */
-	if (pid == 0) {
-		struct ursa_opts o = {.cores = cores};
-
-		dup2(pipefd[1], STDERR_FILENO);
-		close(pipefd[0]);
-		signal(SIGABRT, SIG_DFL);
-		(void)!ursa_run(main, NULL, &o, NULL);
-		_exit(0); /* reaching here means the misuse went unnoticed */
-	}
-	cr_assert_neq(pid, -1);
-	close(pipefd[1]);
-	while ((n = read(pipefd[0], buf + got, sizeof(buf) - 1 - got)) > 0)
-		got += (size_t)n;
-	buf[got] = 0;
-	close(pipefd[0]);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT,
 	          "child did not abort (status %#x); stderr: %s", status, buf);
 	cr_assert_not_null(strstr(buf, message), "stderr: %s", buf);
