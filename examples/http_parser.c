@@ -148,6 +148,22 @@ static int parse_request_line(const char *p, size_t n, struct http_request *req)
 	return 0;
 }
 
+/*
+ * A whole first line of n bytes (up to, not including, its LF): it must end
+ * in CRLF with no other CR and be a request line.  0 or a negative status;
+ * req is scratch.
+ */
+static int check_request_line(const char *p, size_t n, const struct http_limits *lim,
+                              struct http_request *req)
+{
+	if (n == 0 || p[n - 1] != '\r' || memchr(p, '\r', n - 1))
+		return -400;
+	if (n - 1 > lim->max_request_line)
+		return -414;
+	memset(req, 0, sizeof(*req));
+	return parse_request_line(p, n - 1, req);
+}
+
 /* Plain decimal digits, no sign, no blanks, no overflow. */
 static int parse_length(const char *v, size_t n, int64_t *out)
 {
@@ -276,6 +292,11 @@ int http_parse_request(const char *buf, size_t len, const struct http_limits *li
 
 		rc = check_line_prefix(buf, nl ? (size_t)(nl - buf) : len, lim);
 		if (rc < 0)
+			return rc;
+		/* The request line is whole: judge it now.  Otherwise a bad one
+		 * ("n\n", "a b\r\n") followed by bytes that never hold a blank
+		 * line waits for max_head bytes or the timeout, not a 400. */
+		if (nl && (rc = check_request_line(buf, (size_t)(nl - buf), lim, req)) < 0)
 			return rc;
 		if (len > lim->max_head)
 			return -431;

@@ -170,6 +170,32 @@ Test(http_parser, garbage_is_refused_before_the_head_ends)
 	cr_assert_eq(http_parse_request("GET /\x7f", 6, &lim, &r, &scanned), -400);
 }
 
+/* A whole first line is judged at once, before any blank line arrives: a
+ * bare LF, a leading empty line, a line that is not METHOD SP target SP
+ * version, or a version other than 1.x (httpd_test.py once sent random bytes
+ * starting "n\n" and waited for a 400 that came only at the timeout). */
+Test(http_parser, a_bad_request_line_is_refused_before_the_head_ends)
+{
+	static const struct {
+		const char *head;
+		int want;
+	} cases[] = {
+		{"n\n\xbbX-Junk: 1\r\n", -400},
+		{"\n\x01\x02", -400},
+		{"\r\nGET / HTTP/1.1\r\n", -400},
+		{"GET / HTTP/1.1\nHost: t\r\n", -400},
+		{"a b\r\nHost: t\r\n", -400},
+		{"GET / HTTP/1.1\rx\r\nHost: t", -400},
+		{"GET / HTTP/2.0\r\nHost: t\r\n", -505},
+		{"GET / HTTP/1.1\r\nHost: t\r\n", 0}, /* fine so far: more to come */
+	};
+	struct http_request r;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(parse(cases[i].head, &r), cases[i].want, "case %zu: %s", i,
+		             cases[i].head);
+}
+
 Test(http_parser, oversized)
 {
 	struct http_request r;

@@ -244,6 +244,9 @@ hundred_k = b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 100000 + b"\r\n\r\n
 for request, want in [
         (b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03" + os.urandom(200), 400),
         (os.urandom(3000), 400),
+        # a whole first line that is bad, and no blank line: refused at once
+        (b"n\n" + os.urandom(3000).replace(b"\n", b"."), 400),
+        (b"GET / HTTP/1.1\nHost: t\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 18446744073709551616\r\n\r\n", 400),
         (b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n", 413),
