@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -28,18 +29,26 @@
 #define LINGER_MAX_BYTES (1u << 20)
 /* A lingering peer silent this long is asked whether it has our bytes. */
 #define LINGER_QUIET_NS (100ull * 1000 * 1000)
+/* A busy connection with no progress for this long may be shed (shed_one). */
+#define SHED_STALL_NS (1000ull * 1000 * 1000)
 
 struct server_opts server_opts;
 
 /* One core's connections, touched only by tasks of that core. */
 struct core_state {
 	struct server_conn *head;
+	/* Connections accepted by this core's listener and not yet closed (a
+	 * listener per core: they run here); unused with --one-acceptor, where
+	 * the cap counts `live`. */
+	unsigned count;
+	unsigned shedding; /* shed, not yet closed */
 } __attribute__((aligned(64)));
 
 static const struct server *the_srv;
 static struct core_state *cores;
 static _Atomic bool draining;
 static _Atomic long live; /* connections open, all cores */
+static _Atomic unsigned long shed_total; /* connections shed, all cores */
 static sigset_t stop_signals; /* SIGINT, SIGTERM: blocked before ursa_run */
 
 bool server_draining(void)
@@ -118,6 +127,10 @@ void server_conn_leave(struct server_conn *c)
 	 */
 	if (server_draining())
 		server_conn_linger(c, true);
+	if (!server_opts.one_acceptor)
+		cs->count--;
+	if (c->shed)
+		cs->shedding--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -255,9 +268,92 @@ static void accept_backoff_reset(struct accept_backoff *b)
 }
 
 /*
+ * Make room on this core for a new client by cancelling the connection that
+ * holds fds and memory for least: first the one idle longest between
+ * requests (a keep-alive client loses only its idle connection, as nginx
+ * reuses them), else the busy one stalled longest, if it has made no
+ * progress for SHED_STALL_NS (a reader that stopped reading, a request
+ * trickled in).  A connection moving bytes, however slowly, is being served
+ * and is not shed: shedding it would trade one client for another.  Returns
+ * whether one was shed; it closes once its task sees the cancel.
+ */
+static bool shed_one(struct core_state *cs, uint64_t now)
+{
+	struct server_conn *idle = NULL, *stalled = NULL, *victim;
+
+	for (struct server_conn *c = cs->head; c; c = c->next) {
+		if (c->shed)
+			continue;
+		if (c->waiting) {
+			if (!idle || c->deadline_ns < idle->deadline_ns)
+				idle = c;
+		} else if (c->deadline_ns + SHED_STALL_NS <= now + server_opts.idle_ns) {
+			/* deadline = last progress + idle timeout */
+			if (!stalled || c->deadline_ns < stalled->deadline_ns)
+				stalled = c;
+		}
+	}
+	victim = idle ? idle : stalled;
+	if (!victim)
+		return false;
+	victim->shed = true;
+	cs->shedding++;
+	if (victim->waiting)
+		ursa_scope_cancel(&victim->wait);
+	else
+		ursa_cancel(victim->task);
+	if (atomic_fetch_add(&shed_total, 1) == 0)
+		fprintf(stderr, "%s: out of room (--max-conns or a resource limit): shedding idle "
+		        "and stalled connections for new ones\n", the_srv->name);
+	return true;
+}
+
+/* Whether this core's acceptor is at the --max-conns cap. */
+static bool at_cap(const struct core_state *cs)
+{
+	unsigned max = server_opts.max_conns, n = ursa_ncores();
+
+	if (!max)
+		return false;
+	if (server_opts.one_acceptor)
+		return atomic_load(&live) >= (long)max;
+	return cs->count >= (max + n - 1) / n; /* this core's share, rounded up */
+}
+
+/*
+ * Before accepting on lfd: at the cap, wait for a client to be waiting in
+ * the listen backlog, then shed a connection for it and wait until that one
+ * has closed; with nothing to shed, wait for a connection to close.  Never
+ * sheds ahead of a client: an idle connection is only dropped for someone.
+ * False if cancelled (shutting down).
+ */
+static bool wait_for_room(struct core_state *cs, int lfd)
+{
+	while (at_cap(cs)) {
+		uint64_t pause_ns = 1000 * 1000; /* a shed connection closes promptly */
+
+		if (cs->shedding == 0) {
+			int r = ursa_poll(lfd, POLLIN, SWEEP_NS / 5);
+
+			if (r < 0)
+				return false;
+			if (r == 0 || !at_cap(cs))
+				continue;
+			if (!shed_one(cs, ursa_now()))
+				pause_ns = SWEEP_NS / 5; /* nothing to shed yet */
+		}
+		if (ursa_sleep(pause_ns) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
  * Accept on a listener and start a task per connection: on this core (a
  * listener per core, the default), or on the cores in turn
- * (--one-acceptor).
+ * (--one-acceptor).  At the --max-conns cap, or when an accept or a spawn
+ * fails for want of fds or memory, it sheds a connection (shed_one) rather
+ * than refuse every new client while the old ones hold everything.
  */
 static void *acceptor(void *arg)
 {
@@ -266,13 +362,20 @@ static void *acceptor(void *arg)
 	struct accept_backoff backoff = {0};
 	int one = 1;
 
+	struct core_state *cs = &cores[ursa_core()];
+
 	for (;;) {
-		int fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		int fd;
 		uint64_t pause_ns;
 		bool log;
 
+		if (!wait_for_room(cs, lfd))
+			break;
+		fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd == -ECANCELED || fd == -ETIMEDOUT)
 			break;
+		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS)
+			(void)shed_one(cs, ursa_now()); /* its close frees an fd and memory */
 		if (fd < 0) {
 			pause_ns = accept_backoff_next(&backoff, fd, &log);
 			if (log)
@@ -286,11 +389,16 @@ static void *acceptor(void *arg)
 		/* Replies go out whole in one send; Nagle would only delay them. */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		atomic_fetch_add(&live, 1);
+		if (!server_opts.one_acceptor)
+			cs->count++;
 		/* --one-acceptor: the cores in turn (round robin) */
 		if (ursa_spawn_ex(NULL, server_opts.one_acceptor ? URSA_CORE_ANY : ursa_core(),
 		                  the_srv->conn_fn, (void *)(intptr_t)fd, &so) < 0) {
 			atomic_fetch_sub(&live, 1);
+			if (!server_opts.one_acceptor)
+				cs->count--;
 			ursa_close(fd);
+			(void)shed_one(cs, ursa_now()); /* out of memory: make room */
 		}
 	}
 	ursa_close(lfd);
@@ -410,8 +518,9 @@ static void usage(const struct server *srv, FILE *f)
 {
 	fprintf(f,
 	        "usage: %s [--host ADDR] [--port N] [--cores N] [--idle-ms MS] [--grace-ms MS]%s\n"
-	        "       [--one-acceptor]\n"
-	        "  --port 0 (the default) picks a free port and prints it\n",
+	        "       [--one-acceptor] [--max-conns N]\n"
+	        "  --port 0 (the default) picks a free port and prints it\n"
+	        "  --max-conns N (0, the default: no cap) sheds idle or stalled connections at N\n",
 	        srv->name, srv->want_root ? " [--root DIR]" : "");
 }
 
@@ -421,7 +530,8 @@ void server_parse_args(const struct server *srv, int argc, char **argv, struct s
 		{"host", required_argument, NULL, 'h'},  {"port", required_argument, NULL, 'p'},
 		{"cores", required_argument, NULL, 'c'}, {"idle-ms", required_argument, NULL, 'i'},
 		{"grace-ms", required_argument, NULL, 'g'}, {"root", required_argument, NULL, 'r'},
-		{"one-acceptor", no_argument, NULL, '1'}, {"help", no_argument, NULL, '?'},
+		{"one-acceptor", no_argument, NULL, '1'}, {"max-conns", required_argument, NULL, 'm'},
+		{"help", no_argument, NULL, '?'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
@@ -462,6 +572,13 @@ void server_parse_args(const struct server *srv, int argc, char **argv, struct s
 			break;
 		case '1':
 			o->one_acceptor = true;
+			break;
+		case 'm':
+			if (v > 1u << 24) {
+				fprintf(stderr, "%s: bad --max-conns %lu\n", srv->name, v);
+				exit(2);
+			}
+			o->max_conns = (unsigned)v;
 			break;
 		case 'r':
 			if (srv->want_root) {

@@ -33,6 +33,9 @@ struct server_opts {
 	                      acceptor hands connections to the cores in turn,
 	                      instead of a SO_REUSEPORT listener per core
 	                      (docs/servers.md compares the two) */
+	unsigned max_conns; /* --max-conns [0: no cap]: at the cap a new client
+	                       waits in the backlog until a connection is shed
+	                       or closes (server_shed_one) */
 };
 
 /* One connection, embedded in each server's connection state. */
@@ -40,6 +43,7 @@ struct server_conn {
 	int fd;
 	bool waiting;              /* between requests: shutdown may close it */
 	bool lingered;             /* server_conn_linger has shut our side */
+	bool shed;                 /* cancelled to make room (server_shed_one) */
 	uint64_t deadline_ns;      /* the sweeper cancels the task past this */
 	size_t credit;             /* request bytes received since the deadline
 	                              last moved (server_conn_received) */
