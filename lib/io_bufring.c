@@ -20,6 +20,7 @@
  */
 #include "io_bufring.h"
 
+#include "fdreg.h"
 #include "wait.h"
 
 #include <errno.h>
@@ -230,6 +231,7 @@ static void rx_complete(struct ursa__call *k, int res, unsigned flags)
 		/* The multishot recv has ended.  With data it merely stopped (the
 		 * kernel may stop one at any time): the next wait re-arms. */
 		rx->armed = false;
+		ursa__fdreg_del(g->core, rx->fd);
 		if (res <= 0) {
 			rx->ended = true;
 			rx->end = res;
@@ -272,6 +274,10 @@ static void arm(struct ursa_rx *rx)
 	sqe->buf_group = rx->g->bgid;
 	io_uring_sqe_set_data64(sqe, URSA__UD_MAKE(rx, URSA__UD_CALL));
 	rx->armed = true;
+	/* In the registry while armed, as any op on an fd (fdreg.h): an
+	 * ursa_close on another core then cancels it here, and the receiver
+	 * reports -EBADF as for a close on this core. */
+	ursa__fdreg_add(rx->g->core, rx->fd);
 }
 
 /*

@@ -282,6 +282,66 @@ static void *main_forgotten(void *arg)
 	return NULL; /* rx armed, g registered */
 }
 
+/* --------------------------- ursa_close on another core reaches the rx */
+
+struct xrx {
+	int sv[2];
+	_Atomic int parked;
+	ssize_t end;
+};
+
+static void *rx_on_core1(void *arg)
+{
+	struct xrx *x = arg;
+	struct ursa_bufgroup *g;
+	struct ursa_rx *rx;
+	struct ursa_scope s;
+	const void *d;
+
+	REQUIRE(&S, ursa_bufgroup_create(&g, 4, 64) == 0, 0);
+	REQUIRE(&S, ursa_rx_create(&rx, x->sv[0], g) == 0, 0);
+	ursa_scope_enter(&s, ursa_now() + 10000 * MS); /* the safety net */
+	atomic_store(&x->parked, 1);
+	x->end = ursa_rx_recv(rx, &d);
+	(void)ursa_scope_exit(&s);
+	EXPECT_EQ(&S, ursa_rx_destroy(rx), 0);
+	EXPECT_EQ(&S, ursa_bufgroup_destroy(g), 0);
+	return NULL;
+}
+
+static void *main_xrx(void *arg)
+{
+	struct xrx *x = arg;
+	struct ursa_task *t;
+
+	for (int round = 0; round < 5 && !atomic_load(&S.line); round++) {
+		REQUIRE(&S, socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, x->sv) == 0, errno);
+		atomic_store(&x->parked, 0);
+		x->end = 1;
+		REQUIRE(&S, ursa_spawn_on(&t, 1, rx_on_core1, x) == 0, 0);
+		while (!atomic_load(&x->parked))
+			nap(MS);
+		nap((round + 1) * 5 * MS); /* the multishot recv armed and parked */
+		EXPECT_EQ(&S, ursa_close(x->sv[0]), 0);
+		JOIN_OK(&S, t);
+		EXPECT_EQ(&S, x->end, -EBADF);
+		ursa_close(x->sv[1]);
+	}
+	return NULL;
+}
+
+/* Without the receiver in the fd registry, the close on core 0 left it
+ * waiting until its 10 s safety net (-ETIMEDOUT). */
+Test(io_bufring, close_on_another_core_reaches_an_armed_receiver, .timeout = 60)
+{
+	struct xrx x = {0};
+	int fds = count_fds();
+
+	run_on(2, main_xrx, &x);
+	ASSERT_SEEN(&S);
+	cr_assert_eq(count_fds(), fds, "fd leak");
+}
+
 Test(io_bufring, forgotten_group_and_receiver_do_not_hold_up_shutdown, .timeout = 20)
 {
 	int sv[2];

@@ -64,8 +64,8 @@ URSA_API URSA_NODISCARD int ursa_openat2(int dirfd, const char *path, const stru
  * (they return -EBADF; one that completed first keeps its result), then
  * close it.  Always closes, even in a cancelled task or past a deadline (the
  * call is shielded), so cleanup code may call it freely.  0 or -errno
- * (-EBADF: not open).  Multishot receivers (ursa_rx) on other cores are not
- * reached: destroy them first (docs/io.md).  Blocks the fiber.
+ * (-EBADF: not open).  An armed receiver (ursa_rx) on any core is reached
+ * too: its ursa_rx_recv returns -EBADF.  Blocks the fiber.
  */
 URSA_API int ursa_close(int fd);
 
