@@ -41,7 +41,8 @@ struct core_state {
 	 * listener per core: they run here); unused with --one-acceptor, where
 	 * the cap counts `live`. */
 	unsigned count;
-	unsigned shedding; /* shed, not yet closed */
+	unsigned shedding;   /* shed, not yet closed */
+	uint64_t shed_at_ns; /* when the last one was shed */
 } __attribute__((aligned(64)));
 
 static const struct server *the_srv;
@@ -63,7 +64,8 @@ void server_conn_enter(struct server_conn *c, int fd)
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
 	c->task = ursa_self();
-	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	c->last_io_ns = ursa_now();
+	c->deadline_ns = c->last_io_ns + server_opts.idle_ns;
 	c->next = cs->head;
 	if (cs->head)
 		cs->head->prev = c;
@@ -127,10 +129,6 @@ void server_conn_leave(struct server_conn *c)
 	 */
 	if (server_draining())
 		server_conn_linger(c, true);
-	if (!server_opts.one_acceptor)
-		cs->count--;
-	if (c->shed)
-		cs->shedding--;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -138,12 +136,17 @@ void server_conn_leave(struct server_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	ursa_close(c->fd);
+	/* Counted out only once its fd is closed: the room is real. */
 	atomic_fetch_sub(&live, 1);
+	if (!server_opts.one_acceptor)
+		cs->count--;
+	if (c->shed)
+		cs->shedding--;
 }
 
 bool server_conn_wait_begin(struct server_conn *c)
 {
-	if (server_draining())
+	if (server_draining() || c->shed)
 		return false;
 	c->deadline_ns = ursa_now() + server_opts.idle_ns;
 	c->waiting = true;
@@ -162,12 +165,14 @@ void server_conn_wait_end(struct server_conn *c)
 
 void server_conn_progress(struct server_conn *c)
 {
-	c->deadline_ns = ursa_now() + server_opts.idle_ns;
+	c->last_io_ns = ursa_now();
+	c->deadline_ns = c->last_io_ns + server_opts.idle_ns;
 	c->credit = 0;
 }
 
 void server_conn_received(struct server_conn *c, size_t n)
 {
+	c->last_io_ns = ursa_now();
 	c->credit += n;
 	if (c->credit >= SERVER_PROGRESS_BYTES)
 		server_conn_progress(c);
@@ -271,11 +276,14 @@ static void accept_backoff_reset(struct accept_backoff *b)
  * Make room on this core for a new client by cancelling the connection that
  * holds fds and memory for least: first the one idle longest between
  * requests (a keep-alive client loses only its idle connection, as nginx
- * reuses them), else the busy one stalled longest, if it has made no
- * progress for SHED_STALL_NS (a reader that stopped reading, a request
- * trickled in).  A connection moving bytes, however slowly, is being served
- * and is not shed: shedding it would trade one client for another.  Returns
- * whether one was shed; it closes once its task sees the cancel.
+ * reuses them), else the busy one stalled longest, if it has moved no byte
+ * either way for SHED_STALL_NS (a reader that stopped reading, a request
+ * that stopped arriving).  A connection moving bytes, however slowly, is
+ * being served and is not shed: shedding it would trade one client for
+ * another.  The victim's task is cancelled, idle or not: a cancel is sticky,
+ * so a request that arrives at the same instant cannot keep it alive (and
+ * server_conn_wait_begin refuses a shed connection).  Returns whether one
+ * was shed; it closes once its task sees the cancel.
  */
 static bool shed_one(struct core_state *cs, uint64_t now)
 {
@@ -287,9 +295,8 @@ static bool shed_one(struct core_state *cs, uint64_t now)
 		if (c->waiting) {
 			if (!idle || c->deadline_ns < idle->deadline_ns)
 				idle = c;
-		} else if (c->deadline_ns + SHED_STALL_NS <= now + server_opts.idle_ns) {
-			/* deadline = last progress + idle timeout */
-			if (!stalled || c->deadline_ns < stalled->deadline_ns)
+		} else if (now - c->last_io_ns >= SHED_STALL_NS) {
+			if (!stalled || c->last_io_ns < stalled->last_io_ns)
 				stalled = c;
 		}
 	}
@@ -298,10 +305,8 @@ static bool shed_one(struct core_state *cs, uint64_t now)
 		return false;
 	victim->shed = true;
 	cs->shedding++;
-	if (victim->waiting)
-		ursa_scope_cancel(&victim->wait);
-	else
-		ursa_cancel(victim->task);
+	cs->shed_at_ns = now;
+	ursa_cancel(victim->task);
 	if (atomic_fetch_add(&shed_total, 1) == 0)
 		fprintf(stderr, "%s: out of room (--max-conns or a resource limit): shedding idle "
 		        "and stalled connections for new ones\n", the_srv->name);
@@ -332,7 +337,10 @@ static bool wait_for_room(struct core_state *cs, int lfd)
 	while (at_cap(cs)) {
 		uint64_t pause_ns = 1000 * 1000; /* a shed connection closes promptly */
 
-		if (cs->shedding == 0) {
+		/* A shed connection closes within a turn or two; one still open
+		 * after SHED_STALL_NS (finishing a shielded step, say) does not
+		 * hold up the next. */
+		if (cs->shedding == 0 || ursa_now() - cs->shed_at_ns >= SHED_STALL_NS) {
 			int r = ursa_poll(lfd, POLLIN, SWEEP_NS / 5);
 
 			if (r < 0)
@@ -374,8 +382,12 @@ static void *acceptor(void *arg)
 		fd = ursa_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd == -ECANCELED || fd == -ETIMEDOUT)
 			break;
-		if (fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS)
-			(void)shed_one(cs, ursa_now()); /* its close frees an fd and memory */
+		/* Out of fds or memory: one shed at a time (its close frees an fd
+		 * and memory); a streak of failures must not drain every idle
+		 * connection. */
+		if ((fd == -EMFILE || fd == -ENFILE || fd == -ENOMEM || fd == -ENOBUFS) &&
+		    cs->shedding == 0)
+			(void)shed_one(cs, ursa_now());
 		if (fd < 0) {
 			pause_ns = accept_backoff_next(&backoff, fd, &log);
 			if (log)
@@ -398,7 +410,8 @@ static void *acceptor(void *arg)
 			if (!server_opts.one_acceptor)
 				cs->count--;
 			ursa_close(fd);
-			(void)shed_one(cs, ursa_now()); /* out of memory: make room */
+			if (cs->shedding == 0)
+				(void)shed_one(cs, ursa_now()); /* out of memory: make room */
 		}
 	}
 	ursa_close(lfd);

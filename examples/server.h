@@ -45,6 +45,8 @@ struct server_conn {
 	bool lingered;             /* server_conn_linger has shut our side */
 	bool shed;                 /* cancelled to make room (server_shed_one) */
 	uint64_t deadline_ns;      /* the sweeper cancels the task past this */
+	uint64_t last_io_ns;       /* the last byte moved either way, or the
+	                              last wait begun (shedding's "stalled") */
 	size_t credit;             /* request bytes received since the deadline
 	                              last moved (server_conn_received) */
 	struct ursa_scope wait;    /* entered while waiting for a request */
