@@ -241,14 +241,20 @@ int ursa_fallocate(int fd, int mode, off_t off, off_t len)
 	return ursa__op_wait(self, sqe);
 }
 
+/* Inline first (io_inline.c: the ring would hand it to an io-wq thread),
+ * the ring when that backs off. */
 int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
 {
 	struct ursa_task *self;
 	struct io_uring_sqe *sqe;
 	int err;
 
-	if (!(sqe = ursa__op_sqe(&self, &err)))
+	if ((err = ursa__op_check(&self)))
 		return err;
+	err = ursa__io_inline_statx(self, dirfd, path, flags, mask, st);
+	if (err != URSA__IO_RING_INT)
+		return err;
+	sqe = ursa__ring_sqe(&self->core->ring);
 	io_uring_prep_statx(sqe, dirfd, path, flags, mask, st);
 	return ursa__op_wait(self, sqe);
 }

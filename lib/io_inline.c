@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef RWF_NOWAIT
@@ -274,4 +275,129 @@ ssize_t ursa__io_inline_rw(struct ursa_task *self, bool write, int fd, const str
 		/* EBADF, EFAULT, EINVAL, EIO, ENOSPC...: what the ring says too. */
 		return -errno;
 	}
+}
+
+/* ------------------------------------------------------------ statx inline */
+
+/*
+ * statx on the worker.  The kernel hands every IORING_OP_STATX to an io-wq
+ * thread (docs/io.md: 2.6 us through the ring against 0.2-0.5 us as a
+ * syscall, measured by tools/io-paths), since its path walk may read the
+ * disk and statx has no non-blocking form.  openat2 has one: RESOLVE_CACHED
+ * (5.12) walks the path from the dentry cache alone and answers -EAGAIN
+ * where it would have to wait.  So a statx by path is done inline as an
+ * O_PATH open with RESOLVE_CACHED, a statx of that fd (no walk) and a close;
+ * what the cache cannot answer goes to the ring.  A statx by fd alone
+ * (AT_EMPTY_PATH, "") walks nothing and is done inline directly.
+ *
+ * What is left that can block is the filesystem's getattr of a network
+ * filesystem revalidating with its server.  So each inline statx is timed
+ * too: one that took ursa__statx_slow_ns or longer counts as blocked, and the
+ * next 2^level - 1 statx calls of the process go to the ring, level rising by
+ * one per slow call up to MAX_LEVEL and back to 0 at the first fast one (the
+ * read path's backoff, kept process-wide since a path names no fd).  Flags
+ * other than AT_SYMLINK_NOFOLLOW, AT_EMPTY_PATH and AT_STATX_DONT_SYNC
+ * (AT_STATX_FORCE_SYNC asks for that round trip), an fd set to
+ * URSA_FD_INLINE_OFF and URSA_DISABLE=inline go to the ring every time.
+ */
+#ifndef RESOLVE_CACHED
+#define RESOLVE_CACHED 0x20
+#endif
+
+/* 100 us: a cached statx takes about 1.  A variable so that a test can
+ * make every call count as slow (test_io_paths.c). */
+uint64_t ursa__statx_slow_ns = 100000;
+
+static _Atomic uint32_t statx_word;   /* level and skip, at shift 0 */
+static _Atomic bool no_cached_open;   /* openat2 or RESOLVE_CACHED refused */
+
+struct open_how_v0 { /* <linux/openat2.h>, which Debian 12's headers have */
+	uint64_t flags, mode, resolve;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The statx, inline: its result (0 or -errno), or URSA__IO_RING_INT where
+ * the dentry cache cannot answer or this kernel has no cached open. */
+static long statx_now(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
+{
+	struct open_how_v0 how = {.flags = O_PATH | O_CLOEXEC, .resolve = RESOLVE_CACHED};
+	long fd, r;
+	int err;
+
+	if (path && !path[0] && (flags & AT_EMPTY_PATH))
+		return syscall(SYS_statx, dirfd, path, flags, mask, st) < 0 ? -errno : 0;
+	if (atomic_load_explicit(&no_cached_open, memory_order_relaxed))
+		return URSA__IO_RING_INT;
+	if (flags & AT_SYMLINK_NOFOLLOW)
+		how.flags |= O_NOFOLLOW; /* the link itself, as statx would */
+	fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+	if (fd < 0) {
+		switch (errno) {
+		case ENOSYS: case EINVAL: case E2BIG:
+			/* No openat2 (5.6) or no RESOLVE_CACHED (5.12): the flags
+			 * are ours, so the kernel is older; never try again. */
+			atomic_store_explicit(&no_cached_open, true, memory_order_relaxed);
+			return URSA__IO_RING_INT;
+		case EAGAIN:  /* not all in the cache */
+		case EMFILE: case ENFILE: case ENOMEM: /* the fd we would need */
+		case EINTR:
+			return URSA__IO_RING_INT;
+		default:      /* ENOENT, ENOTDIR, EACCES, ELOOP, EBADF...: statx's too */
+			return -errno;
+		}
+	}
+	r = syscall(SYS_statx, (int)fd, "", AT_EMPTY_PATH | (flags & AT_STATX_DONT_SYNC), mask, st);
+	err = errno;
+	close((int)fd);
+	return r < 0 ? -err : 0;
+}
+
+int ursa__io_inline_statx(struct ursa_task *self, int dirfd, const char *path, int flags,
+                          unsigned mask, struct statx *st)
+{
+	uint32_t h = atomic_load_explicit(&statx_word, memory_order_relaxed);
+	unsigned level = level_of(h, 0), skip = skip_of(h, 0);
+	uint64_t t0, took;
+	long r;
+
+	if (inline_off() || (flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH | AT_STATX_DONT_SYNC)))
+		return URSA__IO_RING_INT;
+	if (path && !path[0] && (flags & AT_EMPTY_PATH)) {
+		_Atomic uint32_t *hp = slot(dirfd, false);
+
+		if (hp && (atomic_load_explicit(hp, memory_order_relaxed) & USER_OFF))
+			return URSA__IO_RING_INT;
+	}
+	if (skip) {
+		atomic_compare_exchange_strong_explicit(&statx_word, &h,
+		                                        with_backoff(h, 0, level, skip - 1),
+		                                        memory_order_relaxed, memory_order_relaxed);
+		return URSA__IO_RING_INT;
+	}
+	t0 = mono_ns();
+	r = statx_now(dirfd, path, flags, mask, st);
+	took = mono_ns() - t0;
+	if (took >= ursa__statx_slow_ns) {
+		level = level < MAX_LEVEL ? level + 1 : MAX_LEVEL;
+		atomic_compare_exchange_strong_explicit(&statx_word, &h,
+		                                        with_backoff(h, 0, level, (1u << level) - 1),
+		                                        memory_order_relaxed, memory_order_relaxed);
+		missed(self);
+	} else if (level) {
+		atomic_compare_exchange_strong_explicit(&statx_word, &h, with_backoff(h, 0, 0, 0),
+		                                        memory_order_relaxed, memory_order_relaxed);
+	}
+	if (r == URSA__IO_RING_INT) {
+		missed(self);
+		return URSA__IO_RING_INT;
+	}
+	spent(self);
+	return (int)r;
 }

@@ -34,6 +34,23 @@
 ssize_t ursa__io_inline_rw(struct ursa_task *self, bool write, int fd, const struct iovec *iov,
                            int iovcnt, uint64_t off, int rwf);
 
+/* ursa__io_inline_statx's answer when the call must go to the ring. */
+#define URSA__IO_RING_INT (-100000)
+
+struct statx;
+
+/*
+ * statx(2) on the worker instead of the ring (which hands every statx to an
+ * io-wq thread), backing off process-wide while calls keep taking long
+ * enough to have blocked.  0, an -errno the ring would give too, or
+ * URSA__IO_RING_INT.  May yield the task (the inline budget).
+ */
+int ursa__io_inline_statx(struct ursa_task *self, int dirfd, const char *path, int flags,
+                          unsigned mask, struct statx *st);
+
+/* How long an inline statx may take before it counts as having blocked. */
+extern uint64_t ursa__statx_slow_ns;
+
 /* fd was just made or closed by ursa: forget what was learnt about the
  * file that had its number before. */
 void ursa__io_inline_forget(int fd);

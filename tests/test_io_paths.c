@@ -9,6 +9,7 @@
 #include "test_io_helpers.h"
 
 #include "io.h"      /* per-core counters: inline hits, free direct slots */
+#include "io_inline.h" /* ursa__statx_slow_ns */
 #include "runtime.h" /* struct ursa__core */
 
 #include <stdatomic.h>
@@ -190,6 +191,157 @@ Test(io_paths, the_fast_path_returns_exactly_what_the_ring_returns)
 	rm_scratch(s->dir);
 	ASSERT_SEEN(s);
 	cr_assert_eq(count_fds(), fds, "fd leak");
+	free(s);
+}
+
+/* ------------------------------------------------------- statx inline */
+
+/* statx ops this core sent to the ring so far. */
+static uint64_t ring_statx(void)
+{
+	struct ursa_stats st = {.size = sizeof(st)};
+
+	if (ursa_stats(&st, ursa_core(), 0) != 0)
+		return ~0ull;
+	return st.ops_by_opcode[IORING_OP_STATX];
+}
+
+enum { INLINE, RING, EITHER };
+
+/* ursa_statx against statx(2) on the same arguments: the same result and,
+ * on success, the same mode, size and inode.  where: INLINE (answered on
+ * the worker), RING, or EITHER (the dentry cache may or may not hold the
+ * answer: a lookup that found nothing, a symlink's target). */
+static void statx_both(struct paths_seen *s, int dirfd, const char *path, int flags, int where)
+{
+	struct statx a, b;
+	uint64_t before = ring_statx();
+	int ra, rb;
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	ra = ursa_statx(dirfd, path, flags, STATX_BASIC_STATS, &a);
+	if (where != EITHER)
+		EXPECT_EQ(s, ring_statx() - before, where == RING ? 1 : 0);
+	rb = statx(dirfd, path, flags, STATX_BASIC_STATS, &b) < 0 ? -errno : 0;
+	EXPECT_EQ(s, ra, rb);
+	if (ra == 0 && rb == 0) {
+		EXPECT_EQ(s, a.stx_mode, b.stx_mode);
+		EXPECT_EQ(s, a.stx_size, b.stx_size);
+		EXPECT_EQ(s, a.stx_ino, b.stx_ino);
+	}
+}
+
+static void *main_statx(void *arg)
+{
+	struct paths_seen *s = arg;
+	char file[300], link[300], below[300], missing[300];
+	int fd, dfd;
+
+	path_in(file, sizeof(file), s->dir, "data");
+	path_in(link, sizeof(link), s->dir, "link");
+	path_in(below, sizeof(below), s->dir, "data/x");
+	path_in(missing, sizeof(missing), s->dir, "missing");
+	fd = ursa_open(file, O_RDONLY | O_CLOEXEC, 0);
+	dfd = ursa_open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	REQUIRE(s, fd >= 0 && dfd >= 0, fd);
+	/* Cached: answered on the worker, not the ring (URSA_DISABLE=inline
+	 * runs this suite too: then every call goes to the ring). */
+	int in = getenv("URSA_DISABLE") && strstr(getenv("URSA_DISABLE"), "inline") ? RING : INLINE;
+
+	statx_both(s, AT_FDCWD, file, 0, in);
+	statx_both(s, AT_FDCWD, s->dir, 0, in);
+	statx_both(s, AT_FDCWD, link, AT_SYMLINK_NOFOLLOW, in);
+	statx_both(s, AT_FDCWD, link, 0, EITHER);
+	statx_both(s, dfd, "data", 0, in);
+	statx_both(s, fd, "", AT_EMPTY_PATH, in);
+	statx_both(s, AT_FDCWD, missing, 0, EITHER); /* -ENOENT */
+	statx_both(s, AT_FDCWD, below, 0, EITHER);   /* -ENOTDIR */
+	statx_both(s, -1, "data", 0, in);            /* -EBADF */
+	/* Flags the inline path does not take: the ring (-EINVAL here). */
+	statx_both(s, AT_FDCWD, file, 0x40000000, RING);
+	/* Asked to sync with the server: always the ring. */
+	statx_both(s, AT_FDCWD, file, AT_STATX_FORCE_SYNC, RING);
+	/* An fd turned off for the fast path: its statx goes to the ring. */
+	EXPECT_EQ(s, ursa_fd_inline(fd, URSA_FD_INLINE_OFF), 0);
+	statx_both(s, fd, "", AT_EMPTY_PATH, RING);
+	ursa_close(fd);
+	ursa_close(dfd);
+	return NULL;
+}
+
+/* statx goes to an io-wq thread on the ring; a cached one is answered on
+ * the worker, with the same result as statx(2) for every case. */
+Test(io_paths, statx_is_answered_inline_with_the_syscalls_results)
+{
+	struct paths_seen *s = calloc(1, sizeof(*s));
+	char p[300], l[300];
+	int fds = count_fds();
+
+	make_scratch(s->dir, sizeof(s->dir));
+	path_in(p, sizeof(p), s->dir, "data");
+	make_file(p, s->data, FILE_LEN);
+	path_in(l, sizeof(l), s->dir, "link");
+	cr_assert_eq(symlink("data", l), 0);
+	run_on(1, main_statx, s);
+	unlink(l);
+	rm_scratch(s->dir);
+	ASSERT_SEEN(s);
+	cr_assert_eq(count_fds(), fds, "fd leak");
+	free(s);
+}
+
+/*
+ * A statx that takes long enough to have blocked sends the next 2^level - 1
+ * statx calls to the ring, level rising per slow call; a fast one resets it.
+ * Every call is made to count as slow by a threshold of 0.
+ */
+static void *main_statx_backoff(void *arg)
+{
+	struct paths_seen *s = arg;
+	static const bool want_ring[] = {false, true, false, true, true, true, false};
+	char file[300];
+	struct statx st;
+
+	path_in(file, sizeof(file), s->dir, "data");
+	ursa__statx_slow_ns = 0;
+	for (size_t i = 0; i < sizeof(want_ring) / sizeof(want_ring[0]); i++) {
+		uint64_t before = ring_statx();
+
+		EXPECT_EQ(s, ursa_statx(AT_FDCWD, file, 0, STATX_SIZE, &st), 0);
+		EXPECT_EQ(s, (ring_statx() - before) * 100 + i, (want_ring[i] ? 100 : 0) + i);
+	}
+	/* Level 3 now: seven calls to the ring, then a try, which is fast
+	 * again and resets the level: the next call is tried too. */
+	ursa__statx_slow_ns = 100000;
+	for (int i = 0; i < 7; i++) {
+		uint64_t before = ring_statx();
+
+		EXPECT_EQ(s, ursa_statx(AT_FDCWD, file, 0, STATX_SIZE, &st), 0);
+		EXPECT_EQ(s, ring_statx() - before, 1);
+	}
+	for (int i = 0; i < 3; i++) {
+		uint64_t before = ring_statx();
+
+		EXPECT_EQ(s, ursa_statx(AT_FDCWD, file, 0, STATX_SIZE, &st), 0);
+		EXPECT_EQ(s, ring_statx() - before, 0);
+	}
+	return NULL;
+}
+
+Test(io_paths, a_statx_that_blocked_backs_off_to_the_ring)
+{
+	struct paths_seen *s = calloc(1, sizeof(*s));
+	char p[300];
+
+	if (getenv("URSA_DISABLE") && strstr(getenv("URSA_DISABLE"), "inline"))
+		cr_skip_test("URSA_DISABLE=inline: every statx goes to the ring");
+	make_scratch(s->dir, sizeof(s->dir));
+	path_in(p, sizeof(p), s->dir, "data");
+	make_file(p, s->data, FILE_LEN);
+	run_on(1, main_statx_backoff, s);
+	rm_scratch(s->dir);
+	ASSERT_SEEN(s);
 	free(s);
 }
 
