@@ -170,6 +170,8 @@ struct sample {
 	uint64_t cpu_ns;         /* the worker's CPU time at since_ns */
 	uint64_t ready_since_ns; /* state 'R' at every sample since; 0: not now */
 	uint64_t ready_cpu_ns;   /* its CPU time at ready_since_ns */
+	bool slept;              /* seen asleep in a syscall ('S', 'D') at a
+	                            sample of this window */
 	bool reported;           /* this stall has been reported */
 };
 
@@ -203,15 +205,18 @@ static char thread_state(struct ursa__core *c)
 
 /*
  * The count has not moved for the whole window.  Is the task to blame?  Yes
- * if the worker burnt at least half the window on the CPU (a hog) or sleeps
- * in a syscall now (blocked).  A worker that is runnable but got little CPU
- * was merely preempted by a busy machine: not a stall of ours.
+ * if the worker burnt at least half the window on the CPU (a hog), or was
+ * seen asleep in a syscall at any sample of the window (blocked: a task that
+ * sleeps in short syscalls, say usleep in a loop, is runnable for a moment
+ * after each, and on a busy machine the last sample alone may catch it
+ * so).  A worker that is runnable at every sample but got little CPU was
+ * merely preempted by a busy machine: not a stall of ours.
  */
 static bool task_to_blame(struct ursa__core *c, const struct sample *s, uint64_t window_ns)
 {
 	char st;
 
-	if (thread_cpu_ns(c) - s->cpu_ns >= window_ns / 2)
+	if (thread_cpu_ns(c) - s->cpu_ns >= window_ns / 2 || s->slept)
 		return true;
 	st = thread_state(c);
 	return st == 'S' || st == 'D';
@@ -254,6 +259,7 @@ static void *watchdog(void *arg)
 			struct ursa__core *c = &rt->cores[i];
 			uint64_t turn = atomic_load_explicit(&c->turn, memory_order_relaxed);
 			uint64_t cpu, ready;
+			char state;
 
 			if (turn != s[i].turn) {
 				open_window(c, &s[i], turn, now);
@@ -263,7 +269,10 @@ static void *watchdog(void *arg)
 			 * how long the worker has been ready to run without
 			 * interruption, and what CPU it got meanwhile. */
 			cpu = thread_cpu_ns(c);
-			if (thread_state(c) != 'R') {
+			state = thread_state(c);
+			if (state == 'S' || state == 'D')
+				s[i].slept = true;
+			if (state != 'R') {
 				s[i].ready_since_ns = 0;
 			} else if (!s[i].ready_since_ns) {
 				s[i].ready_since_ns = now;
@@ -285,6 +294,7 @@ static void *watchdog(void *arg)
 					 * preempted now and then: a fresh window. */
 					s[i].since_ns = now;
 					s[i].cpu_ns = cpu;
+					s[i].slept = false;
 				}
 			}
 		}

@@ -71,9 +71,17 @@ Test(stall, blocked_core_is_reported_once_with_a_backtrace, .init = cr_redirect_
 	static char buf[65536];
 	struct seen s = {0};
 
-	cr_assert_eq(ursa_run(main_stall, &s, &o, NULL), 0);
-	ASSERT_SEEN(&s);
-	read_stderr(buf, sizeof(buf));
+	for (int attempt = 0; attempt < 3; attempt++) {
+		cr_assert_eq(ursa_run(main_stall, &s, &o, NULL), 0);
+		ASSERT_SEEN(&s);
+		read_stderr(buf, sizeof(buf));
+		/* A machine so busy that it kept the worker off its CPU for the
+		 * whole window gets that stall reported as the OS's (rightly;
+		 * one report per stall): the task's is the point here, run
+		 * again.  Each read gets only what this run wrote. */
+		if (!strstr(buf, "the OS, not a task") || strstr(buf, "has run task"))
+			break;
+	}
 	cr_assert_eq(count(buf, "ursa: stall:"), 1, "expected one report:\n%s", buf);
 	cr_assert_not_null(strstr(buf, "core 1 has run task 'sleepy'"), "%s", buf);
 	cr_assert_not_null(strstr(buf, "ursa_test_blocks_in_usleep"), "no function name:\n%s", buf);
