@@ -136,7 +136,9 @@ URSA_API URSA_NODISCARD int ursa_fsync(int fd);
 URSA_API URSA_NODISCARD int ursa_fdatasync(int fd);
 URSA_API URSA_NODISCARD int ursa_fallocate(int fd, int mode, off_t off, off_t len);
 
-/* statx(2): 0 and *st filled, or -errno. */
+/* statx(2): 0 and *st filled, or -errno.  Answered on the worker where the
+ * dentry cache can answer without waiting (RESOLVE_CACHED), else on the ring
+ * (docs/io.md, "statx"); the result is the same either way. */
 URSA_API URSA_NODISCARD int ursa_statx(int dirfd, const char *path, int flags, unsigned mask,
                                        struct statx *st);
 
