@@ -128,8 +128,11 @@ static void *main_crosscore(void *arg)
 	 * sent core 0 received. */
 	EXPECT(s, b1.xwakes_sent - a1.xwakes_sent <= 1, b1.xwakes_sent - a1.xwakes_sent);
 	EXPECT_EQ(s, b0.xwakes_recv - a0.xwakes_recv, b1.xwakes_sent - a1.xwakes_sent);
-	/* The kicks: at least one MSG_RING or eventfd write from core 0. */
-	EXPECT(s, b0.kicks - a0.kicks >= 1, b0.kicks - a0.kicks);
+	/* The kicks (MSG_RING or eventfd writes from core 0): at most one per
+	 * time core 1 slept, plus one that may race with its last sleep.  None
+	 * at all is right when core 1 was busy or idle-polling throughout (a
+	 * clean-clone run saw that: the spawns came while it still polled). */
+	EXPECT(s, b0.kicks - a0.kicks <= b1.sleeps - a1.sleeps + 1, b0.kicks - a0.kicks);
 	/* The sum is the sum. */
 	REQUIRE(s, snap(&all, URSA_STATS_ALL) == 0, 0);
 	EXPECT_EQ(s, all.core, URSA_STATS_ALL);
