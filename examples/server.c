@@ -295,7 +295,7 @@ static bool shed_one(struct core_state *cs, uint64_t now)
 		if (c->waiting) {
 			if (!idle || c->deadline_ns < idle->deadline_ns)
 				idle = c;
-		} else if (now - c->last_io_ns >= SHED_STALL_NS) {
+		} else if (c->last_io_ns + SHED_STALL_NS <= now) { /* no unsigned wrap */
 			if (!stalled || c->last_io_ns < stalled->last_io_ns)
 				stalled = c;
 		}

@@ -241,6 +241,22 @@ int ursa_fallocate(int fd, int mode, off_t off, off_t len)
 	return ursa__op_wait(self, sqe);
 }
 
+/* A whole-file read's buffer is full: double it (plus the byte kept for a
+ * terminating NUL).  0, or -EFBIG past SSIZE_MAX, or -ENOMEM. */
+static int grow_file_buf(char **buf, size_t *cap)
+{
+	char *nb;
+
+	if (*cap > SSIZE_MAX / 2)
+		return -EFBIG;
+	nb = realloc(*buf, *cap * 2 + 1);
+	if (!nb)
+		return -ENOMEM;
+	*buf = nb;
+	*cap *= 2;
+	return 0;
+}
+
 /* Inline first (io_inline.c: the ring would hand it to an io-wq thread),
  * the ring when that backs off. */
 int ursa_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
@@ -339,16 +355,8 @@ static int read_file_fd(const char *path, void **out, size_t *outlen)
 	for (;;) {
 		ssize_t r;
 
-		if (len == cap) {
-			char *nb = cap > SSIZE_MAX / 2 ? NULL : realloc(buf, cap * 2 + 1);
-
-			if (!nb) {
-				rc = cap > SSIZE_MAX / 2 ? -EFBIG : -ENOMEM;
-				goto fail_buf;
-			}
-			buf = nb;
-			cap *= 2;
-		}
+		if (len == cap && (rc = grow_file_buf(&buf, &cap)))
+			goto fail_buf;
 		r = ursa_read(fd, buf + len, cap - len);
 		if (r < 0) {
 			rc = (int)r;
@@ -506,16 +514,8 @@ static int read_file_direct(struct ursa_task *self, int slot, char *buf, const c
 		memmove(buf + r1, buf + RF_FIRST, (size_t)r2);
 	len = (size_t)r1 + (size_t)r2;
 	while (r2 > 0) {
-		if (len == cap) {
-			char *nb = cap > SSIZE_MAX / 2 ? NULL : realloc(buf, cap * 2 + 1);
-
-			if (!nb) {
-				rc = cap > SSIZE_MAX / 2 ? -EFBIG : -ENOMEM;
-				goto fail;
-			}
-			buf = nb;
-			cap *= 2;
-		}
+		if (len == cap && (rc = grow_file_buf(&buf, &cap)))
+			goto fail;
 		r2 = read_slot(slot, buf + len, cap - len);
 		if (r2 < 0) {
 			rc = (int)r2;

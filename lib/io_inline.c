@@ -389,15 +389,14 @@ int ursa__io_inline_statx(struct ursa_task *self, int dirfd, const char *path, i
 		atomic_compare_exchange_strong_explicit(&statx_word, &h,
 		                                        with_backoff(h, 0, level, (1u << level) - 1),
 		                                        memory_order_relaxed, memory_order_relaxed);
-		missed(self);
 	} else if (level) {
 		atomic_compare_exchange_strong_explicit(&statx_word, &h, with_backoff(h, 0, 0, 0),
 		                                        memory_order_relaxed, memory_order_relaxed);
 	}
-	if (r == URSA__IO_RING_INT) {
-		missed(self);
+	if (r == URSA__IO_RING_INT || took >= ursa__statx_slow_ns)
+		missed(self); /* once per call: a slow try, or one the ring must redo */
+	if (r == URSA__IO_RING_INT)
 		return URSA__IO_RING_INT;
-	}
 	spent(self);
 	return (int)r;
 }
