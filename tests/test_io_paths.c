@@ -269,8 +269,20 @@ static void *main_statx(void *arg)
 	statx_both(s, AT_FDCWD, missing, 0, EITHER); /* -ENOENT */
 	statx_both(s, AT_FDCWD, below, 0, EITHER);   /* -ENOTDIR */
 	statx_both(s, -1, "data", 0, in);            /* -EBADF */
+	/* Edges a caller may pass: no path, a path over PATH_MAX, a reserved
+	 * mask bit (-EFAULT, -ENAMETOOLONG, -EINVAL, as statx(2) says). */
+	static char too_long[PATH_MAX + 100];
+	memset(too_long, 'a', sizeof(too_long) - 1);
+	statx_both(s, AT_FDCWD, NULL, 0, EITHER);
+	statx_both(s, AT_FDCWD, too_long, 0, EITHER);
 	/* Flags the inline path does not take: the ring (-EINVAL here). */
 	statx_both(s, AT_FDCWD, file, 0x40000000, RING);
+	{
+		struct statx st;
+		int k = statx(AT_FDCWD, file, 0, 0x80000000u, &st) < 0 ? -errno : 0;
+
+		EXPECT_EQ(s, ursa_statx(AT_FDCWD, file, 0, 0x80000000u, &st), k);
+	}
 	/* Asked to sync with the server: always the ring. */
 	statx_both(s, AT_FDCWD, file, AT_STATX_FORCE_SYNC, RING);
 	/* An fd turned off for the fast path: its statx goes to the ring. */
