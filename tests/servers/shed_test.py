@@ -151,6 +151,10 @@ def hammer():
         if not small_ok(c):
             ended.append(True)
             break
+    else:
+        # Stopped before noticing: one more request says whether it was shed.
+        if not small_ok(c):
+            ended.append(True)
     c.close()
 
 
