@@ -152,11 +152,16 @@ static uint32_t probe(int fd, uint32_t h)
  * (for comparisons, and the suites that check both give the same). */
 static bool inline_off(void)
 {
-	static int off = -1; /* racing first calls compute the same answer */
+	/* Racing first calls compute the same answer; atomic so that the
+	 * race is a defined one (TSan saw the plain int). */
+	static _Atomic int off = -1;
+	int v = atomic_load_explicit(&off, memory_order_relaxed);
 
-	if (off < 0)
-		off = ursa__ring_disabled("inline");
-	return off;
+	if (v < 0) {
+		v = ursa__ring_disabled("inline");
+		atomic_store_explicit(&off, v, memory_order_relaxed);
+	}
+	return v;
 }
 
 /* -------------------------------------------------------------- the try */
