@@ -63,6 +63,7 @@ void server_conn_enter(struct server_conn *c, int fd)
 
 	memset(c, 0, sizeof(*c));
 	c->fd = fd;
+	c->unsent_seen = -1;
 	c->task = ursa_self();
 	c->last_io_ns = ursa_now();
 	c->deadline_ns = c->last_io_ns + server_opts.idle_ns;
@@ -168,6 +169,7 @@ void server_conn_progress(struct server_conn *c)
 	c->last_io_ns = ursa_now();
 	c->deadline_ns = c->last_io_ns + server_opts.idle_ns;
 	c->credit = 0;
+	c->unsent_seen = -1;
 }
 
 void server_conn_received(struct server_conn *c, size_t n)
@@ -193,11 +195,49 @@ ssize_t server_send_all(struct server_conn *c, const void *buf, size_t n)
 	return (ssize_t)done;
 }
 
+/* How long the sweeper watches a busy connection's send queue, past its
+ * deadline, for an acknowledgement before it takes the client for stalled. */
+#define SENDQ_LOOK_NS (1000ull * 1000 * 1000) /* 1 s */
+
+/*
+ * Whether a busy connection past its deadline is in fact still sending to a
+ * client that reads: its send can wait many seconds for room while the
+ * client takes bytes steadily (server_send_all), and only the peer's
+ * acknowledgements show it.  At the first look the size of the send queue
+ * is noted and the connection gets SENDQ_LOOK_NS more; at the next, a
+ * smaller queue is progress (a new idle timeout, as a send would give), an
+ * unchanged one a stalled client.  Nothing queued: stuck elsewhere.
+ * (Cutting such a reader lost the answers to writes a kv client had made:
+ * shutdown_kv, with the machine loaded, and tests/servers/fault_test.py.)
+ */
+static bool still_sending(struct server_conn *c, uint64_t now)
+{
+	int unsent;
+
+	if (ioctl(c->fd, SIOCOUTQ, &unsent) < 0 || unsent <= 0)
+		return false;
+	if (c->unsent_seen < 0 || unsent > c->unsent_seen) {
+		/* First look (or more queued since, by a send that also moved
+		 * the deadline): watch it for a while. */
+		c->unsent_seen = unsent;
+		c->deadline_ns = now + (server_opts.idle_ns < SENDQ_LOOK_NS ? server_opts.idle_ns
+		                                                            : SENDQ_LOOK_NS);
+		return true;
+	}
+	if (unsent == c->unsent_seen)
+		return false;
+	server_conn_progress(c);
+	return true;
+}
+
 /*
  * Per core, every SWEEP_NS: a waiting connection past its deadline (or any
  * waiting connection once draining) has its wait scope cancelled, so only
  * its recv fails; a busy one past its deadline (a client that stopped
- * reading, or sends a request slowly) has its task cancelled.  Neither call
+ * reading, or sends a request slowly) has its task cancelled.  Either way,
+ * not while its client is still taking an answer (still_sending): a
+ * connection waiting for the next request may have the last answer queued
+ * for a slow reader, and is not idle until that is through.  Neither call
  * switches tasks, so the list cannot change under the walk.
  */
 static void *sweeper(void *arg)
@@ -212,9 +252,9 @@ static void *sweeper(void *arg)
 		if (the_srv->tick)
 			the_srv->tick(now);
 		for (struct server_conn *c = cs->head; c; c = c->next) {
-			if (c->waiting && (drain || now > c->deadline_ns))
+			if (c->waiting && (drain || (now > c->deadline_ns && !still_sending(c, now))))
 				ursa_scope_cancel(&c->wait);
-			else if (!c->waiting && now > c->deadline_ns)
+			else if (!c->waiting && now > c->deadline_ns && !still_sending(c, now))
 				ursa_cancel(c->task);
 		}
 	}

@@ -49,6 +49,8 @@ struct server_conn {
 	                              last wait begun (shedding's "stalled") */
 	size_t credit;             /* request bytes received since the deadline
 	                              last moved (server_conn_received) */
+	int unsent_seen;           /* the send queue (SIOCOUTQ) at the sweeper's
+	                              last look past the deadline; -1: none yet */
 	struct ursa_scope wait;    /* entered while waiting for a request */
 	struct ursa_task *task;
 	struct server_conn *prev, *next; /* the core's list */
@@ -108,7 +110,10 @@ void server_conn_received(struct server_conn *c, size_t n);
  * Send all n bytes (ursa_send, so a closed peer is -EPIPE, never SIGPIPE),
  * moving the deadline out after every send that moves bytes: the idle
  * timeout bounds a stall, not a whole answer, so a slow but steady reader
- * gets a large answer whole and a reader that stops is dropped.  Returns n,
+ * gets a large answer whole and a reader that stops is dropped.  One send
+ * may wait longer than the timeout for a steady reader (the kernel wakes a
+ * writer only once a third of a full send queue, up to 4 MiB, has gone), so
+ * the sweeper also counts the peer's acknowledgements as progress.  Returns n,
  * or what ursa_write_all would: a short count, or -errno if nothing went.
  */
 ssize_t server_send_all(struct server_conn *c, const void *buf, size_t n);

@@ -350,11 +350,16 @@ def half_close():
 def slow_readers():
     """Three clients read 8 MiB 16 KiB at a time (longer in total than the
     idle timeout, but never stalled): each must get it whole.  The idle
-    timeout is for no progress, not for a whole answer.  Ten more
-    ask for large answers and never read: each must be dropped."""
+    timeout is for no progress, not for a whole answer.  A fourth slows
+    down to 100 KB/s for longer than the idle timeout once the server's send
+    queue has grown to its 4 MiB: one send of the server's then waits some
+    10 s for room while the reader keeps taking bytes, and the server must
+    not take that for a stall (it did, and cut the reader).  Ten more ask
+    for large answers and never read: each must be dropped."""
     results = []
+    slow_from, slow_for = 4 << 20, IDLE_MS / 1000 + 2.0
 
-    def slow(k):
+    def slow(k, slows=False):
         c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         c.settimeout(30)
@@ -364,9 +369,13 @@ def slow_readers():
         got = bytearray()
         total = len(want) if KIND != "httpd" else None
         t0 = time.time()
+        slow_until = None
         try:
             while True:
-                chunk = c.recv(16384)
+                if slows and slow_until is None and len(got) >= slow_from:
+                    slow_until = time.time() + slow_for
+                slowly = slow_until is not None and time.time() < slow_until
+                chunk = c.recv(4096 if slowly else 16384)
                 if not chunk:
                     break
                 got += chunk
@@ -375,7 +384,7 @@ def slow_readers():
                     total = len(h) + MID
                 if total is not None and len(got) >= total:
                     break
-                time.sleep(0.01)
+                time.sleep(0.04 if slowly else 0.01)
         except OSError as e:
             results.append("slow reader %d: %s after %d bytes" % (k, e, len(got)))
             return
@@ -390,7 +399,7 @@ def slow_readers():
         results.append(None)
         results.append(time.time() - t0)
 
-    readers = [threading.Thread(target=slow, args=(k,)) for k in range(3)]
+    readers = [threading.Thread(target=slow, args=(k, k == 3)) for k in range(4)]
     for t in readers:
         t.start()
     stuck = []
@@ -410,7 +419,7 @@ def slow_readers():
     errs = [x for x in results if isinstance(x, str)]
     check(not errs, "; ".join(errs))
     took = [x for x in results if isinstance(x, float)]
-    check(len(took) == 3, "slow readers: %r" % results)
+    check(len(took) == 4, "slow readers: %r" % results)
     # The stuck ones: dropped within the idle timeout (plus the sweep and
     # a loaded machine's slack), checked on the server's side.
     end = time.time() + IDLE_MS / 1000 + 15

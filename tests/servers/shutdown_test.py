@@ -177,7 +177,9 @@ def kv_round(rnd):
     keys = [line for line in err.splitlines() if "keys at exit" in line]
     check(keys, "kv round %d: no key count in %r" % (rnd, err))
     held = int(keys[0].split()[1])
-    check(held == acked, "kv round %d: %d keys at exit, %d writes acknowledged" % (rnd, held, acked))
+    check(held == acked, "kv round %d: %d keys at exit, %d writes acknowledged; per writer "
+          "(sent, acked, end): %r; the server's stderr: %r" % (
+              rnd, held, acked, [(w.sent, len(w.got) // 5, w.end) for w in writers], err[-2000:]))
     return "%d writes acked, all held at exit; %.1f s to exit" % (acked, took)
 
 
