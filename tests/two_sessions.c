@@ -32,7 +32,9 @@
 #include <unistd.h>
 
 #define MS 1000000ull
-#define LIMIT_MS 1000ull     /* issue 22 saw 4-20 s; unpinned, tens of ms */
+#define LIMIT_MS 2000ull     /* issue 22 saw 4-20 s; unpinned, tens of ms at a normal
+                              * load, and 1.2 s once at load 25 (two sanitizer
+                              * runs and server loops on 2 CPUs) */
 #define SETTLE_US 2000000    /* both programs running before the signal */
 #define TICK_NS (20 * MS)
 
