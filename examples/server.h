@@ -49,8 +49,13 @@ struct server_conn {
 	                              last wait begun (shedding's "stalled") */
 	size_t credit;             /* request bytes received since the deadline
 	                              last moved (server_conn_received) */
-	int unsent_seen;           /* the send queue (SIOCOUTQ) at the sweeper's
-	                              last look past the deadline; -1: none yet */
+	bool sending;              /* in server_send_all or server_conn_linger:
+	                              the peer's acknowledgements are progress */
+	bool looking;              /* waiting past its deadline with an answer
+	                              still queued: the sweeper watches it */
+	uint64_t acked;            /* the peer's bytes acknowledged (TCP_INFO)
+	                              at the sweeper's last look */
+	uint64_t acked_look_ns;    /* when that was (0: never) */
 	struct ursa_scope wait;    /* entered while waiting for a request */
 	struct ursa_task *task;
 	struct server_conn *prev, *next; /* the core's list */
@@ -112,8 +117,9 @@ void server_conn_received(struct server_conn *c, size_t n);
  * timeout bounds a stall, not a whole answer, so a slow but steady reader
  * gets a large answer whole and a reader that stops is dropped.  One send
  * may wait longer than the timeout for a steady reader (the kernel wakes a
- * writer only once a third of a full send queue, up to 4 MiB, has gone), so
- * the sweeper also counts the peer's acknowledgements as progress.  Returns n,
+ * writer only once a third of a full send queue has gone: 4 MiB at most,
+ * tcp_wmem), so while it waits the sweeper counts the bytes the peer
+ * acknowledges as progress too.  Returns n,
  * or what ursa_write_all would: a short count, or -errno if nothing went.
  */
 ssize_t server_send_all(struct server_conn *c, const void *buf, size_t n);
