@@ -71,7 +71,8 @@ static bool cancel(void *ctx, int why)
 	return false;
 }
 
-int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe)
+static int wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe,
+                   bool now)
 {
 	op->call.fn = op_complete;
 	ursa__wait_init(&op->w, self);
@@ -88,6 +89,8 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 	self->core->pending++;
 	op->opcode = sqe->opcode;
 	ursa__stats_op_start(&self->core->stats, op->opcode);
+	if (now)
+		ursa__ring_submit(&self->core->ring);
 	/* Registered while in flight, so a close on another core reaches it
 	 * (fdreg.h).  self->core: a task never changes core. */
 	ursa__fdreg_add(self->core, fd);
@@ -98,11 +101,23 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 	return op->res;
 }
 
+int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe)
+{
+	return wait_on(self, op, sqe, false);
+}
+
 int ursa__op_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
 {
 	struct ursa__op op;
 
-	return ursa__op_wait_on(self, &op, sqe);
+	return wait_on(self, &op, sqe, false);
+}
+
+int ursa__op_wait_now(struct ursa_task *self, struct io_uring_sqe *sqe)
+{
+	struct ursa__op op;
+
+	return wait_on(self, &op, sqe, true);
 }
 
 /* ------------------------------------------------------------- chains */
