@@ -89,11 +89,13 @@ static int wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_
 	self->core->pending++;
 	op->opcode = sqe->opcode;
 	ursa__stats_op_start(&self->core->stats, op->opcode);
-	if (now)
-		ursa__ring_submit(&self->core->ring);
 	/* Registered while in flight, so a close on another core reaches it
 	 * (fdreg.h).  self->core: a task never changes core. */
 	ursa__fdreg_add(self->core, fd);
+	/* After the registration, as for an op the loop submits: the kernel
+	 * must not have the op before a close elsewhere can find it. */
+	if (now)
+		ursa__ring_submit(&self->core->ring);
 	(void)ursa__wait_for(&op->w, cancel, op); /* never withdrawn: 0 */
 	ursa__fdreg_del(self->core, fd);
 	if (op->res == -ECANCELED)
