@@ -65,7 +65,8 @@ int ursa_open(const char *path, int flags, mode_t mode)
 }
 
 /* The ring's form of a read or write of iov at off: READ/WRITE for one
- * buffer without flags, else READV/WRITEV with the RWF_* flags. */
+ * buffer without flags, else READV/WRITEV with the RWF_* flags.  An O_DIRECT
+ * fd's op is submitted at once (io_inline.h, ursa__io_inline_direct). */
 static ssize_t ring_rw(struct ursa_task *self, bool wr, int fd, const struct iovec *iov,
                        int iovcnt, uint64_t off, int rwf)
 {
@@ -90,6 +91,8 @@ static ssize_t ring_rw(struct ursa_task *self, bool wr, int fd, const struct iov
 	} else {
 		io_uring_prep_readv2(sqe, fd, iov, (unsigned)iovcnt, off, rwf);
 	}
+	if (ursa__io_inline_direct(fd))
+		return ursa__op_wait_now(self, sqe);
 	return ursa__op_wait(self, sqe);
 }
 

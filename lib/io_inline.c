@@ -13,7 +13,9 @@
  *   kind      unknown until the first try, which looks: a regular file
  *             without O_DIRECT may be tried; anything else never is (a pipe
  *             or socket is the ring's business; an O_DIRECT read with
- *             RWF_NOWAIT is issued and then *waited for*, on the worker)
+ *             RWF_NOWAIT is issued and then *waited for*, on the worker).
+ *             An O_DIRECT file or block device is marked as such: its ops
+ *             are submitted at once (ursa__io_inline_direct)
  *   off       ursa_fd_inline(fd, URSA_FD_INLINE_OFF): never tried
  *   nosupp    per direction: the filesystem refused RWF_NOWAIT (-EOPNOTSUPP:
  *             ext4's and tmpfs's buffered writes, tmpfs's reads)
@@ -58,6 +60,7 @@ enum {
 	KIND_UNKNOWN = 0,
 	KIND_FILE = 1,  /* a regular file, not O_DIRECT: may be tried */
 	KIND_OTHER = 2, /* never tried */
+	KIND_DIRECT = 3, /* O_DIRECT: never tried, submitted at once */
 	USER_OFF = 0x4u,
 	NOSUPP_R = 0x8u,
 	NOSUPP_W = 0x10u,
@@ -144,8 +147,10 @@ static uint32_t probe(int fd, uint32_t h)
 	fl = fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return h;
-	return (h & ~KIND_MASK) |
-	       (S_ISREG(st.st_mode) && !(fl & O_DIRECT) ? KIND_FILE : KIND_OTHER);
+	h &= ~KIND_MASK;
+	if ((fl & O_DIRECT) && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)))
+		return h | KIND_DIRECT;
+	return h | (S_ISREG(st.st_mode) && !(fl & O_DIRECT) ? KIND_FILE : KIND_OTHER);
 }
 
 /* URSA_DISABLE=inline: every op to the ring, as before this path existed
@@ -162,6 +167,39 @@ static bool inline_off(void)
 		atomic_store_explicit(&off, v, memory_order_relaxed);
 	}
 	return v;
+}
+
+/* URSA_DISABLE=direct_now: O_DIRECT ops wait for the loop's batch too, as
+ * before (for comparisons). */
+static bool direct_now_off(void)
+{
+	static _Atomic int off = -1;
+	int v = atomic_load_explicit(&off, memory_order_relaxed);
+
+	if (v < 0) {
+		v = ursa__ring_disabled("direct_now");
+		atomic_store_explicit(&off, v, memory_order_relaxed);
+	}
+	return v;
+}
+
+bool ursa__io_inline_direct(int fd)
+{
+	_Atomic uint32_t *hp;
+	uint32_t h, h2;
+
+	if (direct_now_off() || !(hp = slot(fd, true)))
+		return false;
+	h = atomic_load_explicit(hp, memory_order_relaxed);
+	if ((h & KIND_MASK) == KIND_UNKNOWN) {
+		/* URSA_DISABLE=inline or URSA_RWF_RING: no try looked yet. */
+		h2 = probe(fd, h);
+		if (h2 == h)
+			return false;
+		atomic_store_explicit(hp, h2, memory_order_relaxed);
+		h = h2;
+	}
+	return (h & KIND_MASK) == KIND_DIRECT;
 }
 
 /* -------------------------------------------------------------- the try */

@@ -71,7 +71,8 @@ static bool cancel(void *ctx, int why)
 	return false;
 }
 
-int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe)
+static int wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe,
+                   bool now)
 {
 	op->call.fn = op_complete;
 	ursa__wait_init(&op->w, self);
@@ -91,6 +92,10 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 	/* Registered while in flight, so a close on another core reaches it
 	 * (fdreg.h).  self->core: a task never changes core. */
 	ursa__fdreg_add(self->core, fd);
+	/* After the registration, as for an op the loop submits: the kernel
+	 * must not have the op before a close elsewhere can find it. */
+	if (now)
+		ursa__ring_submit(&self->core->ring);
 	(void)ursa__wait_for(&op->w, cancel, op); /* never withdrawn: 0 */
 	ursa__fdreg_del(self->core, fd);
 	if (op->res == -ECANCELED)
@@ -98,11 +103,23 @@ int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_urin
 	return op->res;
 }
 
+int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe)
+{
+	return wait_on(self, op, sqe, false);
+}
+
 int ursa__op_wait(struct ursa_task *self, struct io_uring_sqe *sqe)
 {
 	struct ursa__op op;
 
-	return ursa__op_wait_on(self, &op, sqe);
+	return wait_on(self, &op, sqe, false);
+}
+
+int ursa__op_wait_now(struct ursa_task *self, struct io_uring_sqe *sqe)
+{
+	struct ursa__op op;
+
+	return wait_on(self, &op, sqe, true);
 }
 
 /* ------------------------------------------------------------- chains */

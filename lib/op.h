@@ -73,6 +73,10 @@ int ursa__op_check(struct ursa_task **self);
  */
 int ursa__op_wait(struct ursa_task *self, struct io_uring_sqe *sqe);
 int ursa__op_wait_on(struct ursa_task *self, struct ursa__op *op, struct io_uring_sqe *sqe);
+/* ursa__op_wait, but the SQ goes to the kernel now instead of with the
+ * loop's batch at the end of the turn: for ops that should reach their
+ * device at once (O_DIRECT reads and writes, io_file.c). */
+int ursa__op_wait_now(struct ursa_task *self, struct io_uring_sqe *sqe);
 
 /*
  * A linked chain (IOSQE_IO_LINK / IOSQE_IO_HARDLINK) of up to

@@ -46,7 +46,8 @@ static const unsigned wanted_flags[] = {
  * msg_ring, cqe_skip, socket, send_zc, waitid, direct_files, fixed_buffers,
  * and wait_in_enter (see
  * wants_wait_in_poll); other files
- * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c).
+ * ask for theirs through ursa__ring_disabled (o_tmpfile: lib/io_file.c;
+ * inline, direct_now: lib/io_inline.c).
  */
 static bool disabled(const char *what)
 {
@@ -294,6 +295,7 @@ void ursa__ring_submit(struct ursa__ring *r)
 	int rc;
 
 	vg_note_sqes(r);
+	URSA__STATS_SUBMIT(&r->stats, io_uring_sq_ready(&r->uring));
 	rc = io_uring_submit(&r->uring);
 	if (rc < 0 && rc != -EBUSY && rc != -EAGAIN && rc != -EINTR) {
 		fprintf(stderr, "ursa: io_uring_submit failed: %s\n", strerror(-rc));

@@ -801,3 +801,127 @@ Test(io_paths, a_chain_cancelled_at_any_step_leaves_no_descriptor, .timeout = 60
 	cr_assert_eq(count_fds(), fds, "fd leak");
 	free(s);
 }
+
+/* ------------------------------------------- O_DIRECT submitted at once */
+
+/*
+ * Reads of an O_DIRECT file go to the kernel as each task makes them, not
+ * with the loop's batch at the end of the turn: a batch is plugged, so its
+ * requests reach the device only once the last is built (docs/io.md,
+ * "O_DIRECT against 32 threads").  NREADERS tasks read in one turn of one
+ * core; the core's submit count tells how many enters carried them.  The
+ * same reads of a buffered file (sent to the ring with URSA_RWF_RING) stay
+ * one batch.
+ */
+#define NREADERS 8
+#define DBLOCK 4096
+
+struct direct_now {
+	struct paths_seen s;
+	int fd, rwf;
+	bool no_stats;
+	uint64_t submits, sqes; /* what the readers' turn cost */
+};
+
+struct direct_reader {
+	struct direct_now *d;
+	unsigned i;
+};
+
+static void *direct_reader(void *arg)
+{
+	struct direct_reader *r = arg;
+	unsigned char *buf = aligned_alloc(DBLOCK, DBLOCK);
+	struct iovec iov = {buf, DBLOCK};
+
+	REQUIRE(&r->d->s, buf, 0);
+	EXPECT_EQ(&r->d->s, ursa_preadv2(r->d->fd, &iov, 1, (off_t)r->i * DBLOCK, r->d->rwf),
+	          DBLOCK);
+	EXPECT_EQ(&r->d->s, buf[0], r->i + 1);
+	free(buf);
+	return NULL;
+}
+
+static void *main_direct_now(void *arg)
+{
+	struct direct_now *d = arg;
+	struct ursa_stats a = {.size = sizeof(a)}, b = {.size = sizeof(b)};
+	struct direct_reader r[NREADERS];
+	struct ursa_task *t[NREADERS];
+
+	if (ursa_stats(&a, ursa_core(), 0) != 0) {
+		d->no_stats = true;
+		return NULL;
+	}
+	for (unsigned i = 0; i < NREADERS; i++) {
+		r[i] = (struct direct_reader){d, i};
+		REQUIRE(&d->s, ursa_spawn_on(&t[i], ursa_core(), direct_reader, &r[i]) == 0, i);
+	}
+	for (unsigned i = 0; i < NREADERS; i++)
+		JOIN_OK(&d->s, t[i]);
+	REQUIRE(&d->s, ursa_stats(&b, ursa_core(), 0) == 0, 0);
+	d->submits = b.submits - a.submits;
+	d->sqes = b.sqes - a.sqes;
+	return NULL;
+}
+
+/* The readers' turn on a file opened with `flags`: false if the filesystem
+ * refuses O_DIRECT or the build counts nothing (-Dstats=false). */
+static bool direct_turn(struct direct_now *d, int flags, int rwf)
+{
+	unsigned char *blk = aligned_alloc(DBLOCK, DBLOCK);
+	char p[300];
+	int fd;
+
+	cr_assert_not_null(blk);
+	make_scratch(d->s.dir, sizeof(d->s.dir));
+	snprintf(p, sizeof(p), "%s/direct", d->s.dir);
+	fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	cr_assert_geq(fd, 0, "open %s: %s", p, strerror(errno));
+	for (unsigned i = 0; i < NREADERS; i++) {
+		memset(blk, (int)(i + 1), DBLOCK);
+		cr_assert_eq(write(fd, blk, DBLOCK), DBLOCK);
+	}
+	close(fd);
+	free(blk);
+	d->fd = open(p, O_RDONLY | O_CLOEXEC | flags);
+	if (d->fd < 0 && errno == EINVAL) {
+		rm_scratch(d->s.dir);
+		return false;
+	}
+	cr_assert_geq(d->fd, 0, "open %s: %s", p, strerror(errno));
+	/* The number may be the last turn's file, closed with close(2): what
+	 * was learnt about that one must not count for this one. */
+	cr_assert_eq(ursa_fd_inline(d->fd, URSA_FD_INLINE_AUTO), 0);
+	d->rwf = rwf;
+	run_on(1, main_direct_now, d);
+	close(d->fd);
+	rm_scratch(d->s.dir);
+	ASSERT_SEEN(&d->s);
+	return !d->no_stats;
+}
+
+Test(io_paths, o_direct_reads_are_submitted_at_once)
+{
+	struct direct_now *d = calloc(1, sizeof(*d)), *b = calloc(1, sizeof(*b));
+	int fds = count_fds();
+
+	cr_assert(d && b);
+	if (!direct_turn(d, O_DIRECT, 0)) {
+		free(d);
+		free(b);
+		cr_skip_test("no O_DIRECT on the scratch filesystem, or no counters in this build");
+	}
+	/* An enter per read (batched, the turn would take one or two). */
+	cr_assert_geq(d->sqes, NREADERS, "%llu SQEs", (unsigned long long)d->sqes);
+	cr_assert_geq(d->submits, NREADERS, "%llu submits for %d O_DIRECT reads",
+	              (unsigned long long)d->submits, NREADERS);
+	/* Buffered, the same reads leave in one batch. */
+	cr_assert(direct_turn(b, 0, URSA_RWF_RING));
+	cr_assert_geq(b->sqes, NREADERS, "%llu SQEs", (unsigned long long)b->sqes);
+	cr_assert_lt(b->submits, NREADERS, "%llu submits for %d buffered reads",
+	             (unsigned long long)b->submits, NREADERS);
+	cr_assert_eq(count_fds(), fds, "fd leak");
+	free(d);
+	free(b);
+}
