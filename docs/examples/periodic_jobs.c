@@ -10,7 +10,11 @@
 #include <stdio.h>
 #include <ursa.h>
 
-#define SEC(s) URSA_MS(100 * (s))
+/* A "second" of this demo is 250 ms: each run ends 100 or 150 ms from the
+ * nearest tick, so the output stays the same on a loaded machine (at 100 ms
+ * a run ended 60 ms before a tick, and a sanitizer build under load once
+ * woke later than that). */
+#define SEC(s) URSA_MS(250 * (s))
 
 struct job {
 	int run;        /* the run in progress, or the last one */
