@@ -153,20 +153,27 @@ static uint32_t probe(int fd, uint32_t h)
 	return h | (S_ISREG(st.st_mode) && !(fl & O_DIRECT) ? KIND_FILE : KIND_OTHER);
 }
 
+/* A URSA_DISABLE switch, looked up once.  Racing first calls compute the
+ * same answer; atomic so that the race is a defined one (TSan saw a plain
+ * int). */
+static bool disabled_once(_Atomic int *cache, const char *what)
+{
+	int v = atomic_load_explicit(cache, memory_order_relaxed);
+
+	if (v < 0) {
+		v = ursa__ring_disabled(what);
+		atomic_store_explicit(cache, v, memory_order_relaxed);
+	}
+	return v;
+}
+
 /* URSA_DISABLE=inline: every op to the ring, as before this path existed
  * (for comparisons, and the suites that check both give the same). */
 static bool inline_off(void)
 {
-	/* Racing first calls compute the same answer; atomic so that the
-	 * race is a defined one (TSan saw the plain int). */
 	static _Atomic int off = -1;
-	int v = atomic_load_explicit(&off, memory_order_relaxed);
 
-	if (v < 0) {
-		v = ursa__ring_disabled("inline");
-		atomic_store_explicit(&off, v, memory_order_relaxed);
-	}
-	return v;
+	return disabled_once(&off, "inline");
 }
 
 /* URSA_DISABLE=direct_now: O_DIRECT ops wait for the loop's batch too, as
@@ -174,31 +181,36 @@ static bool inline_off(void)
 static bool direct_now_off(void)
 {
 	static _Atomic int off = -1;
-	int v = atomic_load_explicit(&off, memory_order_relaxed);
 
-	if (v < 0) {
-		v = ursa__ring_disabled("direct_now");
-		atomic_store_explicit(&off, v, memory_order_relaxed);
-	}
-	return v;
+	return disabled_once(&off, "direct_now");
+}
+
+/* fd's hints with its kind known: looked up (probe) the first time; false
+ * while the fd cannot be looked at (not open yet: the ring gives the error). */
+static bool hints_of(int fd, _Atomic uint32_t *hp, uint32_t *h)
+{
+	uint32_t h2;
+
+	*h = atomic_load_explicit(hp, memory_order_relaxed);
+	if ((*h & KIND_MASK) != KIND_UNKNOWN)
+		return true;
+	h2 = probe(fd, *h);
+	if (h2 == *h)
+		return false;
+	atomic_store_explicit(hp, h2, memory_order_relaxed);
+	*h = h2;
+	return true;
 }
 
 bool ursa__io_inline_direct(int fd)
 {
 	_Atomic uint32_t *hp;
-	uint32_t h, h2;
+	uint32_t h;
 
-	if (direct_now_off() || !(hp = slot(fd, true)))
+	/* Looked up here too: under URSA_DISABLE=inline or URSA_RWF_RING no
+	 * try has looked yet. */
+	if (direct_now_off() || !(hp = slot(fd, true)) || !hints_of(fd, hp, &h))
 		return false;
-	h = atomic_load_explicit(hp, memory_order_relaxed);
-	if ((h & KIND_MASK) == KIND_UNKNOWN) {
-		/* URSA_DISABLE=inline or URSA_RWF_RING: no try looked yet. */
-		h2 = probe(fd, h);
-		if (h2 == h)
-			return false;
-		atomic_store_explicit(hp, h2, memory_order_relaxed);
-		h = h2;
-	}
 	return (h & KIND_MASK) == KIND_DIRECT;
 }
 
@@ -258,23 +270,15 @@ ssize_t ursa__io_inline_rw(struct ursa_task *self, bool write, int fd, const str
 	unsigned shift = write ? BACKOFF_W : BACKOFF_R;
 	uint32_t nosupp = write ? NOSUPP_W : NOSUPP_R;
 	_Atomic uint32_t *hp;
-	uint32_t h, h2;
+	uint32_t h;
 	unsigned level, skip;
 	ssize_t r;
 
 	if ((rwf & URSA_RWF_RING) || inline_off())
 		return URSA__IO_RING;
 	hp = slot(fd, true);
-	if (!hp)
+	if (!hp || !hints_of(fd, hp, &h))
 		return URSA__IO_RING;
-	h = atomic_load_explicit(hp, memory_order_relaxed);
-	if ((h & KIND_MASK) == KIND_UNKNOWN) {
-		h2 = probe(fd, h);
-		if (h2 == h)
-			return URSA__IO_RING;
-		atomic_store_explicit(hp, h2, memory_order_relaxed);
-		h = h2;
-	}
 	if ((h & KIND_MASK) != KIND_FILE || (h & (USER_OFF | nosupp)))
 		return URSA__IO_RING;
 	level = level_of(h, shift);
