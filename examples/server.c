@@ -32,6 +32,8 @@
 #define LINGER_QUIET_NS (100ull * 1000 * 1000)
 /* A busy connection with no progress for this long may be shed (shed_one). */
 #define SHED_STALL_NS (1000ull * 1000 * 1000)
+/* The longest --idle-ms and --grace-ms: a year. */
+#define MAX_TIMEOUT_MS (365ull * 24 * 3600 * 1000)
 
 struct server_opts server_opts;
 
@@ -652,9 +654,11 @@ void server_parse_args(const struct server *srv, int argc, char **argv, struct s
 		unsigned long v = 0;
 
 		if (ch != 'h' && ch != 'r' && ch != '?' && ch != '1') {
+			/* Digits only: strtoul would take "-1" as ULONG_MAX, and
+			 * skip blanks and a '+'. */
 			errno = 0;
 			v = strtoul(optarg, &end, 10);
-			if (errno || !*optarg || *end) {
+			if (errno || *optarg < '0' || *optarg > '9' || *end) {
 				fprintf(stderr, "%s: bad number '%s'\n", srv->name, optarg);
 				exit(2);
 			}
@@ -671,13 +675,24 @@ void server_parse_args(const struct server *srv, int argc, char **argv, struct s
 			o->port = (unsigned)v;
 			break;
 		case 'c':
+			if (v > 65535) { /* not cut to an unsigned: ursa_run judges the rest */
+				fprintf(stderr, "%s: bad --cores %lu\n", srv->name, v);
+				exit(2);
+			}
 			o->cores = (unsigned)v;
 			break;
 		case 'i':
-			o->idle_ns = (uint64_t)v * 1000000;
-			break;
 		case 'g':
-			o->grace_ns = (uint64_t)v * 1000000;
+			/* In ns, as uint64_t: up to a year, so the sum with a clock
+			 * reading cannot wrap.  An idle timeout of 0 would drop every
+			 * connection at its first sweep. */
+			if (v > MAX_TIMEOUT_MS || (ch == 'i' && v == 0)) {
+				fprintf(stderr, "%s: bad --%s %lu (%s to %llu)\n", srv->name,
+				        ch == 'i' ? "idle-ms" : "grace-ms", v, ch == 'i' ? "1" : "0",
+				        (unsigned long long)MAX_TIMEOUT_MS);
+				exit(2);
+			}
+			*(ch == 'i' ? &o->idle_ns : &o->grace_ns) = (uint64_t)v * 1000000;
 			break;
 		case '1':
 			o->one_acceptor = true;

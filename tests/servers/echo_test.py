@@ -9,6 +9,7 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
@@ -19,6 +20,21 @@ from common import (Server, check, closed_by_peer, recv_exact, reset, run,  # no
                     tool)
 
 srv = Server(sys.argv[1], "--cores", "2", "--idle-ms", "1500", "--grace-ms", "3000")
+
+# Options at their edges: a negative number (strtoul took "-1" as
+# ULONG_MAX, and --idle-ms -1 wrapped to a short timeout), a blank or '+',
+# an idle timeout of 0 (every connection dropped at once), a timeout past a
+# year, a core count that an unsigned would cut short: each refused with
+# exit code 2 and a message naming it, before anything listens.
+for bad in (["--idle-ms", "-1"], ["--idle-ms", "0"], ["--idle-ms", " 5"], ["--grace-ms", "+5"],
+            ["--grace-ms", "31536000001"], ["--cores", "4294967297"], ["--port", "-1"],
+            ["--max-conns", "-1"]):
+    try:
+        p = subprocess.run([sys.argv[1], "--port", "0", *bad], capture_output=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        check(False, "%r was taken: the server ran" % bad)
+    check(p.returncode == 2 and b": bad " in p.stderr,
+          "%r: exit %d, stderr %r" % (bad, p.returncode, p.stderr[-200:]))
 
 # nc: one line in, the same line out.
 nc = tool("nc")
